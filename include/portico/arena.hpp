@@ -1,0 +1,2 @@
+// placeholder: replaced by the component that owns it
+#pragma once

@@ -1,0 +1,1 @@
+#include "portico/buffer_pool.hpp"

@@ -1,0 +1,1 @@
+#include "portico/router.hpp"
