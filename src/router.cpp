@@ -1,1 +1,1388 @@
+// The non-template heart of portico::router: pattern parsing, the mutable
+// trie, its frozen layout, lookup, and QSBR bookkeeping for PublishedRouter.
 #include "portico/router.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+namespace portico {
+inline namespace v0 {
+
+namespace {
+
+constexpr std::array<std::string_view, kStandardMethodCount> kMethodNames = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+
+// Patterns longer than this would not fit a node's 16-bit label length.
+constexpr std::size_t kMaxPatternBytes = 65535;
+// Bounds the lookup's backtrack stack: a frame per segment start at most.
+constexpr std::size_t kMaxSegments = 128;
+constexpr std::size_t kMaxTypes = 200;
+
+bool is_token_char(char c) {
+  // RFC 9110 tchar.
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return c - 'A' + 10;
+}
+
+bool type_int(std::string_view s) {
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+bool type_hex(std::string_view s) {
+  for (char c : s) {
+    if (!is_hex(c)) return false;
+  }
+  return true;
+}
+
+bool type_alpha(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) return false;
+  }
+  return true;
+}
+
+bool type_uuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < 36; ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!is_hex(s[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool equal_ci(const char* a, const char* b, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+class RouteCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "portico.router"; }
+  std::string message(int code) const override {
+    switch (static_cast<RouteErrc>(code)) {
+      case RouteErrc::kBadSyntax:
+        return "bad pattern syntax";
+      case RouteErrc::kBadMethod:
+        return "bad method token";
+      case RouteErrc::kEmptyParamName:
+        return "empty parameter name";
+      case RouteErrc::kDuplicateParamName:
+        return "duplicate parameter name";
+      case RouteErrc::kCatchAllNotLast:
+        return "catch-all is not the last segment";
+      case RouteErrc::kUnknownParamType:
+        return "unknown parameter type";
+      case RouteErrc::kTooManyParams:
+        return "too many parameters";
+      case RouteErrc::kDuplicateRoute:
+        return "duplicate route";
+      case RouteErrc::kLimitExceeded:
+        return "router limit exceeded";
+    }
+    return "unknown router error";
+  }
+};
+
+// httprouter's CleanPath: the canonical form of `path` ("//" -> "/",
+// "/./" -> "/", "/x/../" -> "/"), always rooted, trailing slash kept.
+std::string clean_path(std::string_view path) {
+  std::string out;
+  out.reserve(path.size() + 1);
+  out.push_back('/');
+  std::size_t i = 0;
+  const std::size_t n = path.size();
+  while (i < n) {
+    if (path[i] == '/') {
+      ++i;
+    } else if (path[i] == '.' && (i + 1 == n || path[i + 1] == '/')) {
+      ++i;
+    } else if (path[i] == '.' && path[i + 1] == '.' && (i + 2 == n || path[i + 2] == '/')) {
+      i += 2;
+      // Drop the last segment written, if any.
+      if (out.size() > 1) {
+        out.pop_back();  // its trailing '/'
+        while (out.size() > 1 && out.back() != '/') out.pop_back();
+      }
+    } else {
+      while (i < n && path[i] != '/') out.push_back(path[i++]);
+      if (i < n) out.push_back('/');
+    }
+  }
+  // A trailing "/." or "/.." still leaves a directory: keep the slash.
+  if (out.size() > 1 && out.back() == '/' && !path.empty() && path.back() != '/' &&
+      !(path.size() >= 2 && path.substr(path.size() - 2) == "/.") &&
+      !(path.size() >= 3 && path.substr(path.size() - 3) == "/..")) {
+    out.pop_back();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view method_name(Method method) noexcept {
+  return kMethodNames[static_cast<std::size_t>(method)];
+}
+
+std::optional<Method> parse_method(std::string_view token) noexcept {
+  for (std::size_t i = 0; i < kStandardMethodCount; ++i) {
+    if (kMethodNames[i] == token) return static_cast<Method>(i);
+  }
+  return std::nullopt;
+}
+
+const std::error_category& route_category() noexcept {
+  static const RouteCategory category;
+  return category;
+}
+
+std::size_t percent_decode_to(std::string_view raw, char* out) noexcept {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] != '%') {
+      out[n++] = raw[i];
+      continue;
+    }
+    if (i + 2 >= raw.size()) return std::string_view::npos;
+    if (!is_hex(raw[i + 1]) || !is_hex(raw[i + 2])) return std::string_view::npos;
+    out[n++] = static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
+    i += 2;
+  }
+  return n;
+}
+
+std::optional<std::string> percent_decode(std::string_view raw) {
+  std::string out(raw.size(), '\0');
+  const std::size_t n = percent_decode_to(raw, out.data());
+  if (n == std::string_view::npos) return std::nullopt;
+  out.resize(n);
+  return out;
+}
+
+namespace detail {
+
+namespace {
+
+// A fast 64-bit hash of a path, 8 bytes per step (not for untrusted keys in
+// a hash table that grows: this one is built once, from the routes).
+inline std::uint64_t hash_path(const char* p, std::size_t n) noexcept {
+  // Three independent 8-byte loads (head, middle, tail) and multiplies: a
+  // few cycles for any length. Paths sharing all three words only lengthen
+  // a probe run; every hit is confirmed by comparing the whole path.
+  std::uint64_t head = 0;
+  std::uint64_t middle = 0;
+  std::uint64_t tail = 0;
+  if (n >= 8) {
+    std::memcpy(&head, p, 8);
+    std::memcpy(&middle, p + (n - 8) / 2, 8);
+    std::memcpy(&tail, p + n - 8, 8);
+  } else if (n > 0) {
+    std::memcpy(&head, p, n);
+  }
+  std::uint64_t h = (head * 0x9E3779B97F4A7C15ull) ^ (middle * 0xC2B2AE3D27D4EB4Full) ^
+                    (tail * 0x165667B19E3779F9ull) ^ n;
+  h ^= h >> 31;
+  h *= 0xD6E8FEB86659FD93ull;
+  return h ^ (h >> 32);
+}
+
+}  // namespace
+
+// ---- the builder ------------------------------------------------------------
+
+namespace {
+
+struct Piece {
+  std::uint8_t kind;  // kStatic, kParam, kCatchAll
+  std::uint8_t type;  // kUntyped or a type id
+  std::size_t begin;  // static text or the name, as offsets into the pattern
+  std::size_t length;
+  std::size_t position;  // where the piece starts in the pattern (for errors)
+};
+
+constexpr std::uint32_t kNil = 0xFFFFFFFFu;
+
+struct BuildSlot {
+  std::uint32_t handler;
+  std::uint32_t names;  // the route's parameter names: offset into Impl::names
+  std::uint32_t next;   // next slot of the same node, kNil at the end
+  MethodId method;
+};
+
+// A builder node: 32 bytes, no owned memory, so growing the node vector is a
+// plain copy. Children are singly linked lists of node indices: static ones
+// sorted by first label byte, wildcards in priority order.
+struct BuildNode {
+  std::uint32_t label_offset = 0;  // into Impl::text
+  std::uint32_t label_length = 0;
+  std::uint32_t first_static = kNil;
+  std::uint32_t first_wild = kNil;
+  std::uint32_t next = kNil;  // next sibling in the parent's list
+  std::uint32_t first_slot = kNil;
+  std::uint16_t static_count = 0;
+  std::uint8_t wild_count = 0;
+  std::uint8_t slot_count = 0;
+  std::uint8_t kind = kStatic;
+  std::uint8_t type = kUntyped;
+  unsigned char first_byte = 0;
+};
+
+std::uint32_t wild_rank(const BuildNode& node) {
+  if (node.kind == kCatchAll) return 512;
+  return node.type == kUntyped ? 256 : node.type;
+}
+
+std::string quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  out.append(s);
+  out.push_back('"');
+  return out;
+}
+
+}  // namespace
+
+struct TrieBuilder::Impl {
+  std::string text;  // every pattern added, back to back; labels point in here
+  std::vector<BuildNode> nodes;
+  std::vector<BuildSlot> slots;
+  std::size_t route_count = 0;
+  // Scratch space reused by every add(), so adding allocates only as the
+  // tables grow.
+  std::vector<Piece> pieces;
+  std::string joined_names;
+  std::vector<std::string_view> route_names;
+  // Where the previous add() passed through static nodes: (byte offset in
+  // its pattern just past the node's label, node). Route tables usually list
+  // routes that share long prefixes one after another; the next add() starts
+  // from the deepest node inside the common prefix instead of the root.
+  struct Checkpoint {
+    std::uint32_t end;
+    std::uint32_t node;
+  };
+  std::vector<Checkpoint> checkpoints;
+  std::string last_pattern;
+  std::vector<std::string> custom_methods;
+  std::vector<std::string> type_names{"int", "uuid", "hex", "alpha"};
+  std::vector<ParamPredicate> predicates{type_int, type_uuid, type_hex, type_alpha};
+  // Interned route parameter-name lists: joined names -> offset in `names`.
+  std::unordered_map<std::string, std::uint32_t> name_lists;
+  std::vector<std::string> names;
+
+  Impl() { nodes.emplace_back(); }
+
+  std::string method_text(MethodId id) const {
+    if (id == kAnyMethod) return "ANY";
+    if (id < kStandardMethodCount) return std::string(kMethodNames[id]);
+    return custom_methods[id - kStandardMethodCount];
+  }
+
+  RouteError parse(std::string_view pattern, std::vector<Piece>& out) const;
+  std::uint32_t insert_static(std::uint32_t node, const char* bytes, std::uint32_t length,
+                              std::uint32_t at);
+  std::uint32_t insert_wild(std::uint32_t node, std::uint8_t kind, std::uint8_t type);
+};
+
+RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>& out) const {
+  auto fail = [&](RouteErrc code, std::size_t at, std::string_view what) {
+    return RouteError(code, at,
+                      "pattern " + quote(pattern) + ": " + std::string(what) + " (at byte " +
+                          std::to_string(at) + ")");
+  };
+  if (pattern.size() > kMaxPatternBytes) {
+    return fail(RouteErrc::kLimitExceeded, kMaxPatternBytes, "longer than 65535 bytes");
+  }
+  if (pattern.empty() || pattern[0] != '/') {
+    return fail(RouteErrc::kBadSyntax, 0, "must start with '/'");
+  }
+  if (static_cast<std::size_t>(std::count(pattern.begin(), pattern.end(), '/')) > kMaxSegments) {
+    return fail(RouteErrc::kLimitExceeded, 0, "more than 128 segments");
+  }
+  std::size_t i = 0;
+  std::size_t static_begin = 0;
+  std::size_t params = 0;
+  auto flush_static = [&](std::size_t end) {
+    if (end > static_begin)
+      out.push_back({kStatic, kUntyped, static_begin, end - static_begin, static_begin});
+  };
+  while (i < pattern.size()) {
+    const char c = pattern[i];
+    const bool segment_start = i > 0 && pattern[i - 1] == '/';
+    if (c == '}') return fail(RouteErrc::kBadSyntax, i, "unmatched '}'");
+    if (c == '{' && !segment_start) {
+      return fail(RouteErrc::kBadSyntax, i, "a {...} wildcard must span a whole segment");
+    }
+    if (!segment_start || (c != ':' && c != '*' && c != '{')) {
+      ++i;
+      continue;
+    }
+    // A wildcard segment starts at i.
+    flush_static(i);
+    const std::size_t start = i;
+    std::size_t end = pattern.find('/', i);
+    if (end == std::string_view::npos) end = pattern.size();
+    std::uint8_t kind = kParam;
+    std::uint8_t type = kUntyped;
+    std::size_t name_begin = 0;
+    std::size_t name_length = 0;
+    if (c == '{') {
+      const std::size_t close = pattern.find('}', i);
+      if (close == std::string_view::npos || close > end) {
+        return fail(RouteErrc::kBadSyntax, i, "unclosed '{'");
+      }
+      if (close + 1 != end) {
+        return fail(RouteErrc::kBadSyntax, close + 1,
+                    "text after '}' in a segment: a {...} wildcard must span a whole segment");
+      }
+      std::size_t inner = i + 1;
+      if (inner < close && pattern[inner] == '*') {
+        kind = kCatchAll;
+        ++inner;
+      }
+      std::string_view body = pattern.substr(inner, close - inner);
+      const std::size_t colon = body.find(':');
+      std::string_view name = body.substr(0, colon);
+      if (colon != std::string_view::npos) {
+        const std::string_view type_name = body.substr(colon + 1);
+        if (kind == kCatchAll) {
+          return fail(RouteErrc::kBadSyntax, inner + colon, "a catch-all cannot be typed");
+        }
+        auto it = std::find(type_names.begin(), type_names.end(), type_name);
+        if (it == type_names.end()) {
+          return fail(RouteErrc::kUnknownParamType, inner + colon + 1,
+                      "unknown parameter type " + quote(type_name));
+        }
+        type = static_cast<std::uint8_t>(it - type_names.begin());
+      }
+      if (name.find_first_of("{*:") != std::string_view::npos) {
+        return fail(RouteErrc::kBadSyntax, inner, "bad character in parameter name");
+      }
+      name_begin = inner;
+      name_length = name.size();
+    } else {
+      if (c == '*') kind = kCatchAll;
+      name_begin = i + 1;
+      name_length = end - name_begin;
+      const std::string_view name = pattern.substr(name_begin, name_length);
+      const std::size_t bad = name.find_first_of("{}*:");
+      if (bad != std::string_view::npos) {
+        return fail(RouteErrc::kBadSyntax, name_begin + bad, "bad character in parameter name");
+      }
+    }
+    if (name_length == 0) {
+      return fail(RouteErrc::kEmptyParamName, start, "empty parameter name");
+    }
+    if (kind == kCatchAll && end != pattern.size()) {
+      return fail(RouteErrc::kCatchAllNotLast, start, "catch-all must be the last segment");
+    }
+    const std::string_view name = pattern.substr(name_begin, name_length);
+    for (const Piece& p : out) {
+      if (p.kind != kStatic && pattern.substr(p.begin, p.length) == name) {
+        return fail(RouteErrc::kDuplicateParamName, start,
+                    "duplicate parameter name " + quote(name));
+      }
+    }
+    if (++params > Params::kCapacity) {
+      return fail(RouteErrc::kTooManyParams, start, "more than 16 parameters");
+    }
+    out.push_back({kind, type, name_begin, name_length, start});
+    i = end;
+    static_begin = end;
+  }
+  flush_static(pattern.size());
+  return {};
+}
+
+// Inserts the static text bytes[0, length) below `node` (splitting labels as
+// needed) and returns the node it ends at. `at` is where the bytes start in
+// the pattern, for the checkpoints. Only the text of a new leaf is copied
+// into `text`: shared prefixes are stored once.
+std::uint32_t TrieBuilder::Impl::insert_static(std::uint32_t node, const char* bytes,
+                                               std::uint32_t length, std::uint32_t at) {
+  while (length > 0) {
+    const auto want = static_cast<unsigned char>(bytes[0]);
+    // Find the child with this first byte, or where it belongs.
+    std::uint32_t* link = &nodes[node].first_static;
+    while (*link != kNil && nodes[*link].first_byte < want) link = &nodes[*link].next;
+    if (*link == kNil || nodes[*link].first_byte != want) {
+      const auto fresh = static_cast<std::uint32_t>(nodes.size());
+      BuildNode leaf;
+      leaf.label_offset = static_cast<std::uint32_t>(text.size());
+      leaf.label_length = length;
+      leaf.first_byte = want;
+      leaf.next = *link;
+      *link = fresh;  // before push_back: `link` points into `nodes`
+      ++nodes[node].static_count;
+      nodes.push_back(leaf);
+      text.append(bytes, length);
+      checkpoints.push_back({at + length, fresh});
+      return fresh;
+    }
+    const std::uint32_t child = *link;
+    const std::uint32_t child_offset = nodes[child].label_offset;
+    const std::uint32_t child_length = nodes[child].label_length;
+    std::uint32_t common = 1;
+    const std::uint32_t limit = std::min(child_length, length);
+    while (common < limit && text[child_offset + common] == bytes[common]) ++common;
+    if (common < child_length) {
+      // Split: a new node takes the common prefix; the old child keeps the rest.
+      const auto middle = static_cast<std::uint32_t>(nodes.size());
+      *link = middle;
+      BuildNode split;
+      split.label_offset = child_offset;
+      split.label_length = common;
+      split.first_byte = want;
+      split.next = nodes[child].next;
+      split.first_static = child;
+      split.static_count = 1;
+      BuildNode& rest = nodes[child];
+      rest.label_offset = child_offset + common;
+      rest.label_length = child_length - common;
+      rest.first_byte = static_cast<unsigned char>(text[child_offset + common]);
+      rest.next = kNil;
+      nodes.push_back(split);
+      node = middle;
+    } else {
+      node = child;
+    }
+    bytes += common;
+    at += common;
+    length -= common;
+    checkpoints.push_back({at, node});
+  }
+  return node;
+}
+
+std::uint32_t TrieBuilder::Impl::insert_wild(std::uint32_t node, std::uint8_t kind,
+                                             std::uint8_t type) {
+  BuildNode probe;
+  probe.kind = kind;
+  probe.type = type;
+  const std::uint32_t rank = wild_rank(probe);
+  std::uint32_t* link = &nodes[node].first_wild;
+  for (; *link != kNil; link = &nodes[*link].next) {
+    const std::uint32_t r = wild_rank(nodes[*link]);
+    if (r == rank) return *link;
+    if (r > rank) break;
+  }
+  const auto fresh = static_cast<std::uint32_t>(nodes.size());
+  probe.next = *link;
+  *link = fresh;
+  ++nodes[node].wild_count;
+  nodes.push_back(probe);
+  return fresh;
+}
+
+TrieBuilder::TrieBuilder() : impl_(std::make_unique<Impl>()) {}
+TrieBuilder::~TrieBuilder() = default;
+TrieBuilder::TrieBuilder(TrieBuilder&&) noexcept = default;
+TrieBuilder& TrieBuilder::operator=(TrieBuilder&&) noexcept = default;
+
+std::size_t TrieBuilder::route_count() const noexcept {
+  return impl_->route_count;
+}
+
+void TrieBuilder::reserve(std::size_t routes, std::size_t pattern_bytes) {
+  Impl& b = *impl_;
+  // About three nodes per route on realistic tables (a split, a param, a leaf).
+  b.nodes.reserve(b.nodes.size() + 3 * routes);
+  b.slots.reserve(b.slots.size() + routes);
+  // Only new leaf labels are stored; half the pattern bytes is plenty.
+  b.text.reserve(b.text.size() + pattern_bytes / 2);
+}
+
+MethodId TrieBuilder::intern_method(std::string_view token, RouteError& error) {
+  if (auto m = parse_method(token)) return static_cast<MethodId>(*m);
+  if (token.empty() || !std::all_of(token.begin(), token.end(), is_token_char)) {
+    error = RouteError(RouteErrc::kBadMethod, 0,
+                       "method " + quote(token) + ": not an HTTP method token");
+    return kUnknownMethod;
+  }
+  auto& customs = impl_->custom_methods;
+  auto it = std::find(customs.begin(), customs.end(), token);
+  if (it != customs.end()) {
+    return static_cast<MethodId>(kStandardMethodCount + (it - customs.begin()));
+  }
+  if (kStandardMethodCount + customs.size() >= kMaxMethodIds) {
+    error = RouteError(RouteErrc::kLimitExceeded, 0,
+                       "method " + quote(token) + ": more than 53 custom methods");
+    return kUnknownMethod;
+  }
+  customs.emplace_back(token);
+  return static_cast<MethodId>(kStandardMethodCount + customs.size() - 1);
+}
+
+RouteError TrieBuilder::add_param_type(std::string_view name, ParamPredicate predicate) {
+  auto& types = impl_->type_names;
+  if (name.empty() || name.find_first_of("{}/:*") != std::string_view::npos ||
+      predicate == nullptr) {
+    return RouteError(RouteErrc::kBadSyntax, 0,
+                      "parameter type " + quote(name) + ": bad name or null predicate");
+  }
+  if (std::find(types.begin(), types.end(), name) != types.end()) {
+    return RouteError(RouteErrc::kBadSyntax, 0,
+                      "parameter type " + quote(name) + ": already registered");
+  }
+  if (types.size() >= kMaxTypes) {
+    return RouteError(RouteErrc::kLimitExceeded, 0,
+                      "parameter type " + quote(name) + ": more than 200 types");
+  }
+  types.emplace_back(name);
+  impl_->predicates.push_back(predicate);
+  return {};
+}
+
+RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::string_view pattern,
+                            std::uint32_t handler) {
+  Impl& b = *impl_;
+  (void)method_text;
+  b.pieces.clear();
+  if (RouteError error = b.parse(pattern, b.pieces)) return error;
+
+  // The route's parameter names, interned: routes share one copy of a list.
+  b.joined_names.clear();
+  b.route_names.clear();
+  for (const Piece& p : b.pieces) {
+    if (p.kind == kStatic) continue;
+    b.route_names.push_back(pattern.substr(p.begin, p.length));
+    b.joined_names.append(pattern.substr(p.begin, p.length));
+    b.joined_names.push_back('\0');
+  }
+  auto found = b.name_lists.find(b.joined_names);
+  if (found == b.name_lists.end() && b.names.size() + b.route_names.size() > 0xFFFFFFu) {
+    return RouteError(RouteErrc::kLimitExceeded, 0,
+                      "pattern " + quote(pattern) + ": too many distinct parameter names");
+  }
+
+  // Nodes created here are never left dangling: a duplicate is found only at
+  // an endpoint that already existed, so the whole path did too.
+  //
+  // Resume from the previous route's deepest static node inside the common
+  // prefix. That is safe: parsing is left to right, so a shared prefix that
+  // ends inside (or at the end of) a static piece parses to the same pieces.
+  std::size_t common = 0;
+  {
+    const std::string_view last = b.last_pattern;
+    const std::size_t limit = std::min(last.size(), pattern.size());
+    while (common < limit && last[common] == pattern[common]) ++common;
+  }
+  std::uint32_t node = 0;
+  std::uint32_t resume = 0;
+  for (auto it = b.checkpoints.rbegin(); it != b.checkpoints.rend(); ++it) {
+    if (it->end <= common) {
+      node = it->node;
+      resume = it->end;
+      break;
+    }
+  }
+  b.checkpoints.clear();
+  for (const Piece& p : b.pieces) {
+    const auto piece_end = static_cast<std::uint32_t>(p.begin + p.length);
+    if (piece_end <= resume) continue;
+    if (p.kind == kStatic) {
+      const auto from = std::max(static_cast<std::uint32_t>(p.begin), resume);
+      node = b.insert_static(node, pattern.data() + from, piece_end - from, from);
+    } else {
+      node = b.insert_wild(node, p.kind, p.type);
+    }
+  }
+  b.last_pattern.assign(pattern);
+
+  for (std::uint32_t s = b.nodes[node].first_slot; s != kNil; s = b.slots[s].next) {
+    if (b.slots[s].method == method) {
+      // The other route has this pattern's shape with its own names; spell
+      // it in the canonical syntax.
+      const std::uint32_t other_names = b.slots[s].names;
+      std::string other_pattern;
+      std::size_t k = 0;
+      for (const Piece& p : b.pieces) {
+        if (p.kind == kStatic) {
+          other_pattern.append(pattern.substr(p.begin, p.length));
+          continue;
+        }
+        const std::string& name = b.names[other_names + k++];
+        if (p.kind == kCatchAll) {
+          other_pattern += "*" + name;
+        } else if (p.type == kUntyped) {
+          other_pattern += ":" + name;
+        } else {
+          other_pattern += "{" + name + ":" + b.type_names[p.type] + "}";
+        }
+      }
+      const std::string m = b.method_text(method);
+      return RouteError(RouteErrc::kDuplicateRoute, 0,
+                        "pattern " + quote(pattern) + ": route " + m + " " + quote(pattern) +
+                            " conflicts with " + m + " " + quote(other_pattern) +
+                            " (same method, same pattern up to parameter names; at byte 0)");
+    }
+  }
+
+  std::uint32_t names_offset = 0;
+  if (found != b.name_lists.end()) {
+    names_offset = found->second;
+  } else {
+    names_offset = static_cast<std::uint32_t>(b.names.size());
+    for (std::string_view n : b.route_names) b.names.emplace_back(n);
+    b.name_lists.emplace(b.joined_names, names_offset);
+  }
+
+  ++b.route_count;
+  const auto slot = static_cast<std::uint32_t>(b.slots.size());
+  b.slots.push_back({handler, names_offset, b.nodes[node].first_slot, method});
+  b.nodes[node].first_slot = slot;
+  ++b.nodes[node].slot_count;
+  return {};
+}
+
+FrozenTrie TrieBuilder::freeze() const {
+  const Impl& b = *impl_;
+  FrozenTrie t;
+  const std::size_t node_count = b.nodes.size();
+
+  // Every byte of `text` is part of exactly one label (leaves append their
+  // label; splits only divide one), so it is the labels' total size.
+  const std::size_t label_bytes = b.text.size();
+  const std::size_t slot_total = b.slots.size();
+
+  // Decided first: the static index needs to know each node's layout index.
+  std::size_t static_endpoints = 0;
+  {
+    std::vector<std::uint32_t> walk_stack{0};
+    while (!walk_stack.empty()) {
+      const BuildNode& node = b.nodes[walk_stack.back()];
+      walk_stack.pop_back();
+      static_endpoints += node.slot_count != 0 ? 1 : 0;
+      for (std::uint32_t c = node.first_static; c != kNil; c = b.nodes[c].next) {
+        walk_stack.push_back(c);
+      }
+    }
+  }
+  // The static fast path: every endpoint reached through static text only,
+  // by its full path (load factor <= 1/2; 8 bytes per entry plus the path).
+  // Worth it when most routes are static: then most lookups end in one
+  // probe, while on parameterised tables the probe would only add a miss to
+  // every lookup (measured: +10 ns per GitHub-API lookup).
+  const bool build_static_index = static_endpoints != 0 && static_endpoints * 2 >= b.route_count;
+  std::vector<std::uint32_t> layout_of(build_static_index ? node_count : 0);
+
+  std::size_t name_bytes = 0;
+  for (const std::string& n : b.names) name_bytes += n.size();
+  std::size_t custom_bytes = 0;
+  for (const std::string& m : b.custom_methods) custom_bytes += m.size();
+
+  // One chunk holds it all: size it exactly.
+  const std::size_t total =
+      node_count * sizeof(TrieNode) + alignof(TrieNode) + slot_total * sizeof(TrieSlot) +
+      alignof(TrieSlot) + b.names.size() * sizeof(std::string_view) + alignof(std::string_view) +
+      b.predicates.size() * sizeof(ParamPredicate) + alignof(ParamPredicate) +
+      b.custom_methods.size() * sizeof(std::string_view) + alignof(std::string_view) + node_count +
+      label_bytes + name_bytes + custom_bytes + 64;
+  t.arena_ = Arena(total);
+
+  auto* nodes = t.arena_.allocate_array<TrieNode>(node_count);
+  auto* slots = t.arena_.allocate_array<TrieSlot>(slot_total);
+  auto* names = t.arena_.allocate_array<std::string_view>(b.names.size());
+  auto* predicates = t.arena_.allocate_array<ParamPredicate>(b.predicates.size());
+  auto* customs = t.arena_.allocate_array<std::string_view>(b.custom_methods.size());
+  // Padded by 8 so find_first_byte() may read a whole word at the end.
+  auto* first_bytes = t.arena_.allocate_array<unsigned char>(node_count + 8);
+  std::memset(first_bytes + node_count, 0, 8);
+  auto* labels = t.arena_.allocate_array<char>(label_bytes == 0 ? 1 : label_bytes);
+
+  // Layout, in one depth-first pass: a node's children get one contiguous
+  // block of indices when the node is laid out, and its first child is laid
+  // out next, so the nodes a lookup touches along a path sit close together.
+  struct Pending {
+    std::uint32_t node;    // build node
+    std::uint32_t layout;  // its index in `nodes`
+  };
+  std::vector<Pending> stack{{0, 0}};
+  std::vector<std::uint32_t> children;
+  std::vector<BuildSlot> sorted;
+  std::uint32_t next_index = 1;
+  std::uint32_t label_cursor = 0;
+  std::uint32_t slot_cursor = 0;
+  while (!stack.empty()) {
+    const Pending at = stack.back();
+    stack.pop_back();
+    const BuildNode& src = b.nodes[at.node];
+    if (build_static_index) layout_of[at.node] = at.layout;
+    TrieNode& dst = nodes[at.layout];
+    dst.label_offset = label_cursor;
+    dst.label_length = static_cast<std::uint16_t>(src.label_length);
+    if (src.label_length > 0) {
+      std::memcpy(labels + label_cursor, b.text.data() + src.label_offset, src.label_length);
+    }
+    label_cursor += src.label_length;
+    first_bytes[at.layout] = src.label_length > 0 ? src.first_byte : 0;
+    dst.first_child = next_index;
+    dst.static_count = src.static_count;
+    dst.wild_count = src.wild_count;
+    dst.kind = src.kind;
+    dst.type = src.type;
+    dst.first_slot = slot_cursor;
+    dst.slot_count = src.slot_count;
+    // Method-specific slots first (by id), the any-method slot last, so the
+    // first slot a lookup accepts is the most specific one.
+    sorted.clear();
+    for (std::uint32_t x = src.first_slot; x != kNil; x = b.slots[x].next) {
+      sorted.push_back(b.slots[x]);
+    }
+    if (sorted.size() > 1) {
+      std::sort(sorted.begin(), sorted.end(),
+                [](const BuildSlot& x, const BuildSlot& y) { return x.method < y.method; });
+    }
+    for (const BuildSlot& x : sorted) {
+      slots[slot_cursor++] = {x.handler, static_cast<std::uint32_t>(x.method) << 24 | x.names};
+    }
+    children.clear();
+    for (std::uint32_t c = src.first_static; c != kNil; c = b.nodes[c].next) children.push_back(c);
+    for (std::uint32_t c = src.first_wild; c != kNil; c = b.nodes[c].next) children.push_back(c);
+    for (std::size_t k = children.size(); k-- > 0;) {
+      stack.push_back({children[k], next_index + static_cast<std::uint32_t>(k)});
+    }
+    next_index += static_cast<std::uint32_t>(children.size());
+  }
+  for (std::size_t i = 0; i < b.names.size(); ++i) names[i] = t.arena_.copy(b.names[i]);
+  for (std::size_t i = 0; i < b.predicates.size(); ++i) predicates[i] = b.predicates[i];
+  for (std::size_t i = 0; i < b.custom_methods.size(); ++i) {
+    customs[i] = t.arena_.copy(b.custom_methods[i]);
+  }
+
+  if (build_static_index) {
+    std::vector<std::pair<std::string, std::uint32_t>> statics;  // path, layout index
+    statics.reserve(static_endpoints);
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> walk_stack{{0u, 0u}};  // node, length
+    std::string path;
+    std::size_t path_bytes = 0;
+    while (!walk_stack.empty()) {
+      const auto [n, length] = walk_stack.back();
+      walk_stack.pop_back();
+      const BuildNode& node = b.nodes[n];
+      path.resize(length);
+      path.append(b.text, node.label_offset, node.label_length);
+      if (node.slot_count != 0 && path.size() <= 0xFFFF) {
+        statics.emplace_back(path, layout_of[n]);
+        path_bytes += path.size() + 2;
+      }
+      for (std::uint32_t c = node.first_static; c != kNil; c = b.nodes[c].next) {
+        walk_stack.emplace_back(c, static_cast<std::uint32_t>(path.size()));
+      }
+    }
+    std::size_t entries = 2;
+    while (entries < statics.size() * 2) entries *= 2;
+    auto* index = t.arena_.allocate_array<std::uint32_t>(entries * 2);
+    std::memset(index, 0, entries * 8);
+    auto* paths = t.arena_.allocate_array<char>(path_bytes);
+    std::size_t cursor = 0;
+    for (const auto& [text, node] : statics) {
+      std::size_t slot = hash_path(text.data(), text.size()) & (entries - 1);
+      while (index[slot * 2] != 0) slot = (slot + 1) & (entries - 1);
+      index[slot * 2] = node + 1;
+      index[slot * 2 + 1] = static_cast<std::uint32_t>(cursor);
+      const auto length = static_cast<std::uint16_t>(text.size());
+      std::memcpy(paths + cursor, &length, 2);
+      std::memcpy(paths + cursor + 2, text.data(), text.size());
+      cursor += text.size() + 2;
+    }
+    t.static_index_ = index;
+    t.static_paths_ = paths;
+    t.static_mask_ = static_cast<std::uint32_t>(entries - 1);
+    t.static_only_ = std::all_of(b.nodes.begin(), b.nodes.end(),
+                                 [](const BuildNode& n) { return n.kind == kStatic; }) &&
+                     statics.size() == static_endpoints;
+  }
+
+  t.nodes_ = nodes;
+  t.first_bytes_ = first_bytes;
+  t.labels_ = labels;
+  t.slots_ = slots;
+  t.names_ = names;
+  t.predicates_ = predicates;
+  t.custom_methods_ = customs;
+  t.node_count_ = static_cast<std::uint32_t>(node_count);
+  t.slot_count_ = static_cast<std::uint32_t>(slot_total);
+  t.custom_method_count_ = static_cast<std::uint32_t>(b.custom_methods.size());
+  t.type_count_ = static_cast<std::uint32_t>(b.predicates.size());
+  t.route_count_ = static_cast<std::uint32_t>(b.route_count);
+  return t;
+}
+
+// ---- lookup -----------------------------------------------------------------
+
+struct TrieAccess {
+  static void set_params(Params& params, const std::string_view* names, std::size_t count) {
+    params.names_ = names;
+    params.size_ = count;
+  }
+  static std::string_view* values(Params& params) { return params.values_.data(); }
+};
+
+// Checks the endpoint at `node` for `method`. On a hit fills the result and
+// params; on a miss adds the node's methods to the allowed set.
+inline bool FrozenTrie::endpoint(const TrieNode& node, MethodId method, Params& params,
+                                 std::size_t depth, TrieResult& result) const noexcept {
+  const TrieSlot* slot = slots_ + node.first_slot;
+  const TrieSlot* end = slot + node.slot_count;
+  for (; slot != end; ++slot) {
+    const MethodId m = slot->method();
+    if (m == method || m == kAnyMethod) {
+      result.handler = slot->handler;
+      result.status = MatchStatus::kFound;
+      TrieAccess::set_params(params, names_ + slot->names(), depth);
+      return true;
+    }
+    result.allowed.insert_id(m);
+  }
+  return false;
+}
+
+namespace {
+
+// Labels are short; comparing 8 bytes at a time inline beats calling memcmp.
+inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
+  while (n >= 8) {
+    std::uint64_t x;
+    std::uint64_t y;
+    std::memcpy(&x, a, 8);
+    std::memcpy(&y, b, 8);
+    if (x != y) return false;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  if (n >= 4) {
+    std::uint32_t x;
+    std::uint32_t y;
+    std::memcpy(&x, a, 4);
+    std::memcpy(&y, b, 4);
+    if (x != y) return false;
+    std::memcpy(&x, a + n - 4, 4);
+    std::memcpy(&y, b + n - 4, 4);
+    return x == y;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+// The index of `want` among the `count` distinct, ascending bytes at
+// `bytes`, or `count`. A short run is scanned; a long one is searched with a
+// branch-free binary search (the loop runs log2(count) times whatever the
+// bytes are, so it does not mispredict on the data).
+inline std::uint32_t find_first_byte(const unsigned char* bytes, std::uint32_t count,
+                                     unsigned char want) noexcept {
+  if (count <= 8) {
+    for (std::uint32_t i = 0; i < count; ++i) {
+      if (bytes[i] == want) return i;
+    }
+    return count;
+  }
+  const unsigned char* base = bytes;
+  std::uint32_t n = count;
+  while (n > 1) {
+    const std::uint32_t half = n / 2;
+    base = base[half] <= want ? base + half : base;
+    n -= half;
+  }
+  return *base == want ? static_cast<std::uint32_t>(base - bytes) : count;
+}
+
+struct Frame {
+  std::uint32_t node;
+  std::uint32_t position;
+  std::uint32_t next_wild;
+  std::uint32_t depth;
+};
+}  // namespace
+
+bool FrozenTrie::walk(MethodId method, std::string_view path, Params& params,
+                      TrieResult& result) const noexcept {
+  if (nodes_ == nullptr) return false;
+  Frame stack[kMaxSegments + 2];
+  std::size_t top = 0;
+  std::string_view* values = TrieAccess::values(params);
+  const char* data = path.data();
+  const std::size_t size = path.size();
+
+  std::uint32_t n = 0;
+  std::size_t pos = 0;
+  std::size_t depth = 0;
+  std::uint32_t wild = 0;  // first wildcard child still to try at n
+  for (;;) {
+    const TrieNode& node = nodes_[n];
+    if (wild == 0) {
+      // Entering n: its label is consumed up to pos.
+      if (pos == size) {
+        if (node.slot_count != 0 && endpoint(node, method, params, depth, result)) return true;
+        goto backtrack;
+      }
+      // Static children, found by their first byte.
+      if (node.static_count != 0) {
+        const auto want = static_cast<unsigned char>(data[pos]);
+        const std::uint32_t count = node.static_count;
+        const std::uint32_t hit = find_first_byte(first_bytes_ + node.first_child, count, want);
+        if (hit != count) {
+          const std::uint32_t c = node.first_child + hit;
+          const TrieNode& child = nodes_[c];
+          if (size - pos >= child.label_length &&
+              same_bytes(labels_ + child.label_offset, data + pos, child.label_length)) {
+            if (node.wild_count != 0) {
+              stack[top++] = {n, static_cast<std::uint32_t>(pos), 1,
+                              static_cast<std::uint32_t>(depth)};
+            }
+            n = c;
+            pos += child.label_length;
+            continue;
+          }
+        }
+      }
+      if (node.wild_count == 0) goto backtrack;
+      wild = 1;
+    }
+    // Wildcard children, in priority order; `wild` is 1-based.
+    {
+      const std::uint32_t base = node.first_child + node.static_count;
+      bool descended = false;
+      while (wild <= node.wild_count) {
+        const std::uint32_t c = base + wild - 1;
+        const TrieNode& child = nodes_[c];
+        ++wild;
+        if (child.kind == kParam) {
+          // Segments are short: a plain loop beats a call to memchr.
+          std::size_t end = pos;
+          while (end < size && data[end] != '/') ++end;
+          if (end == pos) continue;
+          const std::string_view segment(data + pos, end - pos);
+          if (child.type != kUntyped && !predicates_[child.type](segment)) continue;
+          if (wild <= node.wild_count) {
+            stack[top++] = {n, static_cast<std::uint32_t>(pos), wild,
+                            static_cast<std::uint32_t>(depth)};
+          }
+          values[depth++] = segment;
+          n = c;
+          pos = end;
+          descended = true;
+          break;
+        }
+        // Catch-all: the non-empty rest of the path (pos < size here).
+        values[depth] = std::string_view(data + pos, size - pos);
+        if (endpoint(child, method, params, depth + 1, result)) return true;
+      }
+      if (descended) {
+        wild = 0;
+        continue;
+      }
+    }
+  backtrack:
+    if (top == 0) return false;
+    --top;
+    n = stack[top].node;
+    pos = stack[top].position;
+    wild = stack[top].next_wild;
+    depth = stack[top].depth;
+  }
+}
+
+const TrieNode* FrozenTrie::find_static(std::string_view path) const noexcept {
+  std::uint32_t slot =
+      static_cast<std::uint32_t>(hash_path(path.data(), path.size())) & static_mask_;
+  for (;;) {
+    const std::uint32_t node = static_index_[slot * 2];
+    if (node == 0) return nullptr;
+    const char* entry = static_paths_ + static_index_[slot * 2 + 1];
+    std::uint16_t length;
+    std::memcpy(&length, entry, 2);
+    if (length == path.size() && same_bytes(entry + 2, path.data(), length)) {
+      return nodes_ + node - 1;
+    }
+    slot = (slot + 1) & static_mask_;
+  }
+}
+
+bool FrozenTrie::find(MethodId method, std::string_view path, Params& params,
+                      TrieResult& result) const noexcept {
+  // A fully static route for this path is the highest-priority match there
+  // is: it wins outright when it has the method. Otherwise the walk decides
+  // (other routes may still match, and 405 needs all of them) -- unless
+  // there are no wildcards at all, when no other route can match.
+  if (static_index_ != nullptr) {
+    if (const TrieNode* node = find_static(path)) {
+      if (endpoint(*node, method, params, 0, result)) return true;
+      if (static_only_) return false;
+      result.allowed = MethodSet{};
+    } else if (static_only_) {
+      return false;
+    }
+  }
+  return walk(method, path, params, result);
+}
+
+TrieResult FrozenTrie::lookup(MethodId method, std::string_view path,
+                              Params& params) const noexcept {
+  TrieResult result{0, MatchStatus::kNotFound, false, MethodSet{}};
+  if (find(method, path, params, result)) {
+    result.allowed = MethodSet{};
+    return result;
+  }
+  TrieAccess::set_params(params, nullptr, 0);
+  result.status = result.allowed.empty() ? MatchStatus::kNotFound : MatchStatus::kMethodNotAllowed;
+  // Trailing-slash recommendation: would the path with its trailing slash
+  // dropped (or one added) be found? The added form is built in a stack
+  // buffer so the lookup stays allocation-free; very long paths skip it.
+  Params scratch;
+  TrieResult probe{0, MatchStatus::kNotFound, false, MethodSet{}};
+  if (path.size() > 1 && path.back() == '/') {
+    result.redirect_trailing_slash = find(method, path.substr(0, path.size() - 1), scratch, probe);
+  } else if (!path.empty()) {
+    char buffer[1024];
+    if (path.size() < sizeof buffer) {
+      std::memcpy(buffer, path.data(), path.size());
+      buffer[path.size()] = '/';
+      result.redirect_trailing_slash =
+          find(method, std::string_view(buffer, path.size() + 1), scratch, probe);
+    }
+  }
+  return result;
+}
+
+MethodId FrozenTrie::method_id(std::string_view token) const noexcept {
+  // The standard names, by length and first byte: one compare on the hot path.
+  auto is = [&](std::string_view name, Method m) -> int {
+    return token == name ? static_cast<int>(m) : -1;
+  };
+  int standard = -1;
+  switch (token.size()) {
+    case 3:
+      standard = token[0] == 'G' ? is("GET", Method::Get) : is("PUT", Method::Put);
+      break;
+    case 4:
+      standard = token[0] == 'P' ? is("POST", Method::Post) : is("HEAD", Method::Head);
+      break;
+    case 5:
+      standard = token[0] == 'P' ? is("PATCH", Method::Patch) : is("TRACE", Method::Trace);
+      break;
+    case 6:
+      standard = is("DELETE", Method::Delete);
+      break;
+    case 7:
+      standard = token[0] == 'O' ? is("OPTIONS", Method::Options) : is("CONNECT", Method::Connect);
+      break;
+    default:
+      break;
+  }
+  if (standard >= 0) return static_cast<MethodId>(standard);
+  for (std::uint32_t i = 0; i < custom_method_count_; ++i) {
+    if (custom_methods_[i] == token) return static_cast<MethodId>(kStandardMethodCount + i);
+  }
+  return kUnknownMethod;
+}
+
+std::string_view FrozenTrie::method_name(MethodId id) const noexcept {
+  if (id < kStandardMethodCount) return kMethodNames[id];
+  if (id == kAnyMethod) return "ANY";
+  if (id - kStandardMethodCount < custom_method_count_) {
+    return custom_methods_[id - kStandardMethodCount];
+  }
+  return {};
+}
+
+std::string FrozenTrie::allow_header(MethodSet set, std::string_view separator) const {
+  std::vector<std::string_view> list;
+  for (unsigned id = 0; id < 64; ++id) {
+    if (set.contains_id(id)) {
+      const std::string_view name = method_name(static_cast<MethodId>(id));
+      if (!name.empty()) list.push_back(name);
+    }
+  }
+  std::sort(list.begin(), list.end());
+  std::string out;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (i != 0) out.append(separator);
+    out.append(list[i]);
+  }
+  return out;
+}
+
+// ---- fixed-path lookup ------------------------------------------------------
+
+namespace {
+
+struct FixedPathSearch {
+  const TrieNode* nodes;
+  const char* labels;
+  const TrieSlot* slots;
+  const ParamPredicate* predicates;
+  MethodId method;
+  std::string_view path;
+  bool fix_trailing_slash;
+  std::string out;
+
+  bool has_handler(const TrieNode& node) const {
+    for (std::uint32_t i = 0; i < node.slot_count; ++i) {
+      const MethodId m = slots[node.first_slot + i].method();
+      if (m == method || m == kAnyMethod) return true;
+    }
+    return false;
+  }
+
+  // Node n's label has been consumed up to `pos`, its text appended to out.
+  bool search(std::uint32_t n, std::size_t pos) {
+    const TrieNode& node = nodes[n];
+    if (pos == path.size()) {
+      if (has_handler(node)) return true;
+      if (fix_trailing_slash) {
+        // Add a slash: a static child "/" that is an endpoint.
+        for (std::uint32_t i = 0; i < node.static_count; ++i) {
+          const TrieNode& child = nodes[node.first_child + i];
+          if (child.label_length == 1 && labels[child.label_offset] == '/' && has_handler(child)) {
+            out.push_back('/');
+            return true;
+          }
+        }
+      }
+      return false;
+    }
+    if (fix_trailing_slash && pos + 1 == path.size() && path[pos] == '/' &&
+        node.kind != kCatchAll && has_handler(node) && pos > 0) {
+      return true;  // drop the trailing slash
+    }
+    for (std::uint32_t i = 0; i < node.static_count; ++i) {
+      const std::uint32_t c = node.first_child + i;
+      const TrieNode& child = nodes[c];
+      const char* label = labels + child.label_offset;
+      const std::size_t rest = path.size() - pos;
+      if (rest >= child.label_length && equal_ci(label, path.data() + pos, child.label_length)) {
+        const std::size_t mark = out.size();
+        out.append(label, child.label_length);
+        if (search(c, pos + child.label_length)) return true;
+        out.resize(mark);
+      } else if (fix_trailing_slash && rest + 1 == child.label_length &&
+                 label[child.label_length - 1] == '/' && equal_ci(label, path.data() + pos, rest) &&
+                 has_handler(child)) {
+        out.append(label, child.label_length);
+        return true;
+      }
+    }
+    for (std::uint32_t i = 0; i < node.wild_count; ++i) {
+      const std::uint32_t c = node.first_child + node.static_count + i;
+      const TrieNode& child = nodes[c];
+      const std::size_t mark = out.size();
+      if (child.kind == kParam) {
+        std::size_t end = path.find('/', pos);
+        if (end == std::string_view::npos) end = path.size();
+        if (end == pos) continue;
+        const std::string_view segment = path.substr(pos, end - pos);
+        if (child.type != kUntyped && !predicates[child.type](segment)) continue;
+        out.append(segment);
+        if (search(c, end)) return true;
+        out.resize(mark);
+      } else if (has_handler(child)) {
+        out.append(path.substr(pos));
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+std::optional<std::string> FrozenTrie::fixed_path(MethodId method, std::string_view path,
+                                                  bool fix_trailing_slash) const {
+  if (nodes_ == nullptr) return std::nullopt;
+  const std::string cleaned = clean_path(path);
+  FixedPathSearch search{nodes_, labels_, slots_, predicates_, method, cleaned, fix_trailing_slash,
+                         {}};
+  search.out.reserve(cleaned.size() + 1);
+  if (search.search(0, 0)) return std::move(search.out);
+  return std::nullopt;
+}
+
+// ---- invariants ---------------------------------------------------------------
+
+std::string FrozenTrie::check_invariants() const {
+  if (nodes_ == nullptr) return {};
+  auto bad = [](std::uint32_t n, const std::string& what) {
+    return "node " + std::to_string(n) + ": " + what;
+  };
+  std::vector<std::uint32_t> parents(node_count_, 0xFFFFFFFFu);
+  for (std::uint32_t n = 0; n < node_count_; ++n) {
+    const TrieNode& node = nodes_[n];
+    const std::uint32_t children = node.static_count + node.wild_count;
+    if (n != 0 && children == 0 && node.slot_count == 0) return bad(n, "a leaf without a route");
+    if (children != 0 && (node.first_child <= n || node.first_child + children > node_count_)) {
+      return bad(n, "children out of range");
+    }
+    if (node.kind != kStatic && node.label_length != 0) return bad(n, "wildcard with a label");
+    if (node.kind == kStatic && n != 0 && node.label_length == 0) return bad(n, "empty label");
+    if (node.kind == kCatchAll && children != 0) return bad(n, "catch-all with children");
+    if (node.first_slot + node.slot_count > slot_count_) return bad(n, "slots out of range");
+    for (std::uint32_t i = 0; i < node.slot_count; ++i) {
+      const MethodId m = slots_[node.first_slot + i].method();
+      if (i > 0 && m <= slots_[node.first_slot + i - 1].method()) {
+        return bad(n, "slots not strictly ordered by method");
+      }
+    }
+    for (std::uint32_t i = 0; i < children; ++i) {
+      const std::uint32_t c = node.first_child + i;
+      if (parents[c] != 0xFFFFFFFFu) return bad(c, "two parents");
+      parents[c] = n;
+      const TrieNode& child = nodes_[c];
+      if (i < node.static_count) {
+        if (child.kind != kStatic) return bad(c, "wildcard among static children");
+        if (first_bytes_[c] != static_cast<unsigned char>(labels_[child.label_offset])) {
+          return bad(c, "first-byte index disagrees with the label");
+        }
+        if (i > 0 && first_bytes_[c] <= first_bytes_[c - 1]) {
+          return bad(n, "static children not sorted by distinct first bytes");
+        }
+        if (node.kind == kParam && labels_[child.label_offset] != '/') {
+          return bad(c, "text after a parameter does not start a new segment");
+        }
+      } else {
+        if (child.kind == kStatic) return bad(c, "static child among wildcards");
+        if (n != 0 && node.kind == kStatic &&
+            labels_[node.label_offset + node.label_length - 1] != '/') {
+          return bad(n, "wildcard child not at a segment start");
+        }
+        if (i > node.static_count) {
+          const TrieNode& prev = nodes_[c - 1];
+          const auto rank = [](const TrieNode& x) {
+            return x.kind == kCatchAll ? 512u : (x.type == kUntyped ? 256u : x.type);
+          };
+          if (rank(prev) >= rank(child)) return bad(n, "wildcards out of priority order");
+        }
+      }
+    }
+  }
+  for (std::uint32_t n = 1; n < node_count_; ++n) {
+    if (parents[n] == 0xFFFFFFFFu) return bad(n, "unreachable");
+  }
+  return {};
+}
+
+// ---- QSBR ---------------------------------------------------------------------
+
+namespace {
+constexpr std::uint64_t kOffline = ~std::uint64_t{0};
+}
+
+QsbrDomain::QsbrDomain(std::size_t max_readers)
+    : slots_(std::make_unique<ReaderSlot[]>(max_readers == 0 ? 1 : max_readers)),
+      slot_count_(max_readers == 0 ? 1 : max_readers) {
+  for (std::size_t i = 0; i < slot_count_; ++i) {
+    slots_[i].epoch.store(kOffline, std::memory_order_relaxed);
+    slots_[i].in_use.store(false, std::memory_order_relaxed);
+  }
+}
+
+QsbrDomain::~QsbrDomain() {
+  for (const Retired& r : retired_) r.destroy(r.object);
+}
+
+std::size_t QsbrDomain::acquire_slot() noexcept {
+  for (std::size_t i = 0; i < slot_count_; ++i) {
+    bool expected = false;
+    // Registration is rare and may use a read-modify-write; lookups never do.
+    if (!slots_[i].in_use.load(std::memory_order_relaxed) &&
+        slots_[i].in_use.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
+      online(i);
+      return i;
+    }
+  }
+  return static_cast<std::size_t>(-1);
+}
+
+void QsbrDomain::release_slot(std::size_t slot) noexcept {
+  // release: this reader's last table accesses happen before a publisher
+  // that reads kOffline frees anything.
+  slots_[slot].epoch.store(kOffline, std::memory_order_release);
+  slots_[slot].in_use.store(false, std::memory_order_release);
+}
+
+void QsbrDomain::quiescent(std::size_t slot) noexcept {
+  // acquire: having seen epoch E, later loads of the table pointer see the
+  // table published before E was (publish swaps, then bumps the epoch).
+  const std::uint64_t now = global_epoch_.load(std::memory_order_acquire);
+  std::atomic<std::uint64_t>& mine = slots_[slot].epoch;
+  // Only this reader stores to its slot, so a relaxed read of it is exact;
+  // skipping an unchanged store keeps the line clean in the publisher's cache.
+  if (mine.load(std::memory_order_relaxed) != now) {
+    // release: every access to older tables happens before the publisher's
+    // acquire load of this value, hence before it frees them.
+    mine.store(now, std::memory_order_release);
+  }
+}
+
+void QsbrDomain::offline(std::size_t slot) noexcept {
+  slots_[slot].epoch.store(kOffline, std::memory_order_release);
+}
+
+void QsbrDomain::online(std::size_t slot) noexcept {
+  // seq_cst store + fence: Dekker-style handshake with reclaim(). Either the
+  // publisher sees this slot online (and keeps what we may load next), or
+  // our next load of the table pointer sees the table it swapped in.
+  slots_[slot].epoch.store(global_epoch_.load(std::memory_order_seq_cst),
+                           std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void QsbrDomain::retire(void* object, void (*destroy)(void*)) {
+  // The swap happened before this bump (seq_cst RMW on the publisher's own
+  // counter); a reader that observes the new epoch observes the new table.
+  const std::uint64_t epoch = global_epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  retired_.push_back({object, destroy, epoch});
+}
+
+std::size_t QsbrDomain::reclaim() noexcept {
+  if (retired_.empty()) return 0;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::uint64_t oldest = kOffline;
+  for (std::size_t i = 0; i < slot_count_; ++i) {
+    const std::uint64_t e = slots_[i].epoch.load(std::memory_order_seq_cst);
+    if (e < oldest) oldest = e;
+  }
+  std::size_t kept = 0;
+  for (const Retired& r : retired_) {
+    if (r.epoch <= oldest) {
+      r.destroy(r.object);
+    } else {
+      retired_[kept++] = r;
+    }
+  }
+  retired_.resize(kept);
+  return kept;
+}
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico
