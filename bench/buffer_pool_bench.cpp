@@ -1,0 +1,212 @@
+// BufferPool against the general-purpose allocators for the same block sizes:
+// glibc malloc (new[]/delete[]) and mimalloc (mi_malloc/mi_free, dlopen'd with
+// RTLD_LOCAL so it does not replace the process allocator of the other cases).
+//
+//   *_AcquireRelease   one block out at a time: acquire + release per item
+//   *_Burst64          64 blocks out, then all returned (LIFO), per item
+//   *_Release{Local,Remote}  only the release of 1024 blocks, timed on the
+//                      releasing thread; Remote = another thread than the one
+//                      that allocated them. The releasing thread first reads
+//                      each block and handle, as a consumer would.
+//
+// Quote only ratios between cases of one run, interleaved and repeated, e.g.
+//   buffer_pool_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
+#include <dlfcn.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdlib>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "portico/buffer_pool.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Mimalloc {
+  void* (*malloc)(std::size_t) = nullptr;
+  void (*free)(void*) = nullptr;
+};
+
+const Mimalloc& mimalloc() {
+  static const Mimalloc loaded = [] {
+    Mimalloc m;
+    void* lib = ::dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) return m;
+    m.malloc = reinterpret_cast<void* (*)(std::size_t)>(::dlsym(lib, "mi_malloc"));
+    m.free = reinterpret_cast<void (*)(void*)>(::dlsym(lib, "mi_free"));
+    return m;
+  }();
+  return loaded;
+}
+
+portico::BufferPool make_pool(std::size_t block_size) {
+  portico::BufferPoolOptions options;
+  options.block_size = block_size;
+  options.max_blocks = 2048;
+  // Benchmarks measure the release build of the pool: no debug poisoning.
+  options.poison = portico::BufferPoolOptions::Poison::kNever;
+  return portico::BufferPool(options);
+}
+
+// Allocator adapters with one shape, so each case is written once.
+struct PoolAlloc {
+  using Handle = portico::Buffer;
+  explicit PoolAlloc(std::size_t size) : pool(make_pool(size)) { pool.reserve(pool.max_blocks()); }
+  Handle get() {
+    Handle h = pool.acquire();
+    // max_blocks covers every case's peak; running dry would be a bench bug.
+    if (!h) std::abort();
+    return h;
+  }
+  static char* bytes(Handle& h) { return h.prepare().data(); }
+  void put(Handle& h) { h.reset(); }
+  portico::BufferPool pool;
+};
+struct GlibcAlloc {
+  using Handle = char*;
+  explicit GlibcAlloc(std::size_t bytes) : size(bytes) {}
+  Handle get() const { return new char[size]; }
+  static char* bytes(Handle h) { return h; }
+  static void put(Handle h) { delete[] h; }
+  std::size_t size;
+};
+struct MimallocAlloc {
+  using Handle = char*;
+  explicit MimallocAlloc(std::size_t bytes) : size(bytes) {}
+  Handle get() const { return static_cast<char*>(mimalloc().malloc(size)); }
+  static char* bytes(Handle h) { return h; }
+  static void put(Handle h) { mimalloc().free(h); }
+  std::size_t size;
+};
+
+template <typename Alloc>
+bool available(benchmark::State& state) {
+  if constexpr (std::is_same_v<Alloc, MimallocAlloc>) {
+    if (mimalloc().malloc == nullptr) {
+      state.SkipWithError("libmimalloc.so.2 not found");
+      return false;
+    }
+  }
+  return true;
+}
+
+template <typename Alloc>
+void BM_AcquireRelease(benchmark::State& state) {
+  if (!available<Alloc>(state)) return;
+  Alloc alloc(static_cast<std::size_t>(state.range(0)));
+  for (auto _ : state) {
+    auto h = alloc.get();
+    benchmark::DoNotOptimize(Alloc::bytes(h));
+    alloc.put(h);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+template <typename Alloc>
+void BM_Burst64(benchmark::State& state) {
+  if (!available<Alloc>(state)) return;
+  Alloc alloc(static_cast<std::size_t>(state.range(0)));
+  std::vector<typename Alloc::Handle> held(64);
+  for (auto _ : state) {
+    for (auto& h : held) {
+      h = alloc.get();
+      benchmark::DoNotOptimize(Alloc::bytes(h));
+    }
+    for (auto it = held.rbegin(); it != held.rend(); ++it) alloc.put(*it);
+  }
+  state.SetItemsProcessed(state.iterations() * 64);
+}
+
+// A second thread that runs one job at a time for the benchmark thread; it
+// spins then yields while idle, so hand-over costs no syscall.
+class Helper {
+ public:
+  Helper() : thread_([this] { loop(); }) {}
+  ~Helper() {
+    run([this] { stop_ = true; });
+    thread_.join();
+  }
+  void run(std::function<void()> job) {
+    job_ = std::move(job);
+    const unsigned ticket = posted_.load(std::memory_order_relaxed) + 1;
+    posted_.store(ticket, std::memory_order_release);
+    while (done_.load(std::memory_order_acquire) != ticket) std::this_thread::yield();
+  }
+
+ private:
+  void loop() {
+    unsigned seen = 0;
+    while (!stop_) {
+      unsigned ticket;
+      while ((ticket = posted_.load(std::memory_order_acquire)) == seen) std::this_thread::yield();
+      seen = ticket;
+      job_();
+      done_.store(ticket, std::memory_order_release);
+    }
+  }
+  std::function<void()> job_;
+  bool stop_ = false;
+  std::atomic<unsigned> posted_{0};
+  std::atomic<unsigned> done_{0};
+  std::thread thread_;
+};
+
+constexpr int kReleaseBatch = 1024;
+
+template <typename Alloc, bool kRemote>
+void BM_Release(benchmark::State& state) {
+  if (!available<Alloc>(state)) return;
+  Alloc alloc(static_cast<std::size_t>(state.range(0)));
+  Helper helper;
+  std::vector<typename Alloc::Handle> held(kReleaseBatch);
+  double seconds = 0;
+  auto release_all = [&] {
+    // Read each block and its handle first, untimed, as a consumer would have.
+    for (auto& h : held) benchmark::DoNotOptimize(*Alloc::bytes(h));
+    if constexpr (std::is_same_v<Alloc, PoolAlloc>) {
+      for (auto& h : held) benchmark::DoNotOptimize(h.shared());
+    }
+    const auto start = Clock::now();
+    for (auto& h : held) alloc.put(h);
+    seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  for (auto _ : state) {
+    for (auto& h : held) {
+      h = alloc.get();
+      *Alloc::bytes(h) = 1;
+    }
+    if constexpr (kRemote) {
+      helper.run(release_all);
+    } else {
+      release_all();
+    }
+    state.SetIterationTime(seconds);
+  }
+  state.SetItemsProcessed(state.iterations() * kReleaseBatch);
+}
+
+#define PORTICO_SIZES ->Arg(4096)->Arg(16384)
+
+BENCHMARK(BM_AcquireRelease<PoolAlloc>) PORTICO_SIZES;
+BENCHMARK(BM_AcquireRelease<GlibcAlloc>) PORTICO_SIZES;
+BENCHMARK(BM_AcquireRelease<MimallocAlloc>) PORTICO_SIZES;
+BENCHMARK(BM_Burst64<PoolAlloc>) PORTICO_SIZES;
+BENCHMARK(BM_Burst64<GlibcAlloc>) PORTICO_SIZES;
+BENCHMARK(BM_Burst64<MimallocAlloc>) PORTICO_SIZES;
+BENCHMARK(BM_Release<PoolAlloc, false>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<PoolAlloc, true>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<GlibcAlloc, false>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<GlibcAlloc, true>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<MimallocAlloc, false>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<MimallocAlloc, true>)->Arg(16384)->UseManualTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
