@@ -1,5 +1,21 @@
-// Links portico::router alone; exits 0 only if a route matches as expected.
+// Links portico::router alone; exits 0 only if routes match as expected.
 #include <portico/router.hpp>
 #include <portico/version.hpp>
 
-int main() { return PORTICO_VERSION_MAJOR >= 0 ? 0 : 1; }
+#include <cstdio>
+
+int main() {
+  portico::Router<int> router;
+  if (router.add(portico::Method::Get, "/users/:id", 1)) return 1;
+  if (router.add(portico::Method::Get, "/users/new", 2)) return 1;
+  const auto table = router.freeze();
+  portico::Params params;
+  const auto found = table.match(portico::Method::Get, "/users/42", params);
+  if (!found || *found.handler != 1 || params.get("id") != "42") return 1;
+  const auto fixed = table.match(portico::Method::Get, "/users/new", params);
+  if (!fixed || *fixed.handler != 2) return 1;
+  const auto wrong = table.match(portico::Method::Post, "/users/42", params);
+  if (wrong.status != portico::MatchStatus::kMethodNotAllowed) return 1;
+  std::printf("portico %s router consumer: ok\n", PORTICO_VERSION_STRING);
+  return 0;
+}
