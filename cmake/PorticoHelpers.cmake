@@ -29,6 +29,13 @@ function(portico_target_defaults target)
       target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
     endif()
   endif()
+  if(PORTICO_FUZZ)
+    # Instrument every portico target for coverage, not only the fuzz
+    # executables, or libFuzzer cannot see inside the library it explores.
+    target_compile_options(${target} PRIVATE
+      -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
   if(PORTICO_SANITIZE)
     target_compile_options(${target} PRIVATE
       -fsanitize=${PORTICO_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
