@@ -47,30 +47,14 @@ func main() {
 	engine.HandleMethodNotAllowed = true
 	engine.NoRoute(func(c *gin.Context) { status = 404; c.Writer.WriteHeaderNow() })
 	engine.NoMethod(func(c *gin.Context) { status = 405; c.Writer.WriteHeaderNow() })
-	rejected := 0
-	methods := map[string]bool{}
-	for i := range routes {
-		index := i
+	rejected, methods := addAll(routes, func(index int) {
 		handler := func(c *gin.Context) {
 			status = 200
 			matchedRoute = index
 			params = append(params[:0], c.Params...)
 		}
-		ok := func() (ok bool) {
-			defer func() {
-				if recover() != nil {
-					ok = false
-				}
-			}()
-			engine.Handle(routes[index].method, routes[index].pattern, handler)
-			return true
-		}()
-		if ok {
-			methods[routes[index].method] = true
-		} else {
-			rejected++
-		}
-	}
+		engine.Handle(routes[index].method, routes[index].pattern, handler)
+	})
 	build := time.Since(start)
 	memory := heapBytes() - before
 

@@ -29,26 +29,10 @@ func main() {
 	before := heapBytes()
 	start := time.Now()
 	router := httprouter.New()
-	rejected := 0
-	methods := map[string]bool{}
-	for i := range routes {
-		index := i
+	rejected, methods := addAll(routes, func(index int) {
 		handle := func(http.ResponseWriter, *http.Request, httprouter.Params) { matchedRoute = index }
-		ok := func() (ok bool) {
-			defer func() {
-				if recover() != nil {
-					ok = false
-				}
-			}()
-			router.Handle(routes[index].method, routes[index].pattern, handle)
-			return true
-		}()
-		if ok {
-			methods[routes[index].method] = true
-		} else {
-			rejected++
-		}
-	}
+		router.Handle(routes[index].method, routes[index].pattern, handle)
+	})
 	build := time.Since(start)
 	memory := heapBytes() - before
 	var methodList []string

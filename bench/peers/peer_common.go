@@ -188,3 +188,29 @@ func showLimit() int {
 	}
 	return n
 }
+
+// addAll offers every route to add, which registers route i with the peer.
+// A peer that refuses a route panics (httprouter and gin do on conflicts):
+// the panic is recovered and the route counted as rejected. Returns the
+// rejected count and the methods of the accepted routes.
+func addAll(routes []routeLine, add func(i int)) (int, map[string]bool) {
+	rejected := 0
+	methods := map[string]bool{}
+	for i := range routes {
+		ok := func() (ok bool) {
+			defer func() {
+				if recover() != nil {
+					ok = false
+				}
+			}()
+			add(i)
+			return true
+		}()
+		if ok {
+			methods[routes[i].method] = true
+		} else {
+			rejected++
+		}
+	}
+	return rejected, methods
+}
