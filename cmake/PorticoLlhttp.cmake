@@ -22,6 +22,7 @@ if(TARGET llhttp::llhttp_static OR TARGET llhttp::llhttp_shared OR TARGET llhttp
     endif()
   endforeach()
   set(PORTICO_LLHTTP_ORIGIN "llhttp CMake package")
+  set(PORTICO_LLHTTP_FROM_PACKAGE ON)
 else()
   find_path(PORTICO_LLHTTP_SYSTEM_HEADER llhttp.h NO_CACHE)
   find_library(PORTICO_LLHTTP_SYSTEM_LIBRARY llhttp NO_CACHE)
@@ -42,6 +43,11 @@ else()
     set_target_properties(portico_llhttp PROPERTIES
       C_STANDARD 99 POSITION_INDEPENDENT_CODE ON OUTPUT_NAME portico_llhttp)
     set(PORTICO_LLHTTP_ORIGIN "built from ${PORTICO_LLHTTP_SOURCE_DIR}")
+    # Installed beside portico (portico::server links it statically).
+    if(PORTICO_INSTALL)
+      install(FILES "${PORTICO_LLHTTP_INCLUDE_DIR}/llhttp.h"
+              DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/portico/llhttp)
+    endif()
   else()
     message(FATAL_ERROR
       "portico: llhttp not found. Install Debian's node-llhttp package "
@@ -50,5 +56,9 @@ else()
   endif()
 endif()
 set_target_properties(portico_llhttp PROPERTIES EXPORT_NAME llhttp)
+set_property(GLOBAL APPEND PROPERTY PORTICO_EXPORTED_TARGETS portico_llhttp)
+if(NOT PORTICO_LLHTTP_FROM_PACKAGE)
+  set(PORTICO_LLHTTP_FROM_PACKAGE OFF)
+endif()
 add_library(portico::llhttp ALIAS portico_llhttp)
 message(STATUS "portico: llhttp: ${PORTICO_LLHTTP_ORIGIN}")

@@ -1,0 +1,75 @@
+// portico/detail/syscalls.hpp — the one thin seam every socket and epoll
+// syscall of the reactor and the server goes through. EINTR is retried here
+// and nowhere else. Tests replace entries of syscall_table() to inject EINTR,
+// EAGAIN, EMFILE or short writes.
+// Thread-safety: the table is read by every reactor thread; replace entries
+// only while no reactor runs (before start, after join).
+#pragma once
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+
+struct SyscallTable {
+  ssize_t (*read)(int fd, void* buf, size_t count);
+  ssize_t (*write)(int fd, const void* buf, size_t count);
+  ssize_t (*writev)(int fd, const iovec* iov, int iovcnt);
+  int (*accept4)(int fd, sockaddr* addr, socklen_t* addrlen, int flags);
+  int (*epoll_wait)(int epfd, epoll_event* events, int maxevents, int timeout);
+  int (*close)(int fd);
+};
+
+// The live table; defaults to the libc functions (constant-initialised in
+// src/syscalls.cpp, so it is usable before main and costs no guard).
+extern SyscallTable g_syscall_table;
+inline SyscallTable& syscall_table() noexcept { return g_syscall_table; }
+// The libc functions, for tests to restore the table or to wrap them.
+const SyscallTable& default_syscalls() noexcept;
+
+namespace sys {
+
+// Each returns what the syscall returns, with errno set; EINTR never escapes
+// (except from epoll_wait, whose caller recomputes its timeout: it returns 0).
+inline ssize_t read(int fd, void* buf, size_t count) noexcept {
+  ssize_t r;
+  do r = syscall_table().read(fd, buf, count);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+inline ssize_t write(int fd, const void* buf, size_t count) noexcept {
+  ssize_t r;
+  do r = syscall_table().write(fd, buf, count);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+inline ssize_t writev(int fd, const iovec* iov, int iovcnt) noexcept {
+  ssize_t r;
+  do r = syscall_table().writev(fd, iov, iovcnt);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+inline int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags) noexcept {
+  int r;
+  do r = syscall_table().accept4(fd, addr, addrlen, flags);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+inline int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) noexcept {
+  const int r = syscall_table().epoll_wait(epfd, events, maxevents, timeout);
+  return (r < 0 && errno == EINTR) ? 0 : r;
+}
+// close() is not retried on EINTR: on Linux the fd is released either way.
+inline int close(int fd) noexcept { return syscall_table().close(fd); }
+
+}  // namespace sys
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico

@@ -1,0 +1,207 @@
+// portico/http.hpp — what a handler sees: Request (views into the pooled read
+// buffer), Response (built in request-scoped storage and written with writev)
+// and Completion (finishes a deferred response from any thread).
+// Thread-safety: a Request/Response pair belongs to the reactor thread that
+// parsed it while its handler runs; after Response::defer() it belongs to
+// whoever holds the Completion until Completion::done(), then to the reactor
+// again. Never share one pair between threads at once.
+// Lifetimes: every string_view a Request hands out (method, target, path,
+// query, headers, body, params) stays valid until the response is complete:
+// the handler's return, or for a deferred response, Completion::done(). Copy
+// what must live longer.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "portico/router.hpp"
+
+namespace portico {
+inline namespace v0 {
+
+namespace detail {
+class Connection;
+struct Exchange;
+class ServerCore;
+}  // namespace detail
+
+// One header field, as received (raw name and value; value without the
+// surrounding whitespace).
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+// ASCII case-insensitive equality, as HTTP field names compare.
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+// An HTTP request being served.
+class Request {
+ public:
+  // The method as sent ("GET", "PURGE", ...) and, for the standard ones, as
+  // an enum (nullopt for a custom token).
+  std::string_view method_name() const noexcept { return method_name_; }
+  std::optional<Method> method() const noexcept { return method_; }
+  // The raw request-target, its path (before '?') and query (after '?',
+  // without it; empty when there is none). All still percent-encoded.
+  std::string_view target() const noexcept { return target_; }
+  std::string_view path() const noexcept { return path_; }
+  std::string_view query() const noexcept { return query_; }
+  // The raw value of the first `name=value` pair of the query whose name
+  // equals `name` (exact, still encoded); "" for a bare `name`; nullopt if
+  // absent.
+  std::optional<std::string_view> query_param(std::string_view name) const noexcept;
+
+  // HTTP/1.x: minor version 0 or 1.
+  int version_minor() const noexcept { return version_minor_; }
+  // Whether the connection stays open after this exchange (HTTP/1.1 without
+  // `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`).
+  bool keep_alive() const noexcept { return keep_alive_; }
+
+  // The first header named `name` (case-insensitive), or nullopt.
+  std::optional<std::string_view> header(std::string_view name) const noexcept;
+  // Every header in the order received (repeated names are separate entries).
+  std::span<const Header> headers() const noexcept { return {headers_.data(), header_count_}; }
+
+  // The whole body, de-chunked. Empty when there is none.
+  std::string_view body() const noexcept { return body_; }
+
+  // A route parameter's raw (percent-encoded) value, or "" when the route has
+  // no parameter of that name. percent_decode() (router.hpp) decodes it.
+  std::string_view param(std::string_view name) const noexcept {
+    return params_.get(name);
+  }
+  const Params& params() const noexcept { return params_; }
+
+  // The peer's address as text ("127.0.0.1:54321").
+  std::string_view remote_address() const noexcept { return remote_address_; }
+
+ private:
+  friend class detail::Connection;
+  friend struct detail::Exchange;
+  friend class detail::ServerCore;
+
+  std::string_view method_name_;
+  std::optional<Method> method_;
+  std::string_view target_, path_, query_, body_, remote_address_;
+  Params params_;
+  std::vector<Header> headers_;  // capacity kept across requests (pooled)
+  std::size_t header_count_ = 0;
+  int version_minor_ = 1;
+  bool keep_alive_ = true;
+};
+
+class Completion;
+
+// The response a handler fills. Unless a handler sets a status, it is 200;
+// Date, Server, Content-Length and Connection are added when it is written.
+// Content-Length and Transfer-Encoding set by hand are ignored: the server
+// frames the body itself.
+class Response {
+ public:
+  Response& status(int code) noexcept {
+    status_ = code;
+    return *this;
+  }
+  int status() const noexcept { return status_; }
+
+  // Adds a header (name and value are copied). REQUIRES: neither contains CR
+  // or LF (such headers are dropped, never written).
+  Response& header(std::string_view name, std::string_view value);
+  // Sets the Content-Type header (replacing an earlier one).
+  Response& content_type(std::string_view type);
+
+  // Replaces the body with `bytes` (copied) and sets a Content-Type.
+  Response& text(std::string_view bytes) { return body(bytes, "text/plain"); }
+  Response& json(std::string_view bytes) { return body(bytes, "application/json"); }
+  Response& html(std::string_view bytes) { return body(bytes, "text/html; charset=utf-8"); }
+  Response& body(std::string_view bytes, std::string_view content_type = {});
+  // Takes the string without copying it.
+  Response& body(std::string&& bytes, std::string_view content_type = {});
+  // Appends to the body.
+  Response& append(std::string_view bytes) {
+    body_.append(bytes);
+    return *this;
+  }
+  // Appends fmt-formatted text to the body; allocates nothing once the
+  // request-scoped storage has grown to fit.
+  template <class... T>
+  Response& format(fmt::format_string<T...> fmt_string, T&&... args) {
+    fmt::format_to(std::back_inserter(body_), fmt_string, std::forward<T>(args)...);
+    return *this;
+  }
+  std::string_view body() const noexcept { return body_; }
+
+  // Marks the response as finished later: the server writes nothing until the
+  // returned Completion's done() runs (from any thread). The Request and this
+  // Response stay valid until then. REQUIRES: called once, from the handler.
+  Completion defer() noexcept;
+  bool deferred() const noexcept { return deferred_; }
+
+  // Asks for the connection to close after this response.
+  Response& close_connection() noexcept {
+    close_ = true;
+    return *this;
+  }
+
+ private:
+  friend class detail::Connection;
+  friend struct detail::Exchange;
+  friend class detail::ServerCore;
+
+  void reset() noexcept;
+
+  int status_ = 200;
+  bool deferred_ = false;
+  bool close_ = false;
+  bool has_content_type_ = false;
+  std::string fields_;        // "Name: value\r\n" lines, ready to write
+  std::string content_type_;  // value of Content-Type, when set
+  std::string body_;
+  detail::Exchange* exchange_ = nullptr;
+};
+
+// The handle that finishes a deferred response. Move-only. done() hands the
+// response back to its reactor (through its task queue) to be written; call
+// it exactly once. Dropping a Completion without calling done() finishes the
+// response as 500 Internal Server Error, so no request hangs.
+class Completion {
+ public:
+  Completion() noexcept = default;
+  Completion(Completion&& other) noexcept : exchange_(std::exchange(other.exchange_, nullptr)) {}
+  Completion& operator=(Completion&& other) noexcept {
+    if (this != &other) {
+      abandon();
+      exchange_ = std::exchange(other.exchange_, nullptr);
+    }
+    return *this;
+  }
+  Completion(const Completion&) = delete;
+  Completion& operator=(const Completion&) = delete;
+  ~Completion() { abandon(); }
+
+  explicit operator bool() const noexcept { return exchange_ != nullptr; }
+  // Sends the response. REQUIRES: *this is not empty; the Response is no
+  // longer touched by the caller afterwards.
+  void done() noexcept;
+
+ private:
+  friend class Response;
+  explicit Completion(detail::Exchange* exchange) noexcept : exchange_(exchange) {}
+  void abandon() noexcept;
+  detail::Exchange* exchange_ = nullptr;
+};
+
+// The reason phrase for a status code ("Not Found"); "Unknown" for others.
+std::string_view reason_phrase(int status) noexcept;
+
+}  // namespace v0
+}  // namespace portico

@@ -1,0 +1,21 @@
+// The libc-backed default syscall table (see portico/detail/syscalls.hpp).
+#include "portico/detail/syscalls.hpp"
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+namespace {
+
+constexpr SyscallTable kDefaults = {
+    &::read, &::write, &::writev, &::accept4, &::epoll_wait, &::close,
+};
+
+}  // namespace
+
+constinit SyscallTable g_syscall_table = kDefaults;
+
+const SyscallTable& default_syscalls() noexcept { return kDefaults; }
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico
