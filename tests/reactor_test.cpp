@@ -219,9 +219,10 @@ struct TaggedTimer {
 
 TEST(ReactorTimer, FireInDeadlineOrderNeverEarly) {
   Reactor reactor;
-  reactor.run_once(milliseconds(0));
+  // `start` is taken before the loop's clock (now()) that arm() counts from,
+  // so time measured from it is never shorter than the armed delay.
   Fired fired;
-  fired.start = Clock::now();
+  reactor.run_once(milliseconds(0));
   TaggedTimer t30(&fired, 30), t10(&fired, 10), t20(&fired, 20), t1(&fired, 1);
   reactor.arm(t30.timer, milliseconds(30));
   reactor.arm(t10.timer, milliseconds(10));
@@ -275,9 +276,10 @@ TEST(ReactorTimer, CallbackReArmsItself) {
 
 TEST(ReactorTimer, ReArmMovesTheDeadline) {
   Reactor reactor;
-  reactor.run_once(milliseconds(0));
+  // `start` is taken before the loop's clock (now()) that arm() counts from,
+  // so time measured from it is never shorter than the armed delay.
   Fired fired;
-  fired.start = Clock::now();
+  reactor.run_once(milliseconds(0));
   TaggedTimer t(&fired, 7);
   reactor.arm(t.timer, milliseconds(5));
   reactor.arm(t.timer, milliseconds(40));
@@ -374,9 +376,10 @@ TEST(ReactorTimer, TimerBeyondTheWheelSpanFiresAtItsDeadline) {
   // The wheel spans 4096 ticks of 1 ms; this timer shares a slot with the
   // tick 4096 ms before its deadline.
   Reactor reactor;
-  reactor.run_once(milliseconds(0));
+  // `start` is taken before the loop's clock (now()) that arm() counts from,
+  // so time measured from it is never shorter than the armed delay.
   Fired fired;
-  fired.start = Clock::now();
+  reactor.run_once(milliseconds(0));
   TaggedTimer far(&fired, 1), near(&fired, 2);
   reactor.arm(far.timer, milliseconds(4096 + 5));
   reactor.arm(near.timer, milliseconds(5));
@@ -414,6 +417,7 @@ TEST(ReactorTimer, MillionTimersArmAndCancel) {
 // ---- idle, tasks, hooks, stop ---------------------------------------------------
 
 TEST(Reactor, IdleLoopSleepsInsteadOfSpinning) {
+  const auto start = Clock::now();  // before now(), which arm() counts from
   Reactor reactor;
   struct Stopper {
     Reactor* reactor;
@@ -423,7 +427,6 @@ TEST(Reactor, IdleLoopSleepsInsteadOfSpinning) {
   Fired fired;
   TaggedTimer far(&fired, 1);
   reactor.arm(far.timer, milliseconds(60'000));  // armed but far: must not cause wake-ups
-  const auto start = Clock::now();
   reactor.arm(stopper.timer, milliseconds(80));
   reactor.run();
   EXPECT_GE(Clock::now() - start, milliseconds(80));
