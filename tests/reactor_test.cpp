@@ -248,7 +248,7 @@ TEST(ReactorTimer, ZeroDelayFiresOnTheNextIterationWithoutWaiting) {
   // max_wait is long: the loop must see the due timer and not block.
   const auto before = Clock::now();
   reactor.run_once(std::chrono::seconds(30));
-  EXPECT_LT(Clock::now() - before, std::chrono::seconds(5));
+  EXPECT_LT(Clock::now() - before, std::chrono::seconds(2));  // vs. a 4 s wheel span / 30 s max_wait
   EXPECT_EQ(fired.order.size(), 1u);
 }
 
@@ -477,7 +477,7 @@ TEST(Reactor, TaskBatchIsBoundedAndPendingTasksDoNotBlock) {
   const auto before = Clock::now();
   reactor.run_once(std::chrono::seconds(30));  // tasks pending: no blocking
   reactor.run_once(std::chrono::seconds(30));
-  EXPECT_LT(Clock::now() - before, std::chrono::seconds(5));
+  EXPECT_LT(Clock::now() - before, std::chrono::seconds(2));  // vs. a 4 s wheel span / 30 s max_wait
   EXPECT_EQ(ran, 10);
 }
 
