@@ -72,33 +72,33 @@ enum class Shape { kStatic, kParam };
 
 // gen_tables.py's word list.
 constexpr std::string_view kWords[] = {
-    "account",  "address",  "alert",    "archive",  "asset",    "audit",    "backup",
-    "badge",    "balance",  "batch",    "bill",     "blob",     "board",    "booking",
-    "branch",   "budget",   "bundle",   "cache",    "campaign", "card",     "cart",
-    "case",     "catalog",  "channel",  "charge",   "chart",    "check",    "claim",
-    "client",   "cluster",  "comment",  "config",   "contact",  "contract", "coupon",
-    "credit",   "customer", "dashboard", "device",  "discount", "dispute",  "document",
-    "domain",   "draft",    "event",    "export",   "feature",  "feed",     "file",
-    "filter",   "folder",   "form",     "gateway",  "grant",    "group",    "hook",
-    "image",    "import",   "incident", "invoice",  "issue",    "item",     "job",
-    "key",      "label",    "lead",     "ledger",   "license",  "link",     "list",
-    "log",      "mailbox",  "media",    "member",   "message",  "meter",    "metric",
-    "model",    "monitor",  "note",     "notice",   "offer",    "order",    "owner",
-    "package",  "page",     "partner",  "payment",  "payout",   "plan",     "policy",
-    "pool",     "post",     "price",    "product",  "profile",  "project",  "promo",
-    "queue",    "quota",    "quote",    "receipt",  "record",   "refund",   "region",
-    "release",  "report",   "request",  "review",   "role",     "rule",     "run",
-    "schedule", "scope",    "secret",   "segment",  "session",  "setting",  "share",
-    "shipment", "site",     "slot",     "snapshot", "source",   "space",    "stage",
-    "stock",    "store",    "subscription", "survey", "tag",    "task",     "team",
-    "template", "ticket",   "token",    "topic",    "track",    "transfer", "trigger",
-    "upload",   "user",     "vault",    "vendor",   "version",  "volume",   "voucher",
-    "wallet",   "webhook",  "widget",   "workflow", "zone"};
+    "account",  "address",  "alert",        "archive",  "asset",    "audit",    "backup",
+    "badge",    "balance",  "batch",        "bill",     "blob",     "board",    "booking",
+    "branch",   "budget",   "bundle",       "cache",    "campaign", "card",     "cart",
+    "case",     "catalog",  "channel",      "charge",   "chart",    "check",    "claim",
+    "client",   "cluster",  "comment",      "config",   "contact",  "contract", "coupon",
+    "credit",   "customer", "dashboard",    "device",   "discount", "dispute",  "document",
+    "domain",   "draft",    "event",        "export",   "feature",  "feed",     "file",
+    "filter",   "folder",   "form",         "gateway",  "grant",    "group",    "hook",
+    "image",    "import",   "incident",     "invoice",  "issue",    "item",     "job",
+    "key",      "label",    "lead",         "ledger",   "license",  "link",     "list",
+    "log",      "mailbox",  "media",        "member",   "message",  "meter",    "metric",
+    "model",    "monitor",  "note",         "notice",   "offer",    "order",    "owner",
+    "package",  "page",     "partner",      "payment",  "payout",   "plan",     "policy",
+    "pool",     "post",     "price",        "product",  "profile",  "project",  "promo",
+    "queue",    "quota",    "quote",        "receipt",  "record",   "refund",   "region",
+    "release",  "report",   "request",      "review",   "role",     "rule",     "run",
+    "schedule", "scope",    "secret",       "segment",  "session",  "setting",  "share",
+    "shipment", "site",     "slot",         "snapshot", "source",   "space",    "stage",
+    "stock",    "store",    "subscription", "survey",   "tag",      "task",     "team",
+    "template", "ticket",   "token",        "topic",    "track",    "transfer", "trigger",
+    "upload",   "user",     "vault",        "vendor",   "version",  "volume",   "voucher",
+    "wallet",   "webhook",  "widget",       "workflow", "zone"};
 constexpr std::size_t kWordCount = std::size(kWords);
 
 std::string plural(std::string_view word) {
-  const bool es = word.ends_with('s') || word.ends_with('x') || word.ends_with("ch") ||
-                  word.ends_with("sh");
+  const bool es =
+      word.ends_with('s') || word.ends_with('x') || word.ends_with("ch") || word.ends_with("sh");
   return std::string(word) + (es ? "es" : "s");
 }
 
@@ -106,7 +106,9 @@ std::string plural(std::string_view word) {
 // service in the param shape).
 Table make_table(Shape shape, int versions, int services, int resources) {
   std::mt19937 rng(20261123);
-  auto word = [&] { return kWords[std::uniform_int_distribution<std::size_t>(0, kWordCount - 1)(rng)]; };
+  auto word = [&] {
+    return kWords[std::uniform_int_distribution<std::size_t>(0, kWordCount - 1)(rng)];
+  };
   std::vector<std::string> service_names;
   while (service_names.size() < static_cast<std::size_t>(services)) {
     std::string name = std::string(word()) + "-" + std::string(word());
@@ -246,7 +248,8 @@ class LinearRouter {
     std::stable_sort(routes_.begin(), routes_.end(), [](const Route& a, const Route& b) {
       const std::size_t n = std::min(a.segments.size(), b.segments.size());
       for (std::size_t i = 0; i < n; ++i) {
-        if (a.segments[i].kind != b.segments[i].kind) return a.segments[i].kind < b.segments[i].kind;
+        if (a.segments[i].kind != b.segments[i].kind)
+          return a.segments[i].kind < b.segments[i].kind;
       }
       return false;
     });
@@ -378,14 +381,16 @@ portico::FrozenRouter<Handler> build_portico(const Table& t) {
 
 LinearRouter build_linear(const Table& t) {
   LinearRouter router;
-  for (Handler h = 0; h < t.routes.size(); ++h) router.add(t.routes[h].method, t.routes[h].pattern, h);
+  for (Handler h = 0; h < t.routes.size(); ++h)
+    router.add(t.routes[h].method, t.routes[h].pattern, h);
   router.finish();
   return router;
 }
 
 MapRouter build_map(const Table& t) {
   MapRouter router;
-  for (Handler h = 0; h < t.routes.size(); ++h) router.add(t.routes[h].method, t.routes[h].pattern, h);
+  for (Handler h = 0; h < t.routes.size(); ++h)
+    router.add(t.routes[h].method, t.routes[h].pattern, h);
   return router;
 }
 
@@ -429,8 +434,8 @@ const Fixture& fixture(Shape shape, std::int64_t routes) {
       }
     }
     if (!same) {
-      f.error = "routers disagree on " + std::string(portico::method_name(rq.method)) + " " +
-                rq.path;
+      f.error =
+          "routers disagree on " + std::string(portico::method_name(rq.method)) + " " + rq.path;
     }
   }
   return f;
@@ -536,11 +541,19 @@ BENCHMARK_CAPTURE(BM_Linear_Lookup, static, Shape::kStatic)->Apply(sizes);
 BENCHMARK(BM_UnorderedMap_Lookup)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_Portico_Lookup, param, Shape::kParam)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_Linear_Lookup, param, Shape::kParam)->Apply(sizes);
-BENCHMARK_CAPTURE(BM_Portico_Build, static, Shape::kStatic)->Apply(sizes)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Linear_Build, static, Shape::kStatic)->Apply(sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Portico_Build, static, Shape::kStatic)
+    ->Apply(sizes)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Linear_Build, static, Shape::kStatic)
+    ->Apply(sizes)
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_UnorderedMap_Build)->Apply(sizes)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Portico_Build, param, Shape::kParam)->Apply(sizes)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_Linear_Build, param, Shape::kParam)->Apply(sizes)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Portico_Build, param, Shape::kParam)
+    ->Apply(sizes)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_Linear_Build, param, Shape::kParam)
+    ->Apply(sizes)
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

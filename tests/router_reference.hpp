@@ -97,7 +97,8 @@ inline std::string describe(const Outcome& o) {
 // ---- the reference ----------------------------------------------------------
 
 // Does `route` match `path`? Fills `values` with the parameter values.
-inline bool route_matches(const Route& route, std::string_view path, std::vector<std::string>& values) {
+inline bool route_matches(const Route& route, std::string_view path,
+                          std::vector<std::string>& values) {
   values.clear();
   if (path.empty() || path.front() != '/') return false;
   // Segment starts and lengths of path[1:] split by '/'.
@@ -147,7 +148,8 @@ inline bool better(const Route& a, const Route& b) {
   return a.method.has_value() && !b.method.has_value();
 }
 
-inline Outcome reference_match(const std::vector<Route>& routes, Method method, std::string_view path) {
+inline Outcome reference_match(const std::vector<Route>& routes, Method method,
+                               std::string_view path) {
   Outcome out;
   const Route* best = nullptr;
   std::vector<std::string> best_values;

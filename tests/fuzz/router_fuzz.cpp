@@ -42,8 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view method = line.substr(0, space);
     const std::string_view pattern = line.substr(space + 1);
     const int handler = static_cast<int>(i);
-    const portico::RouteError error = method == "ANY" ? router.add_any(pattern, handler)
-                                                      : router.add(method, pattern, handler);
+    const portico::RouteError error =
+        method == "ANY" ? router.add_any(pattern, handler) : router.add(method, pattern, handler);
     if (error || !in_domain) continue;
     std::optional<portico_test::Route> route = portico_test::parse_route(method, pattern, handler);
     if (route) {
