@@ -414,6 +414,7 @@ class Connection final : public IoHandler {
 
   void open();
   void on_io(std::uint32_t events) noexcept override;
+  void handle_io(std::uint32_t events) noexcept;
   // A deferred or offloaded response is complete (runs on the loop thread).
   void on_completion(Exchange* exchange) noexcept;
   // Shutdown: close if idle, else close after the current response.
@@ -835,6 +836,11 @@ std::size_t Connection::input_limit() const noexcept {
 }
 
 void Connection::on_io(std::uint32_t events) noexcept {
+  handle_io(events);
+  finish_entry();  // frees the connection if handle_io closed it
+}
+
+void Connection::handle_io(std::uint32_t events) noexcept {
   if (closed_) return;
   last_active_ = context_.reactor.now();
   if (events & EPOLLERR) {
