@@ -127,7 +127,7 @@ Reactor::Reactor(const ReactorOptions& options)
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = this;  // the wake-up fd: recognised by this sentinel in dispatch
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, tasks_.wakeup_fd(), &ev) != 0) {
+  if (detail::sys::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, tasks_.wakeup_fd(), &ev) != 0) {
     const int error = errno;
     detail::sys::close(epoll_fd_);
     throw std::system_error(error, std::system_category(), "epoll_ctl(wakeup)");
@@ -163,7 +163,7 @@ std::error_code Reactor::add(int fd, std::uint32_t events, IoHandler* handler) n
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = handler;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  if (detail::sys::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     return {errno, std::system_category()};
   }
   handlers_[index] = handler;
@@ -176,7 +176,7 @@ std::error_code Reactor::modify(int fd, std::uint32_t events, IoHandler* handler
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = handler;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
+  if (detail::sys::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
     return {errno, std::system_category()};
   }
   const auto index = static_cast<std::size_t>(fd);
@@ -193,7 +193,7 @@ std::error_code Reactor::modify(int fd, std::uint32_t events, IoHandler* handler
 std::error_code Reactor::remove(int fd) noexcept {
   if (fd < 0) return std::make_error_code(std::errc::invalid_argument);
   std::error_code result;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) != 0) {
+  if (detail::sys::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) != 0) {
     result = {errno, std::system_category()};
   }
   const auto index = static_cast<std::size_t>(fd);

@@ -24,6 +24,7 @@ struct SyscallTable {
   ssize_t (*writev)(int fd, const iovec* iov, int iovcnt);
   int (*accept4)(int fd, sockaddr* addr, socklen_t* addrlen, int flags);
   int (*epoll_wait)(int epfd, epoll_event* events, int maxevents, int timeout);
+  int (*epoll_ctl)(int epfd, int op, int fd, epoll_event* event);
   int (*close)(int fd);
 };
 
@@ -65,6 +66,9 @@ inline int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags) noexce
 inline int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) noexcept {
   const int r = syscall_table().epoll_wait(epfd, events, maxevents, timeout);
   return (r < 0 && errno == EINTR) ? 0 : r;
+}
+inline int epoll_ctl(int epfd, int op, int fd, epoll_event* event) noexcept {
+  return syscall_table().epoll_ctl(epfd, op, fd, event);
 }
 // close() is not retried on EINTR: on Linux the fd is released either way.
 inline int close(int fd) noexcept { return syscall_table().close(fd); }
