@@ -499,6 +499,12 @@ struct ParserCallbacks {
     return HPE_USER;
   }
 
+  // The head so far ends at at+n: the message starts at offset 0.
+  static int check_head_size(llhttp_t* p, Exchange& ex, const char* at, std::size_t n) {
+    if (offset(ex, at) + n > ex.context->core.options().max_header_bytes)
+      return reject(p, 431, "header section too large");
+    return 0;
+  }
   static int on_method(llhttp_t* p, const char* at, std::size_t n) {
     Exchange& ex = of(p);
     ex.method.extend(offset(ex, at), static_cast<std::uint32_t>(n));
@@ -518,12 +524,12 @@ struct ParserCallbacks {
   static int on_header_field(llhttp_t* p, const char* at, std::size_t n) {
     Exchange& ex = of(p);
     ex.field.extend(offset(ex, at), static_cast<std::uint32_t>(n));
-    return 0;
+    return check_head_size(p, ex, at, n);
   }
   static int on_header_value(llhttp_t* p, const char* at, std::size_t n) {
     Exchange& ex = of(p);
     ex.value.extend(offset(ex, at), static_cast<std::uint32_t>(n));
-    return 0;
+    return check_head_size(p, ex, at, n);
   }
   static int on_header_value_complete(llhttp_t* p) {
     Exchange& ex = of(p);
