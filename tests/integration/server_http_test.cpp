@@ -179,6 +179,130 @@ class ServerHttpTest : public ServerFixture {
 const std::regex kImfDate(
     R"(^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$)");
 
+// ---- the test client itself (a canned peer, no Server) ---------------------------
+
+// Accepts one connection on a loopback port, writes `reply` once the request
+// head has arrived, then closes (or resets, or stays silent until destroyed).
+class CannedPeer {
+ public:
+  enum class Then { kClose, kReset, kSilent };
+  CannedPeer(std::string reply, Then then) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(::listen(listener_, 1), 0);
+    socklen_t length = sizeof address;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this, reply = std::move(reply), then] {
+      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      std::string got;
+      char chunk[512];
+      while (got.find("\r\n\r\n") == std::string::npos) {
+        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) break;
+        got.append(chunk, static_cast<std::size_t>(n));
+      }
+      if (!reply.empty()) (void)::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+      if (then == Then::kSilent) {
+        // Until the client hangs up.
+        while (::recv(fd, chunk, sizeof chunk, 0) > 0) {
+        }
+      } else if (then == Then::kReset) {
+        const linger hard{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+      }
+      ::close(fd);
+    });
+  }
+  ~CannedPeer() {
+    thread_.join();
+    ::close(listener_);
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+TEST(TestClientTest, ParsesFramings) {
+  HttpResponse r;
+  std::size_t used = 0;
+  std::string data = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A:  b \r\n\r\nhiNEXT";
+  ASSERT_EQ(parse_response(data, false, false, r, used), ParseStatus::kDone);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.reason, "OK");
+  EXPECT_EQ(r.body, "hi");
+  EXPECT_EQ(r.header("x-a"), "b");
+  EXPECT_EQ(used, data.size() - 4);
+  data = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nab\r\nA\r\n0123456789\r\n0\r\nT: 1\r\n\r\n";
+  ASSERT_EQ(parse_response(data, false, false, r, used), ParseStatus::kDone);
+  EXPECT_TRUE(r.chunked);
+  EXPECT_EQ(r.body, "ab0123456789");
+  EXPECT_EQ(used, data.size());
+  EXPECT_EQ(parse_response(data.substr(0, data.size() - 1), false, false, r, used),
+            ParseStatus::kNeedMore);
+  data = "HTTP/1.0 200 OK\r\n\r\nuntil close";
+  EXPECT_EQ(parse_response(data, false, false, r, used), ParseStatus::kNeedMore);
+  ASSERT_EQ(parse_response(data, false, true, r, used), ParseStatus::kDone);
+  EXPECT_EQ(r.version_minor, 0);
+  EXPECT_EQ(r.body, "until close");
+  data = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n";
+  ASSERT_EQ(parse_response(data, true, false, r, used), ParseStatus::kDone);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(parse_response(data, false, false, r, used), ParseStatus::kNeedMore);
+  EXPECT_EQ(parse_response(data, false, true, r, used), ParseStatus::kBad);  // cut short
+  EXPECT_EQ(parse_response("HTTP/1.1 2x0 OK\r\n\r\n", false, false, r, used), ParseStatus::kBad);
+  EXPECT_EQ(parse_response("SSH-2.0", false, false, r, used), ParseStatus::kBad);
+  EXPECT_EQ(parse_response("HTTP/1.1 200 OK\r\nbad\r\n\r\n", false, false, r, used),
+            ParseStatus::kBad);
+  const auto all = parse_all_responses(
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx");
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].status, 100);
+  EXPECT_EQ(all[1].status, 201);
+  EXPECT_EQ(all[1].body, "x");
+}
+
+TEST(TestClientTest, ReadsResponsesThenCleanClose) {
+  CannedPeer peer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 404 Not Found\r\n"
+                  "Content-Length: 0\r\n\r\n",
+                  CannedPeer::Then::kClose);
+  TestClient client(peer.port());
+  const ReadResult first = client.request(request_bytes("GET", "/"));
+  ASSERT_TRUE(first.ok()) << first.error;
+  EXPECT_EQ(first.response.body, "hi");
+  const ReadResult second = client.read_response();
+  ASSERT_TRUE(second.ok()) << second.error;
+  EXPECT_EQ(second.response.status, 404);
+  EXPECT_EQ(client.read_response().outcome, Outcome::kClosed);
+  EXPECT_EQ(client.wait_for_close(), Outcome::kClosed);
+}
+
+TEST(TestClientTest, TimeoutResetAndTruncation) {
+  {
+    CannedPeer peer("", CannedPeer::Then::kSilent);
+    TestClient client(peer.port(), 100ms);
+    EXPECT_EQ(client.request(request_bytes("GET", "/")).outcome, Outcome::kTimeout);
+    EXPECT_EQ(client.wait_for_close(), Outcome::kTimeout);
+  }
+  {
+    CannedPeer peer("", CannedPeer::Then::kReset);
+    TestClient client(peer.port());
+    EXPECT_EQ(client.request(request_bytes("GET", "/")).outcome, Outcome::kReset);
+  }
+  {
+    CannedPeer peer("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", CannedPeer::Then::kClose);
+    TestClient client(peer.port());
+    EXPECT_EQ(client.request(request_bytes("GET", "/")).outcome, Outcome::kMalformed);
+  }
+}
+
 // ---- the basics ---------------------------------------------------------------
 
 TEST_F(ServerHttpTest, GetWithDateAndContentLength) {
