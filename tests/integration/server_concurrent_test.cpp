@@ -149,6 +149,38 @@ TEST_F(ServerConcurrentTest, ManyKeepAliveClients) {
   EXPECT_EQ(stats.responses_4xx + stats.responses_5xx, 0u);
 }
 
+TEST_F(ServerConcurrentTest, ManyConnectionsAtOnce) {
+  ServerOptions options;
+  options.threads = 2;
+  start_server(options, load_routes);
+  constexpr int kThreads = 4;
+  constexpr int kConnectionsEach = 50;
+  Failures failures;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<TestClient> clients;
+      std::vector<Exchange> exchanges;
+      for (int i = 0; i < kConnectionsEach; ++i) {
+        clients.emplace_back(port(), 10s);
+        exchanges.push_back(mixed_exchange(t, i));
+        if (!clients.back().send(exchanges.back().request)) return failures.add("send failed");
+      }
+      for (int i = 0; i < kConnectionsEach; ++i) {
+        const auto k = static_cast<std::size_t>(i);
+        const ReadResult r = clients[k].read_response();
+        if (!r.ok() || r.response.status != 200 || r.response.body != exchanges[k].body) {
+          return failures.add(describe(r, exchanges[k].request) + " want " + exchanges[k].body);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.count(), 0u) << failures.report();
+  EXPECT_EQ(server().stats().connections_accepted,
+            static_cast<std::uint64_t>(kThreads * kConnectionsEach));
+}
+
 TEST_F(ServerConcurrentTest, PipelinedClients) {
   ServerOptions options;
   options.threads = 2;

@@ -4,6 +4,8 @@
 // input) and with curl for the ordinary exchanges. Every test ends with the
 // fixture's fd-leak check.
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -1388,6 +1390,89 @@ TEST_F(ServerHttpTest, MaxRequestsPerConnection) {
     std::string extra;
     EXPECT_CLOSED(client.wait_for_close(&extra));
     EXPECT_EQ(extra, "") << "answered past max_requests_per_connection";
+  }
+}
+
+TEST_F(ServerHttpTest, ConnectionsPastMaxConnectionsAreClosed) {
+  ServerOptions options;
+  options.threads = 1;
+  options.max_connections = 2;
+  start(options);
+  TestClient a(port());
+  TestClient b(port());
+  const std::string req = request_bytes("GET", "/plaintext");
+  const ReadResult ra = a.request(req);
+  ASSERT_RESPONSE(ra, req);
+  const ReadResult rb = b.request(req);
+  ASSERT_RESPONSE(rb, req);
+  // Both are open and served; a third is closed at once.
+  TestClient c(port());
+  ASSERT_TRUE(c.connected());
+  (void)c.send(req);
+  std::string received;
+  EXPECT_CLOSED(c.wait_for_close(&received));
+  EXPECT_TRUE(received.empty() || received.rfind("HTTP/1.1 503", 0) == 0) << printable(received);
+  EXPECT_GE(server().stats().connections_rejected, 1u);
+  // The admitted ones still work.
+  const ReadResult again = a.request(req);
+  ASSERT_RESPONSE(again, req);
+  EXPECT_EQ(again.response.body, "Hello, World!");
+}
+
+// Reads from `fd` until `lines` newline-terminated lines arrived (bounded).
+std::string read_lines(int fd, int lines, std::chrono::milliseconds bound = 5s) {
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  while (std::count(out.begin(), out.end(), '\n') < lines) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char chunk[4096];
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n <= 0) break;
+    out.append(chunk, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+TEST_F(ServerHttpTest, AccessLogCommonAndJson) {
+  for (const AccessLogFormat format : {AccessLogFormat::kCommon, AccessLogFormat::kJson}) {
+    SCOPED_TRACE(format == AccessLogFormat::kCommon ? "common" : "json");
+    int log_pipe[2];
+    ASSERT_EQ(::pipe2(log_pipe, O_CLOEXEC), 0);
+    ServerOptions options;
+    options.access_log = format;
+    options.access_log_fd = log_pipe[1];
+    start(options);
+    TestClient client(port());
+    const std::string pipeline = request_bytes("GET", "/users/31") + request_bytes("GET", "/nope");
+    ASSERT_TRUE(client.send(pipeline));
+    ASSERT_TRUE(client.read_response().ok());
+    ASSERT_TRUE(client.read_response().ok());
+    const std::string log = read_lines(log_pipe[0], 2);
+    stop_server();  // before closing the pipe the server writes to
+    ::close(log_pipe[0]);
+    ::close(log_pipe[1]);
+    const auto first_end = log.find('\n');
+    ASSERT_NE(first_end, std::string::npos) << "no access log line: " << printable(log);
+    const std::string first = log.substr(0, first_end);
+    const std::string second = log.substr(first_end + 1);
+    EXPECT_NE(first.find("/users/31"), std::string::npos) << first;
+    EXPECT_NE(first.find("200"), std::string::npos) << first;
+    EXPECT_NE(first.find("127.0.0.1"), std::string::npos) << first;
+    EXPECT_NE(second.find("/nope"), std::string::npos) << second;
+    EXPECT_NE(second.find("404"), std::string::npos) << second;
+    if (format == AccessLogFormat::kCommon) {
+      // host ident authuser [date] "request-line" status bytes
+      const std::regex common(
+          R"(^127\.0\.0\.1 \S+ \S+ \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET /users/31 HTTP/1\.1" 200 7$)");
+      EXPECT_TRUE(std::regex_match(first, common)) << first;
+    } else {
+      EXPECT_EQ(first.front(), '{') << first;
+      EXPECT_EQ(first.back(), '}') << first;
+    }
   }
 }
 
