@@ -636,11 +636,13 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
           other_pattern += "{" + name + ":" + b.type_names[p.type] + "}";
         }
       }
-      const std::string m = b.method_text(method);
+      // The whole pattern is at fault, not one byte of it: position 0 and no
+      // "at byte" in the message.
       return RouteError(RouteErrc::kDuplicateRoute, 0,
-                        "pattern " + quote(pattern) + ": route " + m + " " + quote(pattern) +
-                            " conflicts with " + m + " " + quote(other_pattern) +
-                            " (same method, same pattern up to parameter names; at byte 0)");
+                        "pattern " + quote(pattern) + ": duplicate route: " +
+                            b.method_text(method) + " " + quote(other_pattern) +
+                            " was added before (same method, same pattern up to parameter "
+                            "names)");
     }
   }
 

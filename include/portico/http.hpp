@@ -31,6 +31,7 @@ namespace detail {
 class Connection;
 struct Exchange;
 class ServerCore;
+struct ReactorContext;
 }  // namespace detail
 
 // One header field, as received (raw name and value; value without the
@@ -81,18 +82,22 @@ class Request {
   }
   const Params& params() const noexcept { return params_; }
 
-  // The peer's address as text ("127.0.0.1:54321").
-  std::string_view remote_address() const noexcept { return remote_address_; }
+  // The peer's address as text ("127.0.0.1:54321"; "[::1]:54321").
+  std::string_view remote_address() const noexcept;
 
  private:
   friend class detail::Connection;
   friend struct detail::Exchange;
   friend class detail::ServerCore;
+  friend struct detail::ReactorContext;
 
   std::string_view method_name_;
   std::optional<Method> method_;
-  std::string_view target_, path_, query_, body_, remote_address_;
+  std::string_view target_, path_, query_, body_;
   Params params_;
+  const detail::Connection* connection_ = nullptr;
+  mutable char remote_text_[64] = {};  // formatted on first use per request
+  mutable std::uint8_t remote_length_ = 0;
   std::vector<Header> headers_;  // capacity kept across requests (pooled)
   std::size_t header_count_ = 0;
   int version_minor_ = 1;
@@ -156,6 +161,7 @@ class Response {
   friend class detail::Connection;
   friend struct detail::Exchange;
   friend class detail::ServerCore;
+  friend class Completion;
 
   void reset() noexcept;
 

@@ -139,7 +139,9 @@ class Reactor {
   // Queues `task` and never drops it: from another thread it waits for space;
   // on the loop thread itself a full queue spills into a local list that the
   // loop drains too. False only when the reactor was destroyed or stopped for
-  // good (the task is destroyed).
+  // good (the task is destroyed). This reactor never stops for good (stop()
+  // can be undone by restart()), so post() always returns true; a post from
+  // another thread to a reactor whose loop never drains blocks.
   bool post(Task task) noexcept;
   // Makes run() return after its current iteration. Idempotent.
   void stop() noexcept;
@@ -157,7 +159,8 @@ class Reactor {
   void restart() noexcept { stop_.store(false, std::memory_order_release); }
 
   // A function run at the end of every iteration (step 6). Loop thread or
-  // before running. Hooks run in the order added.
+  // before running. Hooks run in the order added. REQUIRES: not called from
+  // inside a hook.
   void add_iteration_hook(Task hook);
 
   bool in_loop_thread() const noexcept {
@@ -172,7 +175,8 @@ class Reactor {
 
   void run_timers() noexcept;
   void run_tasks() noexcept;
-  int poll_timeout_ms(std::chrono::milliseconds max_wait) const noexcept;
+  int poll_timeout_ms(std::chrono::milliseconds max_wait) noexcept;
+  void bind_loop_thread() noexcept;
 
   ReactorOptions options_;
   int epoll_fd_ = -1;
@@ -183,10 +187,15 @@ class Reactor {
   std::vector<Task> local_overflow_;
   std::vector<Task> hooks_;
   std::vector<epoll_event> events_;
+  // The batch being dispatched: entries [dispatch_next_, dispatch_end_) are not
+  // delivered yet; remove() nulls those that point to the removed handler.
+  std::size_t dispatch_next_ = 0;
+  std::size_t dispatch_end_ = 0;
+  std::vector<IoHandler*> handlers_;  // indexed by fd; what remove() looks up
   std::unique_ptr<Wheel> wheel_;
   // Counters written by the loop thread, read relaxed by stats().
   std::atomic<std::uint64_t> iterations_{0}, io_events_{0}, timers_fired_{0}, tasks_run_{0};
-  std::size_t fds_watched_ = 0;
+  std::atomic<std::size_t> fds_watched_{0}, timers_armed_{0};
 };
 
 }  // namespace v0

@@ -148,7 +148,9 @@ inline std::error_code make_error_code(RouteErrc e) noexcept {
 }
 
 // What add() returns: empty (false) on success; otherwise the error, a
-// message naming the pattern(s) and the byte position the problem is at.
+// message naming the pattern(s) and the byte position the problem is at (a
+// duplicate route names the route added before instead: the whole pattern
+// conflicts).
 class [[nodiscard]] RouteError {
  public:
   RouteError() = default;
@@ -157,7 +159,7 @@ class [[nodiscard]] RouteError {
 
   explicit operator bool() const noexcept { return static_cast<bool>(code_); }
   std::error_code code() const noexcept { return code_; }
-  // Byte offset into the pattern being added.
+  // Byte offset into the pattern being added; 0 for kDuplicateRoute.
   std::size_t position() const noexcept { return position_; }
   const std::string& message() const noexcept { return message_; }
 

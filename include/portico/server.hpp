@@ -48,7 +48,7 @@ struct RouteOptions {
   // worker queue is full the request is answered 503 with Retry-After.
   bool blocking = false;
   // Middleware around this route only, inside the server's.
-  std::vector<Middleware> middleware;
+  std::vector<Middleware> middleware{};
 };
 
 // A set of routes, built off to the side and published in one step with
@@ -189,8 +189,9 @@ class Server {
   std::error_code start();
   // The message of the error start() returned ("" when none).
   const std::string& setup_error() const noexcept { return setup_error_; }
-  // start(), then wait(); with options.handle_signals, SIGINT/SIGTERM call
-  // stop(). Returns start()'s error or, after a clean stop, {}.
+  // start() (unless started already), then wait(); with
+  // options.handle_signals, SIGINT/SIGTERM call stop(). Returns start()'s
+  // error or, after a clean stop, {}.
   std::error_code run();
   // Graceful shutdown, from any thread or a handler: stop accepting, finish
   // in-flight requests within shutdown_timeout, close idle connections.
@@ -205,8 +206,11 @@ class Server {
   const ServerOptions& config() const noexcept { return options_; }
 
  private:
+  void keep_error(RouteError error);
+
   ServerOptions options_;
   std::unique_ptr<detail::ServerCore> core_;
+  std::error_code setup_code_;
   std::string setup_error_;
   std::atomic<std::uint16_t> port_{0};
 };
