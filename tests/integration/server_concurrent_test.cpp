@@ -333,13 +333,21 @@ TEST_F(ServerConcurrentTest, ShutdownUnderLoad) {
   std::atomic<bool> never{false};
   ASSERT_TRUE(progress.wait_for(300, never)) << "clients made no progress: " << failures.report();
   const auto stop_at = std::chrono::steady_clock::now();
+  const std::uint64_t served_before_stop = progress.value();
   server().stop();
   server().wait();
   const auto stopped_in = std::chrono::steady_clock::now() - stop_at;
+  const std::uint64_t served_after_stop = progress.value() - served_before_stop;
   finished.store(true);
   for (auto& t : clients) t.join();
   EXPECT_EQ(failures.count(), 0u) << failures.report();
   EXPECT_LT(stopped_in, 5s) << "stop() took longer than shutdown_timeout allows";
+  // Nothing here is slow: once the requests in flight at stop() are answered
+  // the connections should close, not serve new requests until the deadline.
+  EXPECT_LT(stopped_in, 2s) << "stop()+wait() took "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(stopped_in).count()
+                            << " ms (shutdown_timeout 3 s) and served " << served_after_stop
+                            << " requests after stop(): keep-alive connections kept being served";
   EXPECT_FALSE(server().running());
 }
 

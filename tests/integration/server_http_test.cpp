@@ -1524,6 +1524,82 @@ TEST_F(ServerHttpTest, GracefulStopFinishesDeferredRequest) {
   EXPECT_FALSE(late.connected() && late.request(plain).ok());
 }
 
+TEST_F(ServerHttpTest, GracefulStopFinishesBlockingRequests) {
+  auto gate = std::make_shared<Gate>();
+  struct OpenAtExit {
+    std::shared_ptr<Gate> gate;
+    ~OpenAtExit() { gate->open(); }
+  } open_at_exit{gate};
+  ServerOptions options;
+  options.worker_threads = 1;
+  options.shutdown_timeout = 4s;
+  start_server(options, [gate](Server& s) {
+    RouteOptions blocking;
+    blocking.blocking = true;
+    s.get("/block/:n", [gate](Request& req, Response& res) {
+      gate->enter_and_wait();
+      res.format("done {}", req.param("n"));
+    }, std::move(blocking));
+  });
+  // One request runs on the worker (blocked), one waits in the queue.
+  TestClient running(port());
+  ASSERT_TRUE(running.send(request_bytes("GET", "/block/1")));
+  ASSERT_TRUE(gate->wait_entered(1));
+  TestClient queued(port());
+  ASSERT_TRUE(queued.send(request_bytes("GET", "/block/2")));
+  ASSERT_TRUE(wait_until([this] { return server().stats().requests == 2; }));
+  const auto stop_at = std::chrono::steady_clock::now();
+  server().stop();
+  gate->open();
+  for (auto* client : {&running, &queued}) {
+    const ReadResult r = client->read_response();
+    ASSERT_TRUE(r.ok()) << "an in-flight blocking request was dropped by stop(): "
+                        << to_string(r.outcome) << " " << r.error;
+    EXPECT_EQ(r.response.status, 200);
+    EXPECT_EQ(r.response.body, client == &running ? "done 1" : "done 2");
+    EXPECT_CLOSED(client->wait_for_close());
+  }
+  server().wait();
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_at, 3s)
+      << "stop() waited for shutdown_timeout although nothing was left in flight";
+}
+
+TEST_F(ServerHttpTest, StopIsPromptAfterClientLeftDuringBlockingRequest) {
+  auto gate = std::make_shared<Gate>();
+  struct OpenAtExit {
+    std::shared_ptr<Gate> gate;
+    ~OpenAtExit() { gate->open(); }
+  } open_at_exit{gate};
+  ServerOptions options;
+  options.worker_threads = 1;
+  options.shutdown_timeout = 4s;
+  start_server(options, [gate](Server& s) {
+    RouteOptions blocking;
+    blocking.blocking = true;
+    s.get("/block", [gate](Request&, Response& res) {
+      gate->enter_and_wait();
+      res.text("done");
+    }, std::move(blocking));
+    s.get("/plaintext", [](Request&, Response& res) { res.text("Hello, World!"); });
+  });
+  {
+    TestClient leaver(port());
+    ASSERT_TRUE(leaver.send(request_bytes("GET", "/block")));
+    ASSERT_TRUE(gate->wait_entered(1));
+  }  // the client hangs up while its request runs on the worker
+  gate->open();
+  // The worker's result comes back for a connection whose peer is gone; the
+  // server notices when it writes, and closes it.
+  ASSERT_TRUE(wait_until([this] { return server().stats().connections_open == 0; }));
+  const ReadResult r = exchange(request_bytes("GET", "/plaintext"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  const auto stop_at = std::chrono::steady_clock::now();
+  server().stop();
+  server().wait();
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_at, 2s)
+      << "stop() waited for shutdown_timeout: an abandoned blocking request is still counted";
+}
+
 TEST_F(ServerHttpTest, StopWithoutTrafficAndRestartableFixture) {
   start();
   EXPECT_TRUE(server().running());
