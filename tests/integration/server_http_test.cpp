@@ -1600,6 +1600,27 @@ TEST_F(ServerHttpTest, StopIsPromptAfterClientLeftDuringBlockingRequest) {
       << "stop() waited for shutdown_timeout: an abandoned blocking request is still counted";
 }
 
+TEST_F(ServerHttpTest, StopClosesConnectionIdleAfterBlockingRequest) {
+  ServerOptions options;
+  options.shutdown_timeout = 4s;
+  start_server(options, [](Server& s) {
+    RouteOptions blocking;
+    blocking.blocking = true;
+    s.get("/work", [](Request&, Response& res) { res.text("worked"); }, std::move(blocking));
+  });
+  TestClient client(port());
+  const std::string req = request_bytes("GET", "/work");
+  const ReadResult r = client.request(req);
+  ASSERT_RESPONSE(r, req);
+  EXPECT_EQ(r.response.body, "worked");
+  const auto stop_at = std::chrono::steady_clock::now();
+  server().stop();
+  EXPECT_CLOSED(client.wait_for_close());
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_at, 2s)
+      << "an idle connection whose last request ran on a worker was only closed at shutdown_timeout";
+  server().wait();
+}
+
 TEST_F(ServerHttpTest, StopWithoutTrafficAndRestartableFixture) {
   start();
   EXPECT_TRUE(server().running());
