@@ -1526,7 +1526,10 @@ void Connection::on_timer(Timer& timer, void* context) noexcept {
       }
       [[fallthrough]];
     default:
-      if (self->phase_ != Phase::kLinger && self->phase_ != Phase::kIdle)
+      // A stalled write or a stalled request counts; an idle keep-alive
+      // connection or a lingering close ending is routine.
+      if (self->pending_ != nullptr ||
+          (self->phase_ != Phase::kLinger && self->phase_ != Phase::kIdle))
         bump(self->context_.counters.timeouts);
       self->close();
       break;
