@@ -36,6 +36,42 @@ def ratio(a, b):
     return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
+def goals(med, idle):
+    """Issue 4's speed goals, each a ratio against a peer measured in this run."""
+    def get(w, s, k):
+        m = med.get((w, s))
+        return None if m is None else m[k]
+
+    lines = []
+    p_rps, h_rps = get("pipelined:/plaintext", "portico", "rps"), get("pipelined:/plaintext", "h2o", "rps")
+    if p_rps and h_rps:
+        lines.append((p_rps >= 2 * h_rps, f"pipelined /plaintext req/s >= 2x h2o: {p_rps / h_rps:.2f}x"))
+    w = "keepalive:/plaintext"
+    pc, nc = get(w, "portico", "cpu_us_per_req"), get(w, "nginx", "cpu_us_per_req")
+    if pc and nc:
+        pr, nr = get(w, "portico", "rps"), get(w, "nginx", "rps")
+        pp, np_ = get(w, "portico", "p99_us"), get(w, "nginx", "p99_us")
+        # This workload is client-bound (every server gets the same req/s), so
+        # req/s within 3% of nginx's counts as "no fewer".
+        ok = pc <= 0.9 * nc and pr >= 0.97 * nr and (pp is None or np_ is None or pp <= np_)
+        lines.append((ok, f"keepalive /plaintext CPU/req <= 0.9x nginx at >= req/s (-3%), <= p99: CPU {pc / nc:.2f}x,"
+                          f" req/s {pr / nr:.2f}x, p99 {ratio(pp, np_)}x"))
+    for kind in ("keepalive", "pipelined"):
+        u, p = get(f"{kind}:/users/123", "portico", "cpu_us_per_req"), get(f"{kind}:/plaintext", "portico", "cpu_us_per_req")
+        if u and p:
+            lines.append((u <= 1.05 * p, f"{kind} /users/123 CPU/req within 5% of /plaintext: {u / p:.2f}x"))
+    for r in idle:
+        if r["server"] == "portico":
+            b = float(r["private_per_conn"])
+            lines.append((b <= 256, f"idle keep-alive connection <= 256 B (Private): {b:.0f} B"))
+    if lines:
+        print("Issue 4 goals (portico):")
+        print()
+        for ok, text in lines:
+            print(f"- {'met' if ok else 'NOT met'}: {text}")
+        print()
+
+
 def main():
     rows = load(sys.argv[1])
     idle = load(sys.argv[2]) if len(sys.argv) > 2 else []
@@ -89,6 +125,8 @@ def main():
                 cells.append(ratio(u and u["cpu_us_per_req"], p and p["cpu_us_per_req"]))
             print(f"| {s} | {cells[0]} | {cells[1]} |")
         print()
+
+    goals(med, idle)
 
     if idle:
         print("Idle keep-alive connections: process memory per connection"
