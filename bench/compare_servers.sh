@@ -121,6 +121,7 @@ process_tree() {
 # utime+stime, in clock ticks, of PID's processes (all threads of each).
 cpu_ticks() {
   local total=0 p line rest
+  local -a f
   for p in $(process_tree "$1"); do
     line=$(<"/proc/$p/stat") || continue
     rest=${line##*) }          # fields from 3 (state) on; comm may hold spaces

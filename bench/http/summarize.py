@@ -85,6 +85,8 @@ def main():
             if mine:
                 med[w, s] = {k: median([float(r[k]) for r in mine]) for k in FIELDS}
                 med[w, s]["runs"] = len(mine)
+                cpu = [float(r["cpu_us_per_req"]) for r in mine]
+                med[w, s]["cpu_range"] = f"{min(cpu):.2f}–{max(cpu):.2f}"
                 med[w, s]["errors"] = sum(int(r["errors"]) for r in mine)
 
     if rows:
@@ -92,14 +94,14 @@ def main():
               " pipelined = 256 connections x 16 deep, latency per 16-request batch;"
               " CPU = server utime+stime per request):")
         print()
-        print("| workload | server | req/s | p50 µs | p99 µs | CPU µs/req | runs | errors |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        print("| workload | server | req/s | p50 µs | p99 µs | CPU µs/req | CPU min–max | runs | errors |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for w in workloads:
             for s in servers:
                 m = med.get((w, s))
                 if m:
                     print(f"| {w} | {s} | {fmt(m['rps'])} | {fmt(m['p50_us'], 1)} | {fmt(m['p99_us'], 1)}"
-                          f" | {fmt(m['cpu_us_per_req'], 2)} | {m['runs']} | {m['errors']} |")
+                          f" | {fmt(m['cpu_us_per_req'], 2)} | {m['cpu_range']} | {m['runs']} | {m['errors']} |")
         print()
         if "portico" in servers:
             print("Ratios of the medians (portico / peer):")
