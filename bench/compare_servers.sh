@@ -95,6 +95,7 @@ if ((idle > 0 && nofile < idle + 100)); then
   exit 1
 fi
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 tmp=$(mktemp -d /tmp/compare_servers.XXXXXX)
 results="$here/results"
 mkdir -p "$results"
@@ -345,7 +346,8 @@ fi
        "--client-cpu $client_cpu${only:+ --only $only}$( ((idle > 0)) && echo " --idle $idle")\`," \
        "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))," \
        "$(uname -r); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), nginx $(nginx -v 2>&1 | sed 's/.*\///')," \
-       "h2o $(h2o --version 2>/dev/null | head -1 | awk '{print $3}')"
+       "h2o $(h2o --version 2>/dev/null | head -1 | awk '{print $3}');" \
+       "load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
   echo
   python3 "$here/http/summarize.py" "$tsv" "$idle_tsv"
 } >"$results/servers.md"
