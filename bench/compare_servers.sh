@@ -195,7 +195,11 @@ EOF
       command -v h2o >/dev/null || { log "skipping h2o: not installed (apt-get install h2o)"; return 1; }
       printf 'Hello, World!' >"$dir/plaintext.txt"
       printf '{"message":"Hello, World!"}' >"$dir/json.json"
-      sed -e "s#@DIR@#$dir#g" -e "s#@PORT@#$p#g" "$here/http/h2o.conf.in" >"$dir/h2o.conf"
+      # `user: root` keeps h2o from switching to nobody when started as root
+      # (its pid file and the files it serves are in our temporary dir).
+      local as_root=(-e 's/^user: root$//')
+      [[ $(id -u) -eq 0 ]] && as_root=()
+      sed -e "s#@DIR@#$dir#g" -e "s#@PORT@#$p#g" "${as_root[@]}" "$here/http/h2o.conf.in" >"$dir/h2o.conf"
       echo "h2o -c $dir/h2o.conf" ;;
     stub)
       cc -O2 -o "$dir/stub_server" "$here/http/stub_server.c" || { log "skipping stub: it does not compile"; return 1; }
