@@ -43,7 +43,7 @@ idle=0
 base_port=18080
 all_servers=(portico nginx nginx-regex50 h2o stub)
 
-usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --portico) portico=$2; shift 2 ;;
