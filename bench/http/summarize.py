@@ -103,18 +103,20 @@ def main():
                     print(f"| {w} | {s} | {fmt(m['rps'])} | {fmt(m['p50_us'], 1)} | {fmt(m['p99_us'], 1)}"
                           f" | {fmt(m['cpu_us_per_req'], 2)} | {m['cpu_range']} | {m['runs']} | {m['errors']} |")
         print()
-        if "portico" in servers:
+        ratios = []
+        for w in workloads:
+            p = med.get((w, "portico"))
+            for peer in ("nginx", "h2o"):
+                q = med.get((w, peer))
+                if p and q:
+                    ratios.append(f"| {w} | {peer} | {ratio(p['rps'], q['rps'])} | {ratio(p['p99_us'], q['p99_us'])}"
+                                  f" | {ratio(p['cpu_us_per_req'], q['cpu_us_per_req'])} |")
+        if ratios:
             print("Ratios of the medians (portico / peer):")
             print()
             print("| workload | peer | req/s | p99 | CPU/req |")
             print("|---|---|---:|---:|---:|")
-            for w in workloads:
-                p = med.get((w, "portico"))
-                for peer in ("nginx", "h2o"):
-                    q = med.get((w, peer))
-                    if p and q:
-                        print(f"| {w} | {peer} | {ratio(p['rps'], q['rps'])} | {ratio(p['p99_us'], q['p99_us'])}"
-                              f" | {ratio(p['cpu_us_per_req'], q['cpu_us_per_req'])} |")
+            print("\n".join(ratios))
             print()
         print("Routing cost: CPU per request on /users/123 over /plaintext:")
         print()
