@@ -283,6 +283,7 @@ struct Exchange {
   bool expect_continue = false;
   bool keep_alive = true;
   bool upgrade = false;
+  bool stream_started = false;  // Completion::write() sent the head already
 
   // Dispatch state.
   const RouteEntry* route = nullptr;
@@ -417,6 +418,8 @@ class Connection final : public IoHandler {
   void handle_io(std::uint32_t events) noexcept;
   // A deferred or offloaded response is complete (runs on the loop thread).
   void on_completion(Exchange* exchange) noexcept;
+  // Completion::write(): one chunk of a streamed response (loop thread).
+  void on_stream_write(Exchange* exchange, std::string_view bytes) noexcept;
   // Shutdown: close if idle, else close after the current response.
   void on_shutdown() noexcept;
   void force_close() noexcept;
@@ -438,7 +441,12 @@ class Connection final : public IoHandler {
   void complete_exchange() noexcept;
   void fail(int status) noexcept;
   void write_simple(int status, std::string_view extra_fields, std::string_view body) noexcept;
+  enum class Framing : std::uint8_t { kLength, kChunked, kNone };
   void serialize(Exchange& exchange, std::string_view body) noexcept;
+  void write_head(Exchange& exchange, Framing framing, std::size_t length) noexcept;
+  Framing framing_of(Exchange& exchange) noexcept;
+  void append_chunk(Exchange& exchange, std::string_view bytes) noexcept;
+  void run_afters(Exchange& exchange) noexcept;
   void flush() noexcept;
   void flush_with(std::string_view body) noexcept;
   void write_pending() noexcept;
@@ -609,7 +617,7 @@ void Exchange::reset_parse() noexcept {
   method = url = field = value = body = {};
   header_spans.clear();
   error_status = 0;
-  url_done = headers_done = expect_continue = upgrade = false;
+  url_done = headers_done = expect_continue = upgrade = stream_started = false;
   keep_alive = true;
   route = nullptr;
   route_ref = nullptr;
@@ -1166,6 +1174,15 @@ void Connection::run_handler() noexcept {
 
 void Connection::finish_response() noexcept {
   Exchange& ex = *exchange_;
+  Response& res = ex.response;
+  if (!ex.stream_started) run_afters(ex);
+  if (res.status_ < 100 || res.status_ > 999) res.status_ = 500;
+  if (res.close_ || context_.shutting_down) ex.keep_alive = false;
+  if (!ex.keep_alive) close_after_write_ = true;
+  serialize(ex, res.body_);
+}
+
+void Connection::run_afters(Exchange& ex) noexcept {
   Request& req = ex.request;
   Response& res = ex.response;
   if (ex.route != nullptr && ex.middleware_reached > 0) {
@@ -1177,18 +1194,16 @@ void Connection::finish_response() noexcept {
       try {
         mw.after(req, res);
       } catch (...) {
+        const bool deferred = res.deferred_;
         res.reset();
+        res.deferred_ = deferred;
         res.status(500);
       }
     }
   }
-  if (res.status_ < 100 || res.status_ > 999) res.status_ = 500;
-  if (res.close_ || context_.shutting_down) ex.keep_alive = false;
-  if (!ex.keep_alive) close_after_write_ = true;
-  serialize(ex, res.body_);
 }
 
-void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
+void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) noexcept {
   std::string& out = context_.out;
   const Response& res = ex.response;
   const int status = res.status_;
@@ -1205,12 +1220,13 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
     out.append("\r\n");
   }
   out.append(res.fields_);
-  const bool bodiless = status < 200 || status == 204 || status == 304;
-  if (!bodiless) {
-    const fmt::format_int length(body.size());
+  if (framing == Framing::kLength) {
+    const fmt::format_int digits(length);
     out.append("Content-Length: ");
-    out.append(length.data(), length.size());
+    out.append(digits.data(), digits.size());
     out.append("\r\n");
+  } else if (framing == Framing::kChunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
   }
   if (!ex.keep_alive) {
     out.append("Connection: close\r\n");
@@ -1219,6 +1235,73 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
   }
   out.append("\r\n");
   if (status >= 400) bump(status >= 500 ? context_.counters.responses_5xx : context_.counters.responses_4xx);
+}
+
+// How the body of `ex` is framed: a chunked response to an HTTP/1.0 client is
+// delimited by closing the connection instead.
+Connection::Framing Connection::framing_of(Exchange& ex) noexcept {
+  const int status = ex.response.status_;
+  if (status < 200 || status == 204 || status == 304) return Framing::kNone;
+  if (!ex.response.chunked_) return Framing::kLength;
+  if (ex.parser.http_minor >= 1) return Framing::kChunked;
+  ex.keep_alive = false;
+  close_after_write_ = true;
+  return Framing::kNone;
+}
+
+void Connection::append_chunk(Exchange& ex, std::string_view bytes) noexcept {
+  if (bytes.empty() || ex.head_request) return;
+  std::string& out = context_.out;
+  if (ex.parser.http_minor == 0) {  // close-delimited
+    out.append(bytes);
+    return;
+  }
+  fmt::format_to(std::back_inserter(out), "{:x}\r\n", bytes.size());
+  out.append(bytes);
+  out.append("\r\n");
+}
+
+void Connection::on_stream_write(Exchange* ex, std::string_view bytes) noexcept {
+  assert(ex == exchange_);
+  if (closed_) return;  // the peer left; the completion cleans up
+  if (!ex->stream_started) {
+    run_afters(*ex);
+    ex->response.chunked_ = true;
+    if (context_.shutting_down) ex->keep_alive = false;
+    write_head(*ex, framing_of(*ex), 0);
+    ex->stream_started = true;
+  }
+  append_chunk(*ex, bytes);
+  flush();
+  if (!closed_) {
+    update_interest();
+    update_timer();
+  }
+}
+
+void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
+  std::string& out = context_.out;
+  const Response& res = ex.response;
+  const int status = res.status_;
+  if (ex.stream_started) {
+    // Streamed: the head went out with the first write(); the rest of the
+    // body is the last chunk, then the terminator.
+    append_chunk(ex, body);
+    if (ex.parser.http_minor >= 1 && !ex.head_request) out.append("0\r\n\r\n");
+  } else {
+    const Framing framing = framing_of(ex);
+    write_head(ex, framing, body.size());
+    if (framing == Framing::kChunked) {
+      append_chunk(ex, body);
+      if (!ex.head_request) out.append("0\r\n\r\n");
+      body = {};
+    } else if (framing == Framing::kNone && status >= 200 && status != 204 && status != 304) {
+      append_chunk(ex, body);  // close-delimited
+      body = {};
+    } else if (framing == Framing::kNone) {
+      body = {};
+    }
+  }
 
   const ServerOptions& options = context_.core.options();
   if (options.access_log != AccessLogFormat::kOff) {
@@ -1231,7 +1314,7 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
       fmt::format_to(std::back_inserter(context_.access_log), "{} - - [{}] \"{} {} HTTP/1.{}\" {} {}\n",
                      peer.substr(0, peer.rfind(':')), std::string_view(when, n),
                      ex.request.method_name_, ex.request.target_, ex.request.version_minor_, status,
-                     body.size());
+                     res.body_.size());
     } else {
       const std::size_t n = std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
       std::string& log = context_.access_log;
@@ -1243,11 +1326,12 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
       append_json_string(log, ex.request.method_name_);
       log.append(",\"target\":");
       append_json_string(log, ex.request.target_);
-      fmt::format_to(std::back_inserter(log), ",\"status\":{},\"bytes\":{}}}\n", status, body.size());
+      fmt::format_to(std::back_inserter(log), ",\"status\":{},\"bytes\":{}}}\n", status,
+                     res.body_.size());
     }
   }
 
-  if (bodiless || ex.head_request || body.empty()) return;
+  if (ex.stream_started || ex.head_request || body.empty()) return;
   if (body.size() >= kBigBody) {
     flush_with(body);
   } else {
@@ -1866,6 +1950,14 @@ void Completion::done() noexcept {
   assert(ex != nullptr);
   if (ex == nullptr) return;
   ex->context->reactor.post([ex] { ex->connection->on_completion(ex); });
+}
+
+void Completion::write(std::string_view bytes) {
+  detail::Exchange* ex = exchange_;
+  assert(ex != nullptr);
+  if (ex == nullptr) return;
+  ex->context->reactor.post(
+      [ex, chunk = std::string(bytes)] { ex->connection->on_stream_write(ex, chunk); });
 }
 
 void Completion::abandon() noexcept {

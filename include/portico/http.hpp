@@ -151,6 +151,14 @@ class Response {
   Completion defer() noexcept;
   bool deferred() const noexcept { return deferred_; }
 
+  // Sends the body with Transfer-Encoding: chunked instead of Content-Length
+  // (to an HTTP/1.0 client: unframed, then the connection closes). Implied by
+  // Completion::write().
+  Response& chunked() noexcept {
+    chunked_ = true;
+    return *this;
+  }
+
   // Asks for the connection to close after this response.
   Response& close_connection() noexcept {
     close_ = true;
@@ -168,6 +176,7 @@ class Response {
   int status_ = 200;
   bool deferred_ = false;
   bool close_ = false;
+  bool chunked_ = false;
   bool has_content_type_ = false;
   std::string fields_;        // "Name: value\r\n" lines, ready to write
   std::string content_type_;  // value of Content-Type, when set
@@ -195,6 +204,13 @@ class Completion {
   ~Completion() { abandon(); }
 
   explicit operator bool() const noexcept { return exchange_ != nullptr; }
+  // Streams `bytes` now as one chunk of a chunked response: the first call
+  // sends the status and headers as they stand (after the middleware's
+  // `after`s), later ones only chunks; done() sends the rest of body() and
+  // the last chunk. Any thread; copies `bytes`. Calls from one thread keep
+  // their order. REQUIRES: *this is not empty; the status and headers are not
+  // changed after the first write().
+  void write(std::string_view bytes);
   // Sends the response. REQUIRES: *this is not empty; the Response is no
   // longer touched by the caller afterwards.
   void done() noexcept;
