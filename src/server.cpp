@@ -60,6 +60,15 @@ constexpr std::size_t kExchangeReserve = 256;  // pooled exchanges kept per reac
 
 }  // namespace
 
+// Milliseconds of a reactor's clock in 32 bits (wrapping every 49 days),
+// compared by signed difference.
+using Ticks = std::uint32_t;
+inline Ticks to_ticks(std::chrono::steady_clock::time_point t) noexcept {
+  return static_cast<Ticks>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+inline bool ticks_before(Ticks a, Ticks b) noexcept { return static_cast<std::int32_t>(a - b) < 0; }
+
 // ---- routes -------------------------------------------------------------------
 
 struct RouteEntry {
@@ -457,15 +466,17 @@ class Connection final : public IoHandler {
   // Frees the connection once it is closed and no completion is out; the
   // last thing every entry point (on_io, on_timer, ...) does.
   void finish_entry() noexcept;
-  std::optional<Reactor::Clock::time_point> deadline() const noexcept;
+  std::optional<Ticks> deadline() const noexcept;
+  Ticks now_ticks() const noexcept { return to_ticks(context_.reactor.now()); }
   std::size_t input_limit() const noexcept;
 
   Timer timer_;
   ReactorContext& context_;
   int fd_;
   std::uint32_t events_ = 0;  // current epoll interest
-  InputBuffer in_;
   std::uint32_t parsed_ = 0;  // bytes of in_ fed to the parser
+  std::uint32_t requests_ = 0;
+  InputBuffer in_;
   Exchange* exchange_ = nullptr;
   // Output a write could not take yet (rare: the socket buffer was full).
   struct Pending {
@@ -473,10 +484,10 @@ class Connection final : public IoHandler {
     std::size_t offset = 0;
   };
   std::unique_ptr<Pending> pending_;
-  Reactor::Clock::time_point phase_start_{};
-  Reactor::Clock::time_point last_active_{};
-  Reactor::Clock::time_point armed_deadline_{};
-  std::uint32_t requests_ = 0;
+  // 32-bit millisecond stamps keep an idle connection in a 192-byte block.
+  Ticks phase_start_ = 0;
+  Ticks last_active_ = 0;
+  Ticks armed_deadline_ = 0;
   Phase phase_ = Phase::kIdle;
   bool close_after_write_ = false;
   bool peer_eof_ = false;  // the peer shut down its sending side
@@ -491,7 +502,9 @@ class Connection final : public IoHandler {
 
 // An idle keep-alive connection costs this object and nothing else (no read
 // buffer, no exchange, no output): the budget is 256 bytes each.
-static_assert(sizeof(Connection) <= 224, "idle connection state outgrew its budget");
+// 192 is a mimalloc size class; the budget is 256 bytes per idle
+// connection, kernel-side state not counted.
+static_assert(sizeof(Connection) <= 192, "idle connection state outgrew its budget");
 
 // ---- llhttp callbacks -----------------------------------------------------------
 
@@ -832,7 +845,7 @@ void Connection::open() {
   next = context_.connections;
   if (next != nullptr) next->prev = this;
   context_.connections = this;
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
   events_ = EPOLLIN | EPOLLRDHUP;
   if (context_.reactor.add(fd_, events_, this)) {
     close();
@@ -856,7 +869,7 @@ void Connection::on_io(std::uint32_t events) noexcept {
 
 void Connection::handle_io(std::uint32_t events) noexcept {
   if (closed_) return;
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
   if (events & EPOLLERR) {
     close();
     return;
@@ -960,7 +973,7 @@ void Connection::process_input() noexcept {
         return;
       }
       phase_ = Phase::kHead;
-      phase_start_ = context_.reactor.now();
+      phase_start_ = now_ticks();
     }
     Exchange& ex = *exchange_;
     char* base = in_.data();
@@ -975,7 +988,7 @@ void Connection::process_input() noexcept {
         }
       } else if (phase_ == Phase::kHead) {
         phase_ = Phase::kBody;
-        phase_start_ = context_.reactor.now();
+        phase_start_ = now_ticks();
       }
       if (ex.headers_done && ex.expect_continue && !closed_ && !close_after_write_) {
         // The client waits for this before sending the body.
@@ -1372,7 +1385,7 @@ void Connection::complete_exchange() noexcept {
   context_.release_exchange(exchange_);
   exchange_ = nullptr;
   phase_ = Phase::kIdle;
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
 }
 
 void Connection::on_completion(Exchange* exchange) noexcept {
@@ -1439,7 +1452,7 @@ void Connection::flush() noexcept {
       pending_ = std::make_unique<Pending>();
       pending_->bytes.assign(out, written);
       out.clear();
-      last_active_ = context_.reactor.now();
+      last_active_ = now_ticks();
     }
   }
   if (pending_ == nullptr && phase_ != Phase::kLinger && phase_ != Phase::kDeferred) {
@@ -1489,7 +1502,7 @@ void Connection::flush_with(std::string_view body) noexcept {
     rest.append(body.substr(written - out.size()));
   }
   out.clear();
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
 }
 
 void Connection::write_pending() noexcept {
@@ -1503,7 +1516,7 @@ void Connection::write_pending() noexcept {
     return;
   }
   pending.offset += static_cast<std::size_t>(n);
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
   if (pending.offset < pending.bytes.size()) return;
   pending_.reset();
   if (close_after_write_) {
@@ -1526,7 +1539,7 @@ void Connection::start_linger() noexcept {
   parsed_ = 0;
   ::shutdown(fd_, SHUT_WR);
   phase_ = Phase::kLinger;
-  phase_start_ = context_.reactor.now();
+  phase_start_ = now_ticks();
 }
 
 void Connection::update_interest() noexcept {
@@ -1543,10 +1556,10 @@ void Connection::update_interest() noexcept {
   }
 }
 
-std::optional<Reactor::Clock::time_point> Connection::deadline() const noexcept {
+std::optional<Ticks> Connection::deadline() const noexcept {
   const ServerOptions& options = context_.core.options();
   std::chrono::milliseconds timeout{0};
-  Reactor::Clock::time_point start = phase_start_;
+  Ticks start = phase_start_;
   if (phase_ == Phase::kLinger) {
     timeout = kLingerTimeout;
   } else if (pending_ != nullptr) {
@@ -1564,7 +1577,8 @@ std::optional<Reactor::Clock::time_point> Connection::deadline() const noexcept 
     }
   }
   if (timeout.count() <= 0) return std::nullopt;
-  return start + timeout;
+  // Timeouts are clamped below 2^30 ms so the wrapping comparison holds.
+  return static_cast<Ticks>(start + std::min<std::int64_t>(timeout.count(), INT32_MAX / 2));
 }
 
 void Connection::update_timer() noexcept {
@@ -1576,10 +1590,10 @@ void Connection::update_timer() noexcept {
   }
   // Lazy: a later deadline leaves the armed (earlier) one in place; when it
   // fires, on_timer re-arms for the remainder. No wheel work per request.
-  if (!timer_.armed() || *due < armed_deadline_) {
+  if (!timer_.armed() || ticks_before(*due, armed_deadline_)) {
     armed_deadline_ = *due;
-    const auto delay = std::chrono::ceil<std::chrono::milliseconds>(*due - context_.reactor.now());
-    context_.reactor.arm(timer_, std::max(delay, std::chrono::milliseconds(0)));
+    const auto delay = static_cast<std::int32_t>(*due - now_ticks());
+    context_.reactor.arm(timer_, std::chrono::milliseconds(std::max(delay, 0)));
   }
 }
 
@@ -1588,12 +1602,12 @@ void Connection::on_timer(Timer& timer, void* context) noexcept {
   auto* self = static_cast<Connection*>(context);
   if (self->closed_) return;
   const auto due = self->deadline();
-  const auto now = self->context_.reactor.now();
+  const Ticks now = self->now_ticks();
   if (!due) return;
-  if (now < *due) {
+  if (ticks_before(now, *due)) {
     self->armed_deadline_ = *due;
     self->context_.reactor.arm(self->timer_,
-                               std::chrono::ceil<std::chrono::milliseconds>(*due - now));
+                               std::chrono::milliseconds(static_cast<std::int32_t>(*due - now)));
     return;
   }
   switch (self->phase_) {

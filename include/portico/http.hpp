@@ -140,7 +140,11 @@ class Response {
   // request-scoped storage has grown to fit.
   template <class... T>
   Response& format(fmt::format_string<T...> fmt_string, T&&... args) {
-    fmt::format_to(std::back_inserter(body_), fmt_string, std::forward<T>(args)...);
+    // Formatted on the stack first: fmt writes a memory_buffer in bulk, a
+    // std::string one push_back at a time.
+    fmt::memory_buffer formatted;
+    fmt::format_to(fmt::appender(formatted), fmt_string, std::forward<T>(args)...);
+    body_.append(formatted.data(), formatted.size());
     return *this;
   }
   std::string_view body() const noexcept { return body_; }
