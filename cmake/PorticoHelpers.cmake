@@ -84,7 +84,11 @@ function(portico_add_test name)
   # build that cannot run on the build host still configures.
   set(props TIMEOUT ${ARG_TIMEOUT})
   if(ARG_LABELS)
-    list(APPEND props LABELS "${ARG_LABELS}")
+    # gtest_discover_tests flattens a list-valued property (CMake 3.25), so
+    # several labels become one, joined with '+': "integration+concurrent".
+    # ctest -L takes a regular expression, so -L concurrent still selects it.
+    string(REPLACE ";" "+" labels "${ARG_LABELS}")
+    list(APPEND props LABELS "${labels}")
   endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${props})
 endfunction()

@@ -90,6 +90,7 @@ void Response::reset() noexcept {
   status_ = 200;
   deferred_ = false;
   close_ = false;
+  chunked_ = false;
   has_content_type_ = false;
   // clear() keeps the capacity: request-scoped storage is reused, so a
   // steady state allocates nothing.

@@ -60,6 +60,15 @@ constexpr std::size_t kExchangeReserve = 256;  // pooled exchanges kept per reac
 
 }  // namespace
 
+// Milliseconds of a reactor's clock in 32 bits (wrapping every 49 days),
+// compared by signed difference.
+using Ticks = std::uint32_t;
+inline Ticks to_ticks(std::chrono::steady_clock::time_point t) noexcept {
+  return static_cast<Ticks>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+inline bool ticks_before(Ticks a, Ticks b) noexcept { return static_cast<std::int32_t>(a - b) < 0; }
+
 // ---- routes -------------------------------------------------------------------
 
 struct RouteEntry {
@@ -283,6 +292,7 @@ struct Exchange {
   bool expect_continue = false;
   bool keep_alive = true;
   bool upgrade = false;
+  bool stream_started = false;  // Completion::write() sent the head already
 
   // Dispatch state.
   const RouteEntry* route = nullptr;
@@ -417,6 +427,8 @@ class Connection final : public IoHandler {
   void handle_io(std::uint32_t events) noexcept;
   // A deferred or offloaded response is complete (runs on the loop thread).
   void on_completion(Exchange* exchange) noexcept;
+  // Completion::write(): one chunk of a streamed response (loop thread).
+  void on_stream_write(Exchange* exchange, std::string_view bytes) noexcept;
   // Shutdown: close if idle, else close after the current response.
   void on_shutdown() noexcept;
   void force_close() noexcept;
@@ -438,7 +450,12 @@ class Connection final : public IoHandler {
   void complete_exchange() noexcept;
   void fail(int status) noexcept;
   void write_simple(int status, std::string_view extra_fields, std::string_view body) noexcept;
+  enum class Framing : std::uint8_t { kLength, kChunked, kNone };
   void serialize(Exchange& exchange, std::string_view body) noexcept;
+  void write_head(Exchange& exchange, Framing framing, std::size_t length) noexcept;
+  Framing framing_of(Exchange& exchange) noexcept;
+  void append_chunk(Exchange& exchange, std::string_view bytes) noexcept;
+  void run_afters(Exchange& exchange) noexcept;
   void flush() noexcept;
   void flush_with(std::string_view body) noexcept;
   void write_pending() noexcept;
@@ -449,15 +466,17 @@ class Connection final : public IoHandler {
   // Frees the connection once it is closed and no completion is out; the
   // last thing every entry point (on_io, on_timer, ...) does.
   void finish_entry() noexcept;
-  std::optional<Reactor::Clock::time_point> deadline() const noexcept;
+  std::optional<Ticks> deadline() const noexcept;
+  Ticks now_ticks() const noexcept { return to_ticks(context_.reactor.now()); }
   std::size_t input_limit() const noexcept;
 
   Timer timer_;
   ReactorContext& context_;
   int fd_;
   std::uint32_t events_ = 0;  // current epoll interest
-  InputBuffer in_;
   std::uint32_t parsed_ = 0;  // bytes of in_ fed to the parser
+  std::uint32_t requests_ = 0;
+  InputBuffer in_;
   Exchange* exchange_ = nullptr;
   // Output a write could not take yet (rare: the socket buffer was full).
   struct Pending {
@@ -465,10 +484,10 @@ class Connection final : public IoHandler {
     std::size_t offset = 0;
   };
   std::unique_ptr<Pending> pending_;
-  Reactor::Clock::time_point phase_start_{};
-  Reactor::Clock::time_point last_active_{};
-  Reactor::Clock::time_point armed_deadline_{};
-  std::uint32_t requests_ = 0;
+  // 32-bit millisecond stamps keep an idle connection in a 192-byte block.
+  Ticks phase_start_ = 0;
+  Ticks last_active_ = 0;
+  Ticks armed_deadline_ = 0;
   Phase phase_ = Phase::kIdle;
   bool close_after_write_ = false;
   bool peer_eof_ = false;  // the peer shut down its sending side
@@ -483,7 +502,9 @@ class Connection final : public IoHandler {
 
 // An idle keep-alive connection costs this object and nothing else (no read
 // buffer, no exchange, no output): the budget is 256 bytes each.
-static_assert(sizeof(Connection) <= 224, "idle connection state outgrew its budget");
+// 192 is a mimalloc size class; the budget is 256 bytes per idle
+// connection, kernel-side state not counted.
+static_assert(sizeof(Connection) <= 192, "idle connection state outgrew its budget");
 
 // ---- llhttp callbacks -----------------------------------------------------------
 
@@ -609,7 +630,7 @@ void Exchange::reset_parse() noexcept {
   method = url = field = value = body = {};
   header_spans.clear();
   error_status = 0;
-  url_done = headers_done = expect_continue = upgrade = false;
+  url_done = headers_done = expect_continue = upgrade = stream_started = false;
   keep_alive = true;
   route = nullptr;
   route_ref = nullptr;
@@ -824,7 +845,7 @@ void Connection::open() {
   next = context_.connections;
   if (next != nullptr) next->prev = this;
   context_.connections = this;
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
   events_ = EPOLLIN | EPOLLRDHUP;
   if (context_.reactor.add(fd_, events_, this)) {
     close();
@@ -848,7 +869,7 @@ void Connection::on_io(std::uint32_t events) noexcept {
 
 void Connection::handle_io(std::uint32_t events) noexcept {
   if (closed_) return;
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
   if (events & EPOLLERR) {
     close();
     return;
@@ -952,7 +973,7 @@ void Connection::process_input() noexcept {
         return;
       }
       phase_ = Phase::kHead;
-      phase_start_ = context_.reactor.now();
+      phase_start_ = now_ticks();
     }
     Exchange& ex = *exchange_;
     char* base = in_.data();
@@ -967,7 +988,7 @@ void Connection::process_input() noexcept {
         }
       } else if (phase_ == Phase::kHead) {
         phase_ = Phase::kBody;
-        phase_start_ = context_.reactor.now();
+        phase_start_ = now_ticks();
       }
       if (ex.headers_done && ex.expect_continue && !closed_ && !close_after_write_) {
         // The client waits for this before sending the body.
@@ -1166,6 +1187,15 @@ void Connection::run_handler() noexcept {
 
 void Connection::finish_response() noexcept {
   Exchange& ex = *exchange_;
+  Response& res = ex.response;
+  if (!ex.stream_started) run_afters(ex);
+  if (res.status_ < 100 || res.status_ > 999) res.status_ = 500;
+  if (res.close_ || context_.shutting_down) ex.keep_alive = false;
+  if (!ex.keep_alive) close_after_write_ = true;
+  serialize(ex, res.body_);
+}
+
+void Connection::run_afters(Exchange& ex) noexcept {
   Request& req = ex.request;
   Response& res = ex.response;
   if (ex.route != nullptr && ex.middleware_reached > 0) {
@@ -1177,18 +1207,16 @@ void Connection::finish_response() noexcept {
       try {
         mw.after(req, res);
       } catch (...) {
+        const bool deferred = res.deferred_;
         res.reset();
+        res.deferred_ = deferred;
         res.status(500);
       }
     }
   }
-  if (res.status_ < 100 || res.status_ > 999) res.status_ = 500;
-  if (res.close_ || context_.shutting_down) ex.keep_alive = false;
-  if (!ex.keep_alive) close_after_write_ = true;
-  serialize(ex, res.body_);
 }
 
-void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
+void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) noexcept {
   std::string& out = context_.out;
   const Response& res = ex.response;
   const int status = res.status_;
@@ -1205,12 +1233,13 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
     out.append("\r\n");
   }
   out.append(res.fields_);
-  const bool bodiless = status < 200 || status == 204 || status == 304;
-  if (!bodiless) {
-    const fmt::format_int length(body.size());
+  if (framing == Framing::kLength) {
+    const fmt::format_int digits(length);
     out.append("Content-Length: ");
-    out.append(length.data(), length.size());
+    out.append(digits.data(), digits.size());
     out.append("\r\n");
+  } else if (framing == Framing::kChunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
   }
   if (!ex.keep_alive) {
     out.append("Connection: close\r\n");
@@ -1219,6 +1248,73 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
   }
   out.append("\r\n");
   if (status >= 400) bump(status >= 500 ? context_.counters.responses_5xx : context_.counters.responses_4xx);
+}
+
+// How the body of `ex` is framed: a chunked response to an HTTP/1.0 client is
+// delimited by closing the connection instead.
+Connection::Framing Connection::framing_of(Exchange& ex) noexcept {
+  const int status = ex.response.status_;
+  if (status < 200 || status == 204 || status == 304) return Framing::kNone;
+  if (!ex.response.chunked_) return Framing::kLength;
+  if (ex.parser.http_minor >= 1) return Framing::kChunked;
+  ex.keep_alive = false;
+  close_after_write_ = true;
+  return Framing::kNone;
+}
+
+void Connection::append_chunk(Exchange& ex, std::string_view bytes) noexcept {
+  if (bytes.empty() || ex.head_request) return;
+  std::string& out = context_.out;
+  if (ex.parser.http_minor == 0) {  // close-delimited
+    out.append(bytes);
+    return;
+  }
+  fmt::format_to(std::back_inserter(out), "{:x}\r\n", bytes.size());
+  out.append(bytes);
+  out.append("\r\n");
+}
+
+void Connection::on_stream_write(Exchange* ex, std::string_view bytes) noexcept {
+  assert(ex == exchange_);
+  if (closed_) return;  // the peer left; the completion cleans up
+  if (!ex->stream_started) {
+    run_afters(*ex);
+    ex->response.chunked_ = true;
+    if (context_.shutting_down) ex->keep_alive = false;
+    write_head(*ex, framing_of(*ex), 0);
+    ex->stream_started = true;
+  }
+  append_chunk(*ex, bytes);
+  flush();
+  if (!closed_) {
+    update_interest();
+    update_timer();
+  }
+}
+
+void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
+  std::string& out = context_.out;
+  const Response& res = ex.response;
+  const int status = res.status_;
+  if (ex.stream_started) {
+    // Streamed: the head went out with the first write(); the rest of the
+    // body is the last chunk, then the terminator.
+    append_chunk(ex, body);
+    if (ex.parser.http_minor >= 1 && !ex.head_request) out.append("0\r\n\r\n");
+  } else {
+    const Framing framing = framing_of(ex);
+    write_head(ex, framing, body.size());
+    if (framing == Framing::kChunked) {
+      append_chunk(ex, body);
+      if (!ex.head_request) out.append("0\r\n\r\n");
+      body = {};
+    } else if (framing == Framing::kNone && status >= 200 && status != 204 && status != 304) {
+      append_chunk(ex, body);  // close-delimited
+      body = {};
+    } else if (framing == Framing::kNone) {
+      body = {};
+    }
+  }
 
   const ServerOptions& options = context_.core.options();
   if (options.access_log != AccessLogFormat::kOff) {
@@ -1231,7 +1327,7 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
       fmt::format_to(std::back_inserter(context_.access_log), "{} - - [{}] \"{} {} HTTP/1.{}\" {} {}\n",
                      peer.substr(0, peer.rfind(':')), std::string_view(when, n),
                      ex.request.method_name_, ex.request.target_, ex.request.version_minor_, status,
-                     body.size());
+                     res.body_.size());
     } else {
       const std::size_t n = std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
       std::string& log = context_.access_log;
@@ -1243,11 +1339,12 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
       append_json_string(log, ex.request.method_name_);
       log.append(",\"target\":");
       append_json_string(log, ex.request.target_);
-      fmt::format_to(std::back_inserter(log), ",\"status\":{},\"bytes\":{}}}\n", status, body.size());
+      fmt::format_to(std::back_inserter(log), ",\"status\":{},\"bytes\":{}}}\n", status,
+                     res.body_.size());
     }
   }
 
-  if (bodiless || ex.head_request || body.empty()) return;
+  if (ex.stream_started || ex.head_request || body.empty()) return;
   if (body.size() >= kBigBody) {
     flush_with(body);
   } else {
@@ -1288,7 +1385,7 @@ void Connection::complete_exchange() noexcept {
   context_.release_exchange(exchange_);
   exchange_ = nullptr;
   phase_ = Phase::kIdle;
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
 }
 
 void Connection::on_completion(Exchange* exchange) noexcept {
@@ -1355,7 +1452,7 @@ void Connection::flush() noexcept {
       pending_ = std::make_unique<Pending>();
       pending_->bytes.assign(out, written);
       out.clear();
-      last_active_ = context_.reactor.now();
+      last_active_ = now_ticks();
     }
   }
   if (pending_ == nullptr && phase_ != Phase::kLinger && phase_ != Phase::kDeferred) {
@@ -1405,7 +1502,7 @@ void Connection::flush_with(std::string_view body) noexcept {
     rest.append(body.substr(written - out.size()));
   }
   out.clear();
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
 }
 
 void Connection::write_pending() noexcept {
@@ -1419,7 +1516,7 @@ void Connection::write_pending() noexcept {
     return;
   }
   pending.offset += static_cast<std::size_t>(n);
-  last_active_ = context_.reactor.now();
+  last_active_ = now_ticks();
   if (pending.offset < pending.bytes.size()) return;
   pending_.reset();
   if (close_after_write_) {
@@ -1442,7 +1539,7 @@ void Connection::start_linger() noexcept {
   parsed_ = 0;
   ::shutdown(fd_, SHUT_WR);
   phase_ = Phase::kLinger;
-  phase_start_ = context_.reactor.now();
+  phase_start_ = now_ticks();
 }
 
 void Connection::update_interest() noexcept {
@@ -1459,10 +1556,10 @@ void Connection::update_interest() noexcept {
   }
 }
 
-std::optional<Reactor::Clock::time_point> Connection::deadline() const noexcept {
+std::optional<Ticks> Connection::deadline() const noexcept {
   const ServerOptions& options = context_.core.options();
   std::chrono::milliseconds timeout{0};
-  Reactor::Clock::time_point start = phase_start_;
+  Ticks start = phase_start_;
   if (phase_ == Phase::kLinger) {
     timeout = kLingerTimeout;
   } else if (pending_ != nullptr) {
@@ -1480,7 +1577,8 @@ std::optional<Reactor::Clock::time_point> Connection::deadline() const noexcept 
     }
   }
   if (timeout.count() <= 0) return std::nullopt;
-  return start + timeout;
+  // Timeouts are clamped below 2^30 ms so the wrapping comparison holds.
+  return static_cast<Ticks>(start + std::min<std::int64_t>(timeout.count(), INT32_MAX / 2));
 }
 
 void Connection::update_timer() noexcept {
@@ -1492,10 +1590,10 @@ void Connection::update_timer() noexcept {
   }
   // Lazy: a later deadline leaves the armed (earlier) one in place; when it
   // fires, on_timer re-arms for the remainder. No wheel work per request.
-  if (!timer_.armed() || *due < armed_deadline_) {
+  if (!timer_.armed() || ticks_before(*due, armed_deadline_)) {
     armed_deadline_ = *due;
-    const auto delay = std::chrono::ceil<std::chrono::milliseconds>(*due - context_.reactor.now());
-    context_.reactor.arm(timer_, std::max(delay, std::chrono::milliseconds(0)));
+    const auto delay = static_cast<std::int32_t>(*due - now_ticks());
+    context_.reactor.arm(timer_, std::chrono::milliseconds(std::max(delay, 0)));
   }
 }
 
@@ -1504,12 +1602,12 @@ void Connection::on_timer(Timer& timer, void* context) noexcept {
   auto* self = static_cast<Connection*>(context);
   if (self->closed_) return;
   const auto due = self->deadline();
-  const auto now = self->context_.reactor.now();
+  const Ticks now = self->now_ticks();
   if (!due) return;
-  if (now < *due) {
+  if (ticks_before(now, *due)) {
     self->armed_deadline_ = *due;
     self->context_.reactor.arm(self->timer_,
-                               std::chrono::ceil<std::chrono::milliseconds>(*due - now));
+                               std::chrono::milliseconds(static_cast<std::int32_t>(*due - now)));
     return;
   }
   switch (self->phase_) {
@@ -1866,6 +1964,14 @@ void Completion::done() noexcept {
   assert(ex != nullptr);
   if (ex == nullptr) return;
   ex->context->reactor.post([ex] { ex->connection->on_completion(ex); });
+}
+
+void Completion::write(std::string_view bytes) {
+  detail::Exchange* ex = exchange_;
+  assert(ex != nullptr);
+  if (ex == nullptr) return;
+  ex->context->reactor.post(
+      [ex, chunk = std::string(bytes)] { ex->connection->on_stream_write(ex, chunk); });
 }
 
 void Completion::abandon() noexcept {

