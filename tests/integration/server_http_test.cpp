@@ -580,9 +580,25 @@ TEST_F(ServerHttpTest, ChunkedRequestSplitAtEveryByteBoundary) {
   }
 }
 
+// Streaming from other threads is covered in server_stream_test.cpp.
 TEST_F(ServerHttpTest, ChunkedResponseBody) {
-  GTEST_SKIP() << "the Response API (http.hpp) has no streaming body: every response is "
-                  "framed with Content-Length, so the server never produces a chunked one";
+  start_server({}, [](Server& s) {
+    s.get("/chunked/:n", [](Request& req, Response& res) {
+      res.chunked().format("chunked body {}", req.param("n"));
+    });
+  });
+  TestClient client(port());
+  // Twice, pipelined: the framing must end exactly where the next begins.
+  const std::string pipeline = request_bytes("GET", "/chunked/1") + request_bytes("GET", "/chunked/2");
+  ASSERT_TRUE(client.send(pipeline));
+  for (int i = 1; i <= 2; ++i) {
+    const ReadResult r = client.read_response();
+    ASSERT_RESPONSE(r, pipeline);
+    EXPECT_EQ(r.response.status, 200);
+    EXPECT_TRUE(r.response.chunked) << printable(r.response.raw);
+    EXPECT_FALSE(r.response.header("Content-Length").has_value()) << printable(r.response.raw);
+    EXPECT_EQ(r.response.body, "chunked body " + std::to_string(i));
+  }
 }
 
 TEST_F(ServerHttpTest, ExpectContinue) {
