@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -99,6 +100,25 @@ bool send_all(int fd, std::string_view bytes) {
   return true;
 }
 
+// connect(), robust to EINTR (libFuzzer's -timeout and -max_total_time use
+// SIGALRM): an interrupted connect goes on in the background, so wait for it
+// and read its result instead of calling connect() again.
+bool connect_loopback(int fd, const sockaddr_in& address) {
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) return true;
+  if (errno != EINTR) return false;
+  pollfd p{fd, POLLOUT, 0};
+  int rc = 0;
+  do {
+    rc = ::poll(&p, 1, 5000);
+  } while (rc < 0 && errno == EINTR);
+  if (rc <= 0) return false;
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return false;
+  errno = error;
+  return error == 0;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -127,7 +147,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   address.sin_family = AF_INET;
   address.sin_port = htons(server().port());
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+  if (!connect_loopback(fd, address)) {
     std::fprintf(stderr, "connect failed: %s\n", std::strerror(errno));
     std::abort();
   }

@@ -286,11 +286,21 @@ TestClient::TestClient(std::uint16_t port, std::chrono::milliseconds timeout) {
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int rc = 0;
-  do {
-    rc = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address);
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) {
+  bool ok = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  if (!ok && errno == EINTR) {
+    // An interrupted connect goes on in the background: wait for its result.
+    pollfd p{fd_, POLLOUT, 0};
+    int rc = 0;
+    do {
+      rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    } while (rc < 0 && errno == EINTR);
+    int error = ETIMEDOUT;
+    socklen_t length = sizeof error;
+    if (rc > 0) ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length);
+    errno = error;
+    ok = error == 0;
+  }
+  if (!ok) {
     connect_errno_ = errno;
     close_fd();
   }
