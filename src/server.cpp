@@ -41,6 +41,8 @@
 #include <mimalloc.h>
 #endif
 
+using namespace std::string_view_literals;  // literals appended with their length known
+
 namespace portico {
 inline namespace v0 {
 namespace detail {
@@ -985,7 +987,7 @@ void Connection::process_input() noexcept {
       if (ex.headers_done && ex.expect_continue && !closed_ && !close_after_write_) {
         // The client waits for this before sending the body.
         ex.expect_continue = false;
-        context_.out.append("HTTP/1.1 100 Continue\r\n\r\n");
+        context_.out.append("HTTP/1.1 100 Continue\r\n\r\n"sv);
       }
       break;
     }
@@ -1213,32 +1215,32 @@ void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) n
   const Response& res = ex.response;
   const int status = res.status_;
   if (status == 200) {
-    out.append("HTTP/1.1 200 OK\r\n");
+    out.append("HTTP/1.1 200 OK\r\n"sv);
   } else {
     fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
   }
   out.append(context_.core.server_line());
   out.append(context_.date_line);
   if (res.has_content_type_) {
-    out.append("Content-Type: ");
+    out.append("Content-Type: "sv);
     out.append(res.content_type_);
-    out.append("\r\n");
+    out.append("\r\n"sv);
   }
   out.append(res.fields_);
   if (framing == Framing::kLength) {
     const fmt::format_int digits(length);
-    out.append("Content-Length: ");
+    out.append("Content-Length: "sv);
     out.append(digits.data(), digits.size());
-    out.append("\r\n");
+    out.append("\r\n"sv);
   } else if (framing == Framing::kChunked) {
-    out.append("Transfer-Encoding: chunked\r\n");
+    out.append("Transfer-Encoding: chunked\r\n"sv);
   }
   if (!ex.keep_alive) {
-    out.append("Connection: close\r\n");
+    out.append("Connection: close\r\n"sv);
   } else if (ex.parser.http_minor == 0) {
-    out.append("Connection: keep-alive\r\n");
+    out.append("Connection: keep-alive\r\n"sv);
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
   if (status >= 400) bump(status >= 500 ? context_.counters.responses_5xx : context_.counters.responses_4xx);
 }
 
@@ -1263,7 +1265,7 @@ void Connection::append_chunk(Exchange& ex, std::string_view bytes) noexcept {
   }
   fmt::format_to(std::back_inserter(out), "{:x}\r\n", bytes.size());
   out.append(bytes);
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 void Connection::on_stream_write(Exchange* ex, std::string_view bytes) noexcept {
@@ -1292,13 +1294,13 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
     // Streamed: the head went out with the first write(); the rest of the
     // body is the last chunk, then the terminator.
     append_chunk(ex, body);
-    if (ex.parser.http_minor >= 1 && !ex.head_request) out.append("0\r\n\r\n");
+    if (ex.parser.http_minor >= 1 && !ex.head_request) out.append("0\r\n\r\n"sv);
   } else {
     const Framing framing = framing_of(ex);
     write_head(ex, framing, body.size());
     if (framing == Framing::kChunked) {
       append_chunk(ex, body);
-      if (!ex.head_request) out.append("0\r\n\r\n");
+      if (!ex.head_request) out.append("0\r\n\r\n"sv);
       body = {};
     } else if (framing == Framing::kNone && status >= 200 && status != 204 && status != 304) {
       append_chunk(ex, body);  // close-delimited
@@ -1323,13 +1325,13 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
     } else {
       const std::size_t n = std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
       std::string& log = context_.access_log;
-      log.append("{\"time\":\"");
+      log.append("{\"time\":\""sv);
       log.append(when, n);
-      log.append("\",\"remote\":");
+      log.append("\",\"remote\":"sv);
       append_json_string(log, peer);
-      log.append(",\"method\":");
+      log.append(",\"method\":"sv);
       append_json_string(log, ex.request.method_name_);
-      log.append(",\"target\":");
+      log.append(",\"target\":"sv);
       append_json_string(log, ex.request.target_);
       fmt::format_to(std::back_inserter(log), ",\"status\":{},\"bytes\":{}}}\n", status,
                      res.body_.size());
@@ -1350,12 +1352,12 @@ void Connection::write_simple(int status, std::string_view extra_fields,
   fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
   out.append(context_.core.server_line());
   out.append(context_.date_line);
-  if (!body.empty()) out.append("Content-Type: text/plain\r\n");
+  if (!body.empty()) out.append("Content-Type: text/plain\r\n"sv);
   out.append(extra_fields);
   const fmt::format_int length(body.size());
-  out.append("Content-Length: ");
+  out.append("Content-Length: "sv);
   out.append(length.data(), length.size());
-  out.append("\r\nConnection: close\r\n\r\n");
+  out.append("\r\nConnection: close\r\n\r\n"sv);
   out.append(body);
   bump(status >= 500 ? context_.counters.responses_5xx : context_.counters.responses_4xx);
 }
