@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     res.json(R"({"message":"Hello, World!"})");
   });
   server.get("/users/:id", [](portico::Request& req, portico::Response& res) {
-    res.content_type("text/plain").format("user {}", req.param("id"));
+    res.content_type("text/plain").append("user ").append(req.param("id"));
   });
   server.post("/echo", [](portico::Request& req, portico::Response& res) {
     res.body(req.body(), req.header("Content-Type").value_or("application/octet-stream"));
