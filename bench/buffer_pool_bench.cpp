@@ -6,8 +6,11 @@
 //   *_Burst64          64 blocks out, then all returned (LIFO), per item
 //   *_Release{Local,Remote}  only the release of 1024 blocks, timed on the
 //                      releasing thread; Remote = another thread than the one
-//                      that allocated them. The releasing thread first reads
-//                      each block and handle, as a consumer would.
+//                      that allocated them. The releasing thread first takes
+//                      the handles into its own vector and reads each block
+//                      and descriptor, as a consumer would. PoolAllocBatch32:
+//                      remote_release_batch = 32 (remote frees go home in
+//                      chains of 32, one CAS per chain).
 //
 // Quote only ratios between cases of one run, interleaved and repeated, e.g.
 //   buffer_pool_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
@@ -46,9 +49,10 @@ const Mimalloc& mimalloc() {
   return loaded;
 }
 
-portico::BufferPool make_pool(std::size_t block_size) {
+portico::BufferPool make_pool(std::size_t block_size, std::size_t remote_batch = 1) {
   portico::BufferPoolOptions options;
   options.block_size = block_size;
+  options.remote_release_batch = remote_batch;
   options.max_blocks = 2048;
   // Benchmarks measure the release build of the pool: no debug poisoning.
   options.poison = portico::BufferPoolOptions::Poison::kNever;
@@ -56,9 +60,12 @@ portico::BufferPool make_pool(std::size_t block_size) {
 }
 
 // Allocator adapters with one shape, so each case is written once.
-struct PoolAlloc {
+template <std::size_t kRemoteBatch>
+struct PoolAllocT {
   using Handle = portico::Buffer;
-  explicit PoolAlloc(std::size_t size) : pool(make_pool(size)) { pool.reserve(pool.max_blocks()); }
+  explicit PoolAllocT(std::size_t size) : pool(make_pool(size, kRemoteBatch)) {
+    pool.reserve(pool.max_blocks());
+  }
   Handle get() {
     Handle h = pool.acquire();
     // max_blocks covers every case's peak; running dry would be a bench bug.
@@ -69,6 +76,8 @@ struct PoolAlloc {
   void put(Handle& h) { h.reset(); }
   portico::BufferPool pool;
 };
+using PoolAlloc = PoolAllocT<1>;         // the default: each remote release goes home
+using PoolAllocBatch32 = PoolAllocT<32>;  // remote_release_batch = 32
 struct GlibcAlloc {
   using Handle = char*;
   explicit GlibcAlloc(std::size_t bytes) : size(bytes) {}
@@ -166,15 +175,19 @@ void BM_Release(benchmark::State& state) {
   Alloc alloc(static_cast<std::size_t>(state.range(0)));
   Helper helper;
   std::vector<typename Alloc::Handle> held(kReleaseBatch);
+  std::vector<typename Alloc::Handle> taken(kReleaseBatch);
   double seconds = 0;
   auto release_all = [&] {
-    // Read each block and its handle first, untimed, as a consumer would have.
-    for (auto& h : held) benchmark::DoNotOptimize(*Alloc::bytes(h));
-    if constexpr (std::is_same_v<Alloc, PoolAlloc>) {
-      for (auto& h : held) benchmark::DoNotOptimize(h.shared());
+    // Untimed, as a consumer would have: take the handles over (a consumer
+    // holds the handles it was given in its own memory) and read each block
+    // and its descriptor.
+    for (std::size_t i = 0; i < held.size(); ++i) taken[i] = std::move(held[i]);
+    for (auto& h : taken) benchmark::DoNotOptimize(*Alloc::bytes(h));
+    if constexpr (std::is_same_v<typename Alloc::Handle, portico::Buffer>) {
+      for (auto& h : taken) benchmark::DoNotOptimize(h.shared());
     }
     const auto start = Clock::now();
-    for (auto& h : held) alloc.put(h);
+    for (auto& h : taken) alloc.put(h);
     seconds = std::chrono::duration<double>(Clock::now() - start).count();
   };
   for (auto _ : state) {
@@ -202,6 +215,8 @@ BENCHMARK(BM_Burst64<GlibcAlloc>) PORTICO_SIZES;
 BENCHMARK(BM_Burst64<MimallocAlloc>) PORTICO_SIZES;
 BENCHMARK(BM_Release<PoolAlloc, false>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<PoolAlloc, true>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<PoolAllocBatch32, false>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<PoolAllocBatch32, true>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<GlibcAlloc, false>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<GlibcAlloc, true>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<MimallocAlloc, false>)->Arg(16384)->UseManualTime();

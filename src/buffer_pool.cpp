@@ -102,6 +102,7 @@ PoolCore::PoolCore(const Config& config)
       populate_(config.populate),
       huge_pages_(config.huge_pages),
       poison_(config.poison) {
+  remote_batch_ = config.remote_batch;
   // Descriptors for every block the pool may ever have, reserved up front as
   // virtual memory only (MAP_NORESERVE); a page is touched when its first
   // block is carved, by the owner thread.
@@ -194,21 +195,29 @@ bool PoolCore::map_until(std::size_t blocks) noexcept {
   return true;
 }
 
+std::size_t PoolCore::count_chains(BlockHeader* list, BlockHeader** last) noexcept {
+  std::size_t count = 0;
+  *last = nullptr;
+  for (BlockHeader* chain = list; chain != nullptr; chain = (*last)->next) {
+    count += chain->batch_count;
+    *last = chain->batch_tail;
+  }
+  return count;
+}
+
 std::size_t PoolCore::reclaim_remote() noexcept {
   if (remote_head_.load(std::memory_order_relaxed) == nullptr) return 0;
   // Acquire: pairs with every releaser's CAS (release) in the release sequence
-  // of remote_head_, so their writes to the blocks and to ->next are visible.
+  // of remote_head_, so their writes to the blocks and to the links are visible.
   BlockHeader* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
-  std::size_t count = 0;
   BlockHeader* last = nullptr;
-  for (BlockHeader* b = list; b != nullptr; b = b->next) {
-    last = b;
-    ++count;
-  }
+  const std::size_t count = count_chains(list, &last);
   if (last != nullptr) {
     last->next = free_head_;
     free_head_ = list;
   }
+  if (count != 0 && flush_wanted_.load(std::memory_order_relaxed))
+    flush_wanted_.store(false, std::memory_order_relaxed);
   in_use_.store(in_use_.load(std::memory_order_relaxed) - count, std::memory_order_relaxed);
   remote_frees_.store(remote_frees_.load(std::memory_order_relaxed) + count,
                       std::memory_order_relaxed);
@@ -217,7 +226,18 @@ std::size_t PoolCore::reclaim_remote() noexcept {
 
 BlockHeader* PoolCore::acquire_slow() noexcept {
   if (reclaim_remote() == 0 && carved_ == blocks_total_.load(std::memory_order_relaxed)) {
-    if (carved_ == max_blocks_ || !map_slab()) {
+    bool came_back = false;
+    if (carved_ == max_blocks_ && remote_batch_ > 1) {
+      // Exhausted: ask remote threads to stop parking blocks of this pool, and
+      // push home what this thread itself parked before it became the owner.
+      if (!flush_wanted_.load(std::memory_order_relaxed))
+        flush_wanted_.store(true, std::memory_order_relaxed);
+      for (RemoteCacheSlot& slot : tls_remote_cache.slots) {
+        if (slot.pool == this && slot.count != 0) flush_slot(slot);
+      }
+      came_back = reclaim_remote() != 0;
+    }
+    if (!came_back && (carved_ == max_blocks_ || !map_slab())) {
       failed_acquires_.store(failed_acquires_.load(std::memory_order_relaxed) + 1,
                              std::memory_order_relaxed);
       return nullptr;
@@ -257,14 +277,64 @@ void PoolCore::close() noexcept {
   // Acq_rel: acquire takes the pending hand-back list (as reclaim does);
   // release publishes orphan_refs_ to releasers that will see the sentinel.
   BlockHeader* list = remote_head_.exchange(orphan_sentinel(), std::memory_order_acq_rel);
-  std::size_t drained = 0;
-  for (BlockHeader* b = list; b != nullptr; b = b->next) ++drained;
+  BlockHeader* last = nullptr;
+  const std::size_t drained = count_chains(list, &last);
   if (orphan_refs_.fetch_sub(drained + 1, std::memory_order_acq_rel) == drained + 1) delete this;
 }
 
-void PoolCore::release_orphaned() noexcept {
+void PoolCore::release_orphaned(std::size_t count) noexcept {
   (void)remote_head_.load(std::memory_order_acquire);  // see close(): synchronise first
-  if (orphan_refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  if (orphan_refs_.fetch_sub(count, std::memory_order_acq_rel) == count) delete this;
+}
+
+namespace {
+
+// Its destructor, run among the thread's thread_local destructors, pushes
+// every parked chain home; releases after it (from later destructors) go
+// straight home, unparked.
+struct RemoteCacheExitFlush {
+  ~RemoteCacheExitFlush() {
+    PoolCore::flush_thread_cache();
+    tls_remote_cache.exited = true;
+  }
+};
+
+}  // namespace
+
+void PoolCore::flush_thread_cache() noexcept {
+  for (RemoteCacheSlot& slot : tls_remote_cache.slots) {
+    if (slot.count != 0) flush_slot(slot);
+    slot.pool = nullptr;
+  }
+}
+
+void PoolCore::park_remote_slow(BlockHeader* block, PoolCore* pool) noexcept {
+  RemoteCache& cache = tls_remote_cache;
+  if (cache.exited) [[unlikely]] {
+    block->next = nullptr;
+    pool->push_chain(block, block, 1);
+    return;
+  }
+  if (!cache.exit_flush_registered) {
+    // Constructed (and its destructor registered) on this first pass only.
+    static thread_local RemoteCacheExitFlush exit_flush;
+    (void)&exit_flush;
+    cache.exit_flush_registered = true;
+  }
+  RemoteCacheSlot* slot = nullptr;
+  for (RemoteCacheSlot& s : cache.slots) {
+    if (s.count == 0) {
+      slot = &s;
+      break;
+    }
+  }
+  if (slot == nullptr) {
+    // Every slot parks blocks of another pool: push one chain home early.
+    slot = &cache.slots[cache.next_victim++ % kRemoteCacheSlots];
+    flush_slot(*slot);
+  }
+  slot->pool = pool;
+  park_remote(block, pool);
 }
 
 }  // namespace detail
@@ -330,6 +400,11 @@ detail::PoolCore::Config validate(const BufferPoolOptions& options) {
   if (options.max_blocks == 0) {
     throw std::invalid_argument("portico::BufferPool: max_blocks must be at least 1");
   }
+  if (options.remote_release_batch == 0 || options.remote_release_batch > 1024) {
+    throw std::invalid_argument("portico::BufferPool: remote_release_batch " +
+                                std::to_string(options.remote_release_batch) +
+                                " must be between 1 and 1024");
+  }
   std::size_t slab = std::max(options.slab_size, options.block_size);
   if (options.huge_pages == Options::HugePages::kExplicit) {
     slab = detail::round_up(slab, detail::kHugePage);
@@ -346,7 +421,8 @@ detail::PoolCore::Config validate(const BufferPoolOptions& options) {
                                   per_slab,
                                   options.populate,
                                   static_cast<int>(options.huge_pages),
-                                  poison};
+                                  poison,
+                                  static_cast<std::uint32_t>(options.remote_release_batch)};
 }
 
 }  // namespace
@@ -364,6 +440,10 @@ BufferPool& BufferPool::operator=(BufferPool&& other) noexcept {
 
 BufferPool::~BufferPool() {
   if (core_ != nullptr) core_->close();
+}
+
+void BufferPool::flush_thread_cache() noexcept {
+  detail::PoolCore::flush_thread_cache();
 }
 
 BufferPoolStats BufferPool::stats() const noexcept {

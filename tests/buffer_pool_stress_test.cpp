@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <future>
 #include <latch>
 #include <mutex>
 #include <optional>
@@ -267,6 +269,203 @@ TEST(BufferPoolStressTest, OversubscribedRingOfOwners) {
     EXPECT_EQ(s.remote_frees, kPerThread);
     EXPECT_LE(s.blocks_total, 8u);
   }
+}
+
+// ---- remote_release_batch > 1: remote frees parked per thread, pushed in chains
+
+BufferPoolOptions batched_pool(std::size_t max_blocks, std::size_t batch) {
+  BufferPoolOptions options = small_pool(max_blocks);
+  options.remote_release_batch = batch;
+  return options;
+}
+
+// Runs `job` on a new thread, then waits there until `finish` is called, so
+// the test can look at the pool while the thread (and its cache) is alive.
+class Parker {
+ public:
+  explicit Parker(std::function<void()> job)
+      : thread_([this, job = std::move(job)] {
+          job();
+          done_.set_value();
+          go_.get_future().wait();
+        }) {
+    done_.get_future().wait();
+  }
+  // Lets the thread exit (running its thread-exit flush) and joins it.
+  void finish() {
+    go_.set_value();
+    thread_.join();
+  }
+  ~Parker() {
+    if (thread_.joinable()) finish();
+  }
+
+ private:
+  std::promise<void> done_;
+  std::promise<void> go_;
+  std::thread thread_;
+};
+
+std::vector<Buffer> acquire_n(BufferPool& pool, std::size_t n) {
+  std::vector<Buffer> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(pool.acquire());
+    EXPECT_TRUE(out.back());
+  }
+  return out;
+}
+
+TEST(BufferPoolStressTest, BatchedRemoteFreesParkUntilTheThreadExits) {
+  BufferPool pool(batched_pool(64, 32));
+  std::vector<Buffer> out = acquire_n(pool, 5);
+  Parker thread([&] { out.clear(); });  // five remote frees, parked
+  EXPECT_EQ(pool.reclaim(), 0u);
+  EXPECT_EQ(pool.stats().blocks_in_use, 5u);
+  thread.finish();  // the thread-exit flush pushes them home
+  EXPECT_EQ(pool.reclaim(), 5u);
+  EXPECT_EQ(pool.stats().blocks_in_use, 0u);
+  EXPECT_EQ(pool.stats().remote_frees, 5u);
+}
+
+TEST(BufferPoolStressTest, BatchedRemoteFreesGoHomeOnExplicitFlush) {
+  BufferPool pool(batched_pool(64, 32));
+  std::vector<Buffer> out = acquire_n(pool, 5);
+  Parker thread([&] {
+    out.clear();
+    BufferPool::flush_thread_cache();
+    BufferPool::flush_thread_cache();  // nothing left: a no-op
+  });
+  EXPECT_EQ(pool.reclaim(), 5u);
+  EXPECT_EQ(pool.stats().blocks_in_use, 0u);
+  thread.finish();
+  EXPECT_EQ(pool.reclaim(), 0u);
+  EXPECT_EQ(pool.stats().remote_frees, 5u);
+}
+
+TEST(BufferPoolStressTest, BatchedRemoteFreesGoHomeWhenTheChainFills) {
+  BufferPool pool(batched_pool(64, 4));
+  std::vector<Buffer> out = acquire_n(pool, 11);
+  Parker thread([&] { out.clear(); });  // two chains of 4 go home, 3 stay parked
+  EXPECT_EQ(pool.reclaim(), 8u);
+  EXPECT_EQ(pool.stats().blocks_in_use, 3u);
+  thread.finish();
+  EXPECT_EQ(pool.reclaim(), 3u);
+  const portico::BufferPoolStats stats = pool.stats();
+  EXPECT_EQ(stats.blocks_in_use, 0u);
+  EXPECT_EQ(stats.remote_frees, 11u);
+  EXPECT_EQ(stats.high_water, 11u);
+}
+
+TEST(BufferPoolStressTest, ExhaustedOwnerMakesRemoteThreadsStopParking) {
+  BufferPool pool(batched_pool(4, 32));
+  std::vector<Buffer> out = acquire_n(pool, 4);
+  std::vector<Buffer> later;
+  later.push_back(std::move(out[3]));
+  out.pop_back();
+  std::promise<void> dropped_three;
+  std::promise<void> owner_failed;
+  std::promise<void> dropped_fourth;
+  std::promise<void> finish;
+  std::thread remote([&] {
+    out.clear();
+    dropped_three.set_value();
+    owner_failed.get_future().wait();
+    later.clear();  // the owner wants blocks: the whole chain goes home now
+    dropped_fourth.set_value();
+    finish.get_future().wait();  // alive (cache not flushed by exit) while the owner checks
+  });
+  dropped_three.get_future().wait();
+  EXPECT_FALSE(pool.acquire());  // exhausted: three blocks are parked
+  EXPECT_EQ(pool.stats().failed_acquires, 1u);
+  owner_failed.set_value();
+  dropped_fourth.get_future().wait();
+  EXPECT_EQ(pool.reclaim(), 4u);  // pushed by the release itself, not by an exit
+  EXPECT_EQ(pool.stats().blocks_in_use, 0u);
+  finish.set_value();
+  remote.join();
+}
+
+TEST(BufferPoolStressTest, PoolDestroyedWithParkedBlocksStaysAliveUntilTheyGoHome) {
+  const std::size_t live_before = BufferPool::live_pool_cores();
+  std::vector<Buffer> out;
+  std::vector<BufferSlice> kept;
+  {
+    BufferPool pool(batched_pool(64, 32));
+    out = acquire_n(pool, 6);
+    for (std::size_t i = 0; i < out.size(); ++i) stamp(out[i], i + 1);
+    for (std::size_t i = 3; i < 6; ++i) kept.push_back(std::move(out[i]).to_slice());
+    out.resize(3);
+  }
+  EXPECT_EQ(BufferPool::live_pool_cores(), live_before + 1);
+  int bad = 0;
+  Parker thread([&] {
+    out.clear();  // parked on this thread; the pool is already gone
+    for (const BufferSlice& s : kept) {
+      if (read_stamp(s.data(), s.size()) == ~std::uint64_t{0}) ++bad;
+    }
+    kept.clear();
+  });
+  EXPECT_EQ(BufferPool::live_pool_cores(), live_before + 1);  // kept alive by parked blocks
+  thread.finish();
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(BufferPool::live_pool_cores(), live_before);
+}
+
+TEST(BufferPoolStressTest, ParkedBlocksOfManyPoolsAllGoHome) {
+  constexpr std::size_t kPools = 7;  // more than a thread parks for at once
+  std::vector<BufferPool> pools;
+  std::vector<Buffer> out;
+  for (std::size_t p = 0; p < kPools; ++p) {
+    pools.emplace_back(batched_pool(64, 8));
+    for (std::size_t i = 0; i < 20; ++i) out.push_back(pools.back().acquire());
+  }
+  // Interleaved, so chains are evicted and refilled.
+  std::vector<Buffer> interleaved;
+  for (std::size_t i = 0; i < 20; ++i) {
+    for (std::size_t p = 0; p < kPools; ++p) interleaved.push_back(std::move(out[p * 20 + i]));
+  }
+  std::thread remote([&] { interleaved.clear(); });
+  remote.join();
+  for (BufferPool& pool : pools) {
+    pool.reclaim();
+    EXPECT_EQ(pool.stats().blocks_in_use, 0u);
+    EXPECT_EQ(pool.stats().remote_frees, 20u);
+  }
+}
+
+// Conservation with parking: workers never idle long enough to starve the
+// owner, since max_blocks exceeds workers * (batch - 1).
+TEST(BufferPoolStressTest, BatchedRemoteFreesFromManyThreadsAreConserved) {
+  constexpr int kWorkers = 4;
+  constexpr std::uint64_t kBuffers = 20000;
+  BufferPool pool(batched_pool(64, 8));
+  Channel<Buffer> channel;
+  std::atomic<std::uint64_t> stamp_sum{0};
+  std::atomic<int> torn{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&] {
+      while (std::optional<Buffer> buffer = channel.pop()) {
+        const std::uint64_t value = read_stamp(buffer->data(), buffer->size());
+        if (value == ~std::uint64_t{0}) torn.fetch_add(1);
+        stamp_sum.fetch_add(value, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (std::uint64_t i = 1; i <= kBuffers; ++i) {
+    Buffer buffer = acquire_eventually(pool);
+    stamp(buffer, i);
+    channel.push(std::move(buffer));
+  }
+  channel.close();
+  for (std::thread& t : workers) t.join();
+  pool.reclaim();
+  const portico::BufferPoolStats stats = pool.stats();
+  EXPECT_EQ(torn.load(), 0);
+  EXPECT_EQ(stamp_sum.load(), kBuffers * (kBuffers + 1) / 2);
+  EXPECT_EQ(stats.blocks_in_use, 0u);
+  EXPECT_EQ(stats.remote_frees, kBuffers);
+  EXPECT_LE(stats.high_water, 64u);
 }
 
 }  // namespace

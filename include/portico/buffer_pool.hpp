@@ -48,6 +48,15 @@ struct BufferPoolOptions {
   bool populate = false;  // MAP_POPULATE: pre-fault slabs as they are mapped
   HugePages huge_pages = HugePages::kTransparent;
   Poison poison = Poison::kBuildDefault;
+  // Blocks released on a thread other than the owner go home in chains of this
+  // many, one atomic operation per chain. 1 (the default): each goes home at
+  // once. N > 1: each remote thread parks up to N-1 blocks of this pool (still
+  // counted in blocks_in_use) until its chain fills, it calls
+  // BufferPool::flush_thread_cache(), it exits, or it releases a block after
+  // the owner found the pool exhausted. So a thread that drops blocks and then
+  // waits for the owner to hand it more must flush first, or the owner may
+  // starve. REQUIRES: 1..1024.
+  std::size_t remote_release_batch = 1;
 };
 
 // A snapshot; read from another thread it is approximate (each figure relaxed).
@@ -292,6 +301,11 @@ class BufferPool {
   // the pool, and releases its blocks afterwards only after synchronising with
   // this call (the hand-over itself, e.g. a thread start or a queue).
   void bind_to_current_thread() noexcept { core_->bind(detail::this_thread_tag()); }
+
+  // Pushes home every block the calling thread has parked (of any pool built
+  // with remote_release_batch > 1). Cheap when none are; call it before a
+  // thread that released blocks remotely goes idle. Any thread.
+  static void flush_thread_cache() noexcept;
 
   // Any thread.
   BufferPoolStats stats() const noexcept;

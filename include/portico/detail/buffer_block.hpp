@@ -24,11 +24,16 @@ class PoolCore;
 struct alignas(kPoolCacheLine) BlockHeader {
   // References: the owning Buffer holds one implicitly, each BufferSlice one.
   std::atomic<std::uint32_t> refs{0};
-  // Link in the owner's free list or in the remote hand-back stack; only the
-  // holder of a free block touches it.
+  // On the first block of a chain pushed to the remote hand-back: how many
+  // blocks the chain holds and its last block (so the owner walks chains, not
+  // blocks). Written by the pusher before its release CAS.
+  std::uint32_t batch_count = 0;
+  // Link in the owner's free list, a remote thread's parked chain or the
+  // remote hand-back stack; only the holder of a free block touches it.
   BlockHeader* next = nullptr;
   char* data = nullptr;
   PoolCore* pool = nullptr;
+  BlockHeader* batch_tail = nullptr;
 };
 static_assert(sizeof(BlockHeader) == kPoolCacheLine, "one descriptor per cache line");
 
@@ -38,6 +43,28 @@ inline thread_local char tls_thread_tag = 0;
 inline const void* this_thread_tag() noexcept {
   return &tls_thread_tag;
 }
+
+// Per-thread parking of remotely released blocks, for pools built with
+// remote_release_batch > 1: one chain per pool, up to kRemoteCacheSlots pools.
+// Trivially destructible and zero-initialised, so reaching it costs no guard;
+// the thread-exit flush is registered separately, on the slow path. A slot with
+// count == 0 holds no block and its `pool` may dangle: it is only compared,
+// never followed. A slot with count > 0 keeps its pool's core alive (the
+// parked blocks are still counted as out).
+inline constexpr std::size_t kRemoteCacheSlots = 4;
+struct RemoteCacheSlot {
+  PoolCore* pool;
+  BlockHeader* head;  // most recently parked
+  BlockHeader* tail;  // first parked; its next is set when the chain is pushed
+  std::uint32_t count;
+};
+struct RemoteCache {
+  RemoteCacheSlot slots[kRemoteCacheSlots];
+  std::uint32_t next_victim;
+  bool exit_flush_registered;
+  bool exited;  // the thread-exit flush ran: park nothing more
+};
+inline thread_local RemoteCache tls_remote_cache{};
 
 // Out of line (src/buffer_pool.cpp): rare or debug-only paths.
 void poison_block(BlockHeader* block) noexcept;
@@ -52,6 +79,7 @@ class PoolCore {
     bool populate;
     int huge_pages;  // BufferPoolOptions::HugePages as int, to keep this header small
     bool poison;
+    std::uint32_t remote_batch;
   };
 
   explicit PoolCore(const Config& config);
@@ -107,10 +135,15 @@ class PoolCore {
       pool->free_head_ = block;
       pool->in_use_.store(pool->in_use_.load(std::memory_order_relaxed) - 1,
                           std::memory_order_relaxed);
+    } else if (pool->remote_batch_ > 1) {
+      park_remote(block, pool);
     } else {
-      pool->push_remote(block);
+      pool->push_chain(block, block, 1);
     }
   }
+
+  // Pushes every chain the calling thread has parked (any pool) home.
+  static void flush_thread_cache() noexcept;
 
   std::size_t block_size() const noexcept { return block_size_; }
   std::size_t max_blocks() const noexcept { return max_blocks_; }
@@ -128,28 +161,65 @@ class PoolCore {
   ~PoolCore();
   BlockHeader* acquire_slow() noexcept;
   bool map_slab() noexcept;
-  void release_orphaned() noexcept;
+  void release_orphaned(std::size_t count) noexcept;
+  // Walks a stack taken from remote_head_: its blocks and its last block.
+  static std::size_t count_chains(BlockHeader* list, BlockHeader** last) noexcept;
   static BlockHeader* orphan_sentinel() noexcept;
 
-  // Treiber push: many threads push, the owner takes the whole list with one
-  // exchange, so there is no pop of single nodes and hence no ABA problem.
-  void push_remote(BlockHeader* block) noexcept {
+  // Treiber push of a chain first..last (linked by next) of `count` blocks:
+  // many threads push, the owner takes the whole stack with one exchange, so
+  // there is no pop of single nodes and hence no ABA problem.
+  void push_chain(BlockHeader* first, BlockHeader* last, std::uint32_t count) noexcept {
+    first->batch_count = count;
+    first->batch_tail = last;
     BlockHeader* head = remote_head_.load(std::memory_order_relaxed);
     do {
       if (head == orphan_sentinel()) [[unlikely]] {
-        release_orphaned();
+        release_orphaned(count);
         return;
       }
-      block->next = head;
-      // Release: publishes block->next and the block's last use to the owner,
-      // whose exchange(acquire) reads the head of this release sequence.
-    } while (!remote_head_.compare_exchange_weak(head, block, std::memory_order_release,
+      last->next = head;
+      // Release: publishes the chain's links and the blocks' last uses to the
+      // owner, whose exchange(acquire) reads the head of this release sequence.
+    } while (!remote_head_.compare_exchange_weak(head, first, std::memory_order_release,
                                                  std::memory_order_relaxed));
     // Nothing may touch *this after the push: a closed pool may be freed by now.
   }
 
+  // The batched remote path: park the block on this thread's chain for its
+  // pool, and push the chain with one CAS when it holds remote_batch_ blocks
+  // (or at once while the owner has found the pool exhausted).
+  static void park_remote(BlockHeader* block, PoolCore* pool) noexcept {
+    RemoteCache& cache = tls_remote_cache;
+    for (RemoteCacheSlot& slot : cache.slots) {
+      if (slot.pool == pool) {
+        block->next = slot.head;
+        if (slot.count == 0) slot.tail = block;
+        slot.head = block;
+        // Relaxed: a hint; a stale read only delays this chain to its next
+        // release, flush or the thread's exit.
+        if (++slot.count >= pool->remote_batch_ ||
+            pool->flush_wanted_.load(std::memory_order_relaxed)) [[unlikely]]
+          flush_slot(slot);
+        return;
+      }
+    }
+    park_remote_slow(block, pool);
+  }
+  static void flush_slot(RemoteCacheSlot& slot) noexcept {
+    const std::uint32_t count = slot.count;
+    slot.count = 0;
+    slot.pool->push_chain(slot.head, slot.tail, count);
+    slot.head = slot.tail = nullptr;
+  }
+  static void park_remote_slow(BlockHeader* block, PoolCore* pool) noexcept;
+
   // ---- read-mostly: set at construction, by bind() and by close() -----------
   alignas(kPoolCacheLine) std::atomic<const void*> owner_{nullptr};
+  // Set by the owner when acquire() finds the pool exhausted, cleared when
+  // blocks come back: remote threads stop parking blocks while it is set.
+  std::atomic<bool> flush_wanted_{false};
+  std::uint32_t remote_batch_;
   std::size_t block_size_;
   std::size_t max_blocks_;
   std::size_t blocks_per_slab_;
