@@ -304,7 +304,19 @@ struct Exchange {
   bool head_request = false;
 
   void reset_parse() noexcept;
+  // Hands a finished deferred/offloaded exchange back to its reactor (any thread).
+  void post_completion() noexcept;
+  // A handler threw: the response becomes a plain 500 (still deferred if it was).
+  static void internal_error(Response& res) noexcept;
 };
+
+void Exchange::internal_error(Response& res) noexcept {
+  const bool deferred = res.deferred_;
+  res.reset();
+  res.deferred_ = deferred;
+  res.status(500);
+  res.text("Internal Server Error");
+}
 
 // ---- per reactor ----------------------------------------------------------------
 
@@ -328,10 +340,9 @@ struct ReactorStatsCounters {
 };
 
 struct ReactorContext {
-  ReactorContext(ServerCore& core_ref, std::size_t idx, const ServerOptions& options);
+  ReactorContext(ServerCore& core_ref, const ServerOptions& options);
 
   ServerCore& core;
-  std::size_t index;
   Reactor reactor;
   BufferPool pool;
   std::optional<RouteTable::Reader> reader;
@@ -372,9 +383,15 @@ class ServerCore {
   }
   ~ServerCore() { stop_and_wait(); }
 
-  RouteError add(Method method, std::string_view pattern, Handler handler, RouteOptions options);
-  RouteError add(std::string_view token, std::string_view pattern, Handler handler,
-                 RouteOptions options);
+  // Applies `change` (a call on the route set) under the routes lock and, once
+  // started, publishes the new table. Every route change goes through here.
+  template <class Change>
+  RouteError change_routes(Change&& change) {
+    std::lock_guard lock(routes_mutex_);
+    RouteError error = change(routes_);
+    if (!error && started_.load(std::memory_order_acquire)) publish_locked();
+    return error;
+  }
   void use(Middleware middleware) { middleware_.push_back(std::move(middleware)); }
   void replace_routes(Routes table);
   std::error_code start(std::string& message, std::uint16_t& port);
@@ -410,7 +427,6 @@ class ServerCore {
   std::vector<std::thread> workers_;
   std::atomic<int> running_reactors_{0};
   std::atomic<bool> started_{false};
-  std::atomic<bool> stop_requested_{false};
   std::mutex wait_mutex_;
   bool joined_ = false;
 };
@@ -453,6 +469,8 @@ class Connection final : public IoHandler {
   enum class Framing : std::uint8_t { kLength, kChunked, kNone };
   void serialize(Exchange& exchange, std::string_view body) noexcept;
   void write_head(Exchange& exchange, Framing framing, std::size_t length) noexcept;
+  // The status line, Server and Date: what every response starts with.
+  void write_status_line(int status) noexcept;
   Framing framing_of(Exchange& exchange) noexcept;
   void append_chunk(Exchange& exchange, std::string_view bytes) noexcept;
   void run_afters(Exchange& exchange) noexcept;
@@ -673,9 +691,8 @@ void on_accept_retry(Timer& timer, void* context) noexcept {
 }
 }  // namespace
 
-ReactorContext::ReactorContext(ServerCore& core_ref, std::size_t idx, const ServerOptions& options)
+ReactorContext::ReactorContext(ServerCore& core_ref, const ServerOptions& options)
     : core(core_ref),
-      index(idx),
       reactor(ReactorOptions{}),
       pool(pool_options(options)),
       listener(*this),
@@ -708,6 +725,12 @@ void ReactorContext::release_exchange(Exchange* ex) noexcept {
   ex->next_free = free_exchanges;
   free_exchanges = ex;
   ++free_exchange_count;
+}
+
+void Exchange::post_completion() noexcept {
+  // post() never drops a task; the reactor stays up while completions are out.
+  Exchange* self = this;
+  context->reactor.post([self] { self->connection->on_completion(self); });
 }
 
 void ReactorContext::refresh_date() noexcept {
@@ -1166,9 +1189,7 @@ void Connection::run_handler() noexcept {
     ex.route->handler(req, res);
   } catch (...) {
     if (res.deferred_) return;  // the Completion is out; it finishes the exchange
-    res.reset();
-    res.status(500);
-    res.text("Internal Server Error");
+    Exchange::internal_error(res);
   }
   if (res.deferred_) {
     ex.route_hold = *ex.route_ref;
@@ -1210,10 +1231,8 @@ void Connection::run_afters(Exchange& ex) noexcept {
   }
 }
 
-void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) noexcept {
+void Connection::write_status_line(int status) noexcept {
   std::string& out = context_.out;
-  const Response& res = ex.response;
-  const int status = res.status_;
   if (status == 200) {
     out.append("HTTP/1.1 200 OK\r\n"sv);
   } else {
@@ -1221,6 +1240,13 @@ void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) n
   }
   out.append(context_.core.server_line());
   out.append(context_.date_line);
+}
+
+void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) noexcept {
+  std::string& out = context_.out;
+  const Response& res = ex.response;
+  const int status = res.status_;
+  write_status_line(status);
   if (res.has_content_type_) {
     out.append("Content-Type: "sv);
     out.append(res.content_type_);
@@ -1349,9 +1375,7 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
 void Connection::write_simple(int status, std::string_view extra_fields,
                               std::string_view body) noexcept {
   std::string& out = context_.out;
-  fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
-  out.append(context_.core.server_line());
-  out.append(context_.date_line);
+  write_status_line(status);
   if (!body.empty()) out.append("Content-Type: text/plain\r\n"sv);
   out.append(extra_fields);
   const fmt::format_int length(body.size());
@@ -1689,29 +1713,11 @@ std::size_t Connection::format_peer(char* out, std::size_t size) const noexcept 
 
 // ---- ServerCore ------------------------------------------------------------------
 
-RouteError ServerCore::add(Method method, std::string_view pattern, Handler handler,
-                           RouteOptions route_options) {
-  std::lock_guard lock(routes_mutex_);
-  RouteError error = routes_.add(method, pattern, std::move(handler), std::move(route_options));
-  if (!error && started_.load(std::memory_order_acquire)) publish_locked();
-  return error;
-}
-
-RouteError ServerCore::add(std::string_view token, std::string_view pattern, Handler handler,
-                           RouteOptions route_options) {
-  std::lock_guard lock(routes_mutex_);
-  RouteError error = token == "*" ? routes_.add_any(pattern, std::move(handler),
-                                                    std::move(route_options))
-                                  : routes_.add(token, pattern, std::move(handler),
-                                                std::move(route_options));
-  if (!error && started_.load(std::memory_order_acquire)) publish_locked();
-  return error;
-}
-
 void ServerCore::replace_routes(Routes table) {
-  std::lock_guard lock(routes_mutex_);
-  routes_ = std::move(table);
-  if (started_.load(std::memory_order_acquire)) publish_locked();
+  (void)change_routes([&](Routes& routes) {
+    routes = std::move(table);
+    return RouteError{};
+  });
 }
 
 void ServerCore::publish_locked() {
@@ -1836,7 +1842,7 @@ std::error_code ServerCore::start(std::string& message, std::uint16_t& bound_por
       table_ = std::make_unique<RouteTable>(routes_.impl_->router.freeze(), threads + 8);
     }
     for (unsigned i = 0; i < threads; ++i) {
-      auto context = std::make_unique<ReactorContext>(*this, i, options_);
+      auto context = std::make_unique<ReactorContext>(*this, options_);
       context->listener.fd = fds[i];
       if (std::error_code add_error = context->reactor.add(fds[i], EPOLLIN, &context->listener)) {
         throw std::system_error(add_error, "epoll_ctl");
@@ -1886,21 +1892,16 @@ void ServerCore::worker_main() {
     Exchange* ex = nullptr;
     jobs_->pop(ex);
     if (ex == nullptr) return;  // shutdown sentinel
-    Response& res = ex->response;
     try {
-      ex->route->handler(ex->request, res);
+      ex->route->handler(ex->request, ex->response);
     } catch (...) {
-      res.reset();
-      res.deferred_ = true;
-      res.status(500);
-      res.text("Internal Server Error");
+      Exchange::internal_error(ex->response);
     }
-    ex->context->reactor.post([ex] { ex->connection->on_completion(ex); });
+    ex->post_completion();
   }
 }
 
 void ServerCore::stop() noexcept {
-  stop_requested_.store(true, std::memory_order_release);
   if (!started_.load(std::memory_order_acquire)) return;
   for (auto& context : contexts_) {
     ReactorContext* ctx = context.get();
@@ -1962,7 +1963,7 @@ void Completion::done() noexcept {
   detail::Exchange* ex = std::exchange(exchange_, nullptr);
   assert(ex != nullptr);
   if (ex == nullptr) return;
-  ex->context->reactor.post([ex] { ex->connection->on_completion(ex); });
+  ex->post_completion();
 }
 
 void Completion::write(std::string_view bytes) {
@@ -1987,49 +1988,47 @@ Server::Server(ServerOptions options)
 
 Server::~Server() { core_->stop_and_wait(); }
 
-void Server::keep_error(RouteError error) {
+Server& Server::keep_error(RouteError error) {
   if (error && !setup_code_) {
     setup_code_ = error.code();
     setup_error_ = error.message();
   }
+  return *this;
 }
 
 Server& Server::get(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  keep_error(add_route(Method::Get, pattern, std::move(handler), std::move(route_options)));
-  return *this;
+  return keep_error(add_route(Method::Get, pattern, std::move(handler), std::move(route_options)));
 }
 Server& Server::post(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  keep_error(add_route(Method::Post, pattern, std::move(handler), std::move(route_options)));
-  return *this;
+  return keep_error(add_route(Method::Post, pattern, std::move(handler), std::move(route_options)));
 }
 Server& Server::put(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  keep_error(add_route(Method::Put, pattern, std::move(handler), std::move(route_options)));
-  return *this;
+  return keep_error(add_route(Method::Put, pattern, std::move(handler), std::move(route_options)));
 }
 Server& Server::patch(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  keep_error(add_route(Method::Patch, pattern, std::move(handler), std::move(route_options)));
-  return *this;
+  return keep_error(add_route(Method::Patch, pattern, std::move(handler), std::move(route_options)));
 }
 Server& Server::del(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  keep_error(add_route(Method::Delete, pattern, std::move(handler), std::move(route_options)));
-  return *this;
+  return keep_error(add_route(Method::Delete, pattern, std::move(handler), std::move(route_options)));
 }
 Server& Server::head(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  keep_error(add_route(Method::Head, pattern, std::move(handler), std::move(route_options)));
-  return *this;
+  return keep_error(add_route(Method::Head, pattern, std::move(handler), std::move(route_options)));
 }
 Server& Server::options(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  keep_error(add_route(Method::Options, pattern, std::move(handler), std::move(route_options)));
-  return *this;
+  return keep_error(
+      add_route(Method::Options, pattern, std::move(handler), std::move(route_options)));
 }
 Server& Server::any(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  keep_error(core_->add("*", pattern, std::move(handler), std::move(route_options)));
-  return *this;
+  return keep_error(core_->change_routes([&](Routes& routes) {
+    return routes.add_any(pattern, std::move(handler), std::move(route_options));
+  }));
 }
 
 RouteError Server::add_route(Method method, std::string_view pattern, Handler handler,
                              RouteOptions route_options) {
-  return core_->add(method, pattern, std::move(handler), std::move(route_options));
+  return core_->change_routes([&](Routes& routes) {
+    return routes.add(method, pattern, std::move(handler), std::move(route_options));
+  });
 }
 
 RouteError Server::add_route(std::string_view method_token, std::string_view pattern,
@@ -2037,7 +2036,9 @@ RouteError Server::add_route(std::string_view method_token, std::string_view pat
   if (method_token == "*") {
     return RouteError(RouteErrc::kBadSyntax, 0, "'*' is not a method token; use any()");
   }
-  return core_->add(method_token, pattern, std::move(handler), std::move(route_options));
+  return core_->change_routes([&](Routes& routes) {
+    return routes.add(method_token, pattern, std::move(handler), std::move(route_options));
+  });
 }
 
 Server& Server::use(Middleware middleware) {

@@ -206,7 +206,7 @@ class Server {
   const ServerOptions& config() const noexcept { return options_; }
 
  private:
-  void keep_error(RouteError error);
+  Server& keep_error(RouteError error);
 
   ServerOptions options_;
   std::unique_ptr<detail::ServerCore> core_;
