@@ -15,8 +15,12 @@ constexpr unsigned char to_lower(unsigned char c) noexcept {
 
 // True if `s` holds a byte that would end a header line early (response
 // splitting) — such fields are dropped.
+// One pass: find_first_of with a set calls memchr once per byte of `s`.
 bool has_line_break(std::string_view s) noexcept {
-  return s.find_first_of("\r\n", 0, 2) != std::string_view::npos || s.find('\0') != s.npos;
+  for (const char c : s) {
+    if (c == '\r' || c == '\n' || c == '\0') return true;
+  }
+  return false;
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -339,6 +340,49 @@ struct ReactorStatsCounters {
   std::atomic<std::size_t> open{0};
 };
 
+// The responses a reactor serialises for one connection before sending them
+// with one write. append() is inline, so a literal of known length becomes a
+// few stores; std::string's and fmt::memory_buffer's appends are out-of-line
+// calls, and the head of a response takes about ten of them.
+class OutputBuffer {
+ public:
+  using value_type = char;  // for std::back_inserter (fmt::format_to)
+
+  explicit OutputBuffer(std::size_t capacity)
+      : data_(std::make_unique_for_overwrite<char[]>(capacity)), capacity_(capacity) {}
+
+  const char* data() const noexcept { return data_.get(); }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  void clear() noexcept { size_ = 0; }
+  std::string_view view() const noexcept { return {data_.get(), size_}; }
+
+  void append(std::string_view bytes) {
+    if (bytes.size() > capacity_ - size_) grow(bytes.size());
+    std::memcpy(data_.get() + size_, bytes.data(), bytes.size());
+    size_ += bytes.size();
+  }
+  void push_back(char c) {
+    if (size_ == capacity_) grow(1);
+    data_[size_++] = c;
+  }
+
+ private:
+  void grow(std::size_t extra);
+
+  std::unique_ptr<char[]> data_;
+  std::size_t size_ = 0;
+  std::size_t capacity_;
+};
+
+void OutputBuffer::grow(std::size_t extra) {
+  const std::size_t capacity = std::max(capacity_ * 2, size_ + extra);
+  auto data = std::make_unique_for_overwrite<char[]>(capacity);
+  std::memcpy(data.get(), data_.get(), size_);
+  data_ = std::move(data);
+  capacity_ = capacity;
+}
+
 struct ReactorContext {
   ReactorContext(ServerCore& core_ref, const ServerOptions& options);
 
@@ -350,7 +394,7 @@ struct ReactorContext {
   StateHeap heap;
   std::thread thread;
 
-  std::string out;  // serialised responses of the current batch
+  OutputBuffer out{64 * 1024};  // serialised responses of the current batch
   std::string date_line;
   std::time_t date_second = 0;
   std::string access_log;
@@ -782,7 +826,6 @@ void ReactorContext::thread_main() {
   pool.bind_to_current_thread();
   heap.open();
   refresh_date();
-  out.reserve(64 * 1024);
   reactor.add_iteration_hook([this] {
     refresh_date();
     if (!access_log.empty()) flush_access_log();
@@ -900,7 +943,7 @@ void Connection::handle_io(std::uint32_t events) noexcept {
       // Discard until the peer closes (or the linger timer fires).
       char sink[4096];
       for (;;) {
-        const ssize_t n = sys::read(fd_, sink, sizeof sink);
+        const ssize_t n = sys::recv(fd_, sink, sizeof sink);
         if (n > 0) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         close();
@@ -945,7 +988,7 @@ void Connection::read_input() noexcept {
       }
       tail = in_.tail();
     }
-    const ssize_t n = sys::read(fd_, tail.data(), tail.size());
+    const ssize_t n = sys::recv(fd_, tail.data(), tail.size());
     if (n == 0) {
       // The peer closed its sending side. Requests already complete in the
       // buffer were answered (or are deferred); a partial one can never
@@ -1232,7 +1275,7 @@ void Connection::run_afters(Exchange& ex) noexcept {
 }
 
 void Connection::write_status_line(int status) noexcept {
-  std::string& out = context_.out;
+  OutputBuffer& out = context_.out;
   if (status == 200) {
     out.append("HTTP/1.1 200 OK\r\n"sv);
   } else {
@@ -1243,7 +1286,7 @@ void Connection::write_status_line(int status) noexcept {
 }
 
 void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) noexcept {
-  std::string& out = context_.out;
+  OutputBuffer& out = context_.out;
   const Response& res = ex.response;
   const int status = res.status_;
   write_status_line(status);
@@ -1256,7 +1299,7 @@ void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) n
   if (framing == Framing::kLength) {
     const fmt::format_int digits(length);
     out.append("Content-Length: "sv);
-    out.append(digits.data(), digits.size());
+    out.append({digits.data(), digits.size()});
     out.append("\r\n"sv);
   } else if (framing == Framing::kChunked) {
     out.append("Transfer-Encoding: chunked\r\n"sv);
@@ -1284,7 +1327,7 @@ Connection::Framing Connection::framing_of(Exchange& ex) noexcept {
 
 void Connection::append_chunk(Exchange& ex, std::string_view bytes) noexcept {
   if (bytes.empty() || ex.head_request) return;
-  std::string& out = context_.out;
+  OutputBuffer& out = context_.out;
   if (ex.parser.http_minor == 0) {  // close-delimited
     out.append(bytes);
     return;
@@ -1313,7 +1356,7 @@ void Connection::on_stream_write(Exchange* ex, std::string_view bytes) noexcept 
 }
 
 void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
-  std::string& out = context_.out;
+  OutputBuffer& out = context_.out;
   const Response& res = ex.response;
   const int status = res.status_;
   if (ex.stream_started) {
@@ -1374,13 +1417,13 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
 
 void Connection::write_simple(int status, std::string_view extra_fields,
                               std::string_view body) noexcept {
-  std::string& out = context_.out;
+  OutputBuffer& out = context_.out;
   write_status_line(status);
   if (!body.empty()) out.append("Content-Type: text/plain\r\n"sv);
   out.append(extra_fields);
   const fmt::format_int length(body.size());
   out.append("Content-Length: "sv);
-  out.append(length.data(), length.size());
+  out.append({length.data(), length.size()});
   out.append("\r\nConnection: close\r\n\r\n"sv);
   out.append(body);
   bump(status >= 500 ? context_.counters.responses_5xx : context_.counters.responses_4xx);
@@ -1446,19 +1489,19 @@ void Connection::force_close() noexcept {
 }
 
 void Connection::flush() noexcept {
-  std::string& out = context_.out;
+  OutputBuffer& out = context_.out;
   if (closed_) {
     out.clear();
     return;
   }
   if (!out.empty()) {
     if (pending_ != nullptr) {
-      pending_->bytes.append(out);
+      pending_->bytes.append(out.data(), out.size());
       out.clear();
       write_pending();
       return;
     }
-    const ssize_t n = sys::write(fd_, out.data(), out.size());
+    const ssize_t n = sys::send(fd_, out.data(), out.size());
     if (n == static_cast<ssize_t>(out.size())) {
       out.clear();
     } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -1468,7 +1511,7 @@ void Connection::flush() noexcept {
     } else {
       const std::size_t written = n > 0 ? static_cast<std::size_t>(n) : 0;
       pending_ = std::make_unique<Pending>();
-      pending_->bytes.assign(out, written);
+      pending_->bytes.assign(out.data() + written, out.size() - written);
       out.clear();
       last_active_ = now_ticks();
     }
@@ -1484,19 +1527,19 @@ void Connection::flush() noexcept {
 }
 
 void Connection::flush_with(std::string_view body) noexcept {
-  std::string& out = context_.out;
+  OutputBuffer& out = context_.out;
   if (closed_) {
     out.clear();
     return;
   }
   if (pending_ != nullptr) {
-    pending_->bytes.append(out);
+    pending_->bytes.append(out.data(), out.size());
     pending_->bytes.append(body);
     out.clear();
     return;
   }
-  iovec iov[2] = {{out.data(), out.size()}, {const_cast<char*>(body.data()), body.size()}};
-  const ssize_t n = sys::writev(fd_, iov, 2);
+  iovec iov[2] = {{const_cast<char*>(out.data()), out.size()}, {const_cast<char*>(body.data()), body.size()}};
+  const ssize_t n = sys::sendv(fd_, iov, 2);
   const std::size_t total = out.size() + body.size();
   if (n == static_cast<ssize_t>(total)) {
     out.clear();
@@ -1514,7 +1557,7 @@ void Connection::flush_with(std::string_view body) noexcept {
   std::string& rest = pending_->bytes;
   rest.reserve(total - written);
   if (written < out.size()) {
-    rest.append(out, written);
+    rest.append(out.data() + written, out.size() - written);
     rest.append(body);
   } else {
     rest.append(body.substr(written - out.size()));
@@ -1526,8 +1569,8 @@ void Connection::flush_with(std::string_view body) noexcept {
 void Connection::write_pending() noexcept {
   if (pending_ == nullptr || closed_) return;
   Pending& pending = *pending_;
-  const ssize_t n = sys::write(fd_, pending.bytes.data() + pending.offset,
-                               pending.bytes.size() - pending.offset);
+  const ssize_t n = sys::send(fd_, pending.bytes.data() + pending.offset,
+                              pending.bytes.size() - pending.offset);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
     close();

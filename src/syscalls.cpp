@@ -7,7 +7,7 @@ namespace detail {
 namespace {
 
 constexpr SyscallTable kDefaults = {
-    &::read, &::write, &::writev, &::accept4, &::epoll_wait, &::epoll_ctl, &::close,
+    &::read, &::write, &::recv, &::send, &::sendmsg, &::accept4, &::epoll_wait, &::epoll_ctl, &::close,
 };
 
 }  // namespace
