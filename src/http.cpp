@@ -74,7 +74,7 @@ Response& Response::header(std::string_view name, std::string_view value) {
 Response& Response::content_type(std::string_view type) {
   if (has_line_break(type)) return *this;
   content_type_.assign(type);
-  has_content_type_ = !type.empty();
+  static_type_ = {};
   return *this;
 }
 
@@ -95,7 +95,7 @@ void Response::reset() noexcept {
   deferred_ = false;
   close_ = false;
   chunked_ = false;
-  has_content_type_ = false;
+  static_type_ = {};
   // clear() keeps the capacity: request-scoped storage is reused, so a
   // steady state allocates nothing.
   fields_.clear();

@@ -1290,9 +1290,9 @@ void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) n
   const Response& res = ex.response;
   const int status = res.status_;
   write_status_line(status);
-  if (res.has_content_type_) {
+  if (const std::string_view type = res.content_type_value(); !type.empty()) {
     out.append("Content-Type: "sv);
-    out.append(res.content_type_);
+    out.append(type);
     out.append("\r\n"sv);
   }
   out.append(res.fields_);
