@@ -630,12 +630,20 @@ struct ParserCallbacks {
     if (has_length && p->content_length > options.max_body_bytes)
       return reject(p, 413, "body too large");
     const char* b = base(ex);
+    int hosts = 0;
     for (const auto& [name, value] : ex.header_spans) {
-      if (iequals(name.view(b), "expect")) {
+      const std::string_view field = name.view(b);
+      if (iequals(field, "host")) {
+        ++hosts;
+      } else if (iequals(field, "expect")) {
         if (!iequals(value.view(b), "100-continue")) return reject(p, 417, "unknown expectation");
         ex.expect_continue = p->http_major == 1 && p->http_minor >= 1;
       }
     }
+    // RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host field
+    // (HTTP/1.0 may omit it).
+    const bool http11 = p->http_major == 1 && p->http_minor >= 1;
+    if (hosts > 1 || (hosts == 0 && http11)) return reject(p, 400, "missing or repeated Host");
     return 0;
   }
   static int on_body(llhttp_t* p, const char* at, std::size_t n) {

@@ -921,6 +921,9 @@ TEST_F(ServerHttpTest, MalformedRequestsAre400AndClose) {
       "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
       "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
       "GET /plaintext HTTP/1.1\r\nNoColon\r\n\r\n",
+      // RFC 9112 section 3.2: HTTP/1.1 needs exactly one Host.
+      "GET /plaintext HTTP/1.1\r\n\r\n",
+      "GET /plaintext HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
   };
   for (const std::string& req : cases) {
     TestClient client(port());
@@ -930,6 +933,16 @@ TEST_F(ServerHttpTest, MalformedRequestsAre400AndClose) {
     EXPECT_CLOSED(client.wait_for_close()) << printable(req);
   }
   EXPECT_GE(server().stats().bad_requests, cases.size());
+}
+
+TEST_F(ServerHttpTest, Http10MayOmitHost) {
+  start();
+  TestClient client(port());
+  const std::string req = "GET /plaintext HTTP/1.0\r\n\r\n";
+  const ReadResult r = client.request(req);
+  ASSERT_RESPONSE(r, req);
+  EXPECT_EQ(r.response.status, 200);
+  EXPECT_EQ(r.response.body, "Hello, World!");
 }
 
 TEST_F(ServerHttpTest, ArbitraryBytesGetAResponseOrAClose) {
