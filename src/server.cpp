@@ -78,7 +78,39 @@ struct RouteEntry {
   mutable Handler handler;
   bool blocking = false;
   mutable std::vector<Middleware> middleware;
+
+  // The route's parameter names as `matched` (a match of this route) has
+  // them, in storage of the route's own: a request's params are re-pointed
+  // here so they never point into a route table, which a reactor may let go
+  // of while a deferred request is still out. Filled at the first match.
+  const std::string_view* param_names(const Params& matched) const;
+
+ private:
+  struct Names {
+    std::string bytes;
+    std::vector<std::string_view> views;
+  };
+  mutable std::atomic<const std::string_view*> names_{nullptr};
+  mutable std::unique_ptr<Names> names_storage_;  // written once, under a lock
 };
+
+const std::string_view* RouteEntry::param_names(const Params& matched) const {
+  if (const std::string_view* names = names_.load(std::memory_order_acquire)) return names;
+  static std::mutex mutex;  // first matches only
+  std::lock_guard lock(mutex);
+  if (const std::string_view* names = names_.load(std::memory_order_relaxed)) return names;
+  auto storage = std::make_unique<Names>();
+  for (std::size_t i = 0; i < matched.size(); ++i) storage->bytes.append(matched.name(i));
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < matched.size(); ++i) {
+    const std::size_t length = matched.name(i).size();
+    storage->views.push_back(std::string_view(storage->bytes).substr(at, length));
+    at += length;
+  }
+  names_storage_ = std::move(storage);
+  names_.store(names_storage_->views.data(), std::memory_order_release);
+  return names_storage_->views.data();
+}
 using RouteRef = std::shared_ptr<RouteEntry>;
 using RouteTable = PublishedRouter<RouteRef>;
 
@@ -311,6 +343,12 @@ struct Exchange {
   static void internal_error(Response& res) noexcept;
 };
 
+struct ParamsAccess {
+  static void rebind_names(Params& params, const std::string_view* names) noexcept {
+    params.names_ = names;
+  }
+};
+
 void Exchange::internal_error(Response& res) noexcept {
   const bool deferred = res.deferred_;
   res.reset();
@@ -463,7 +501,7 @@ class ServerCore {
   ServerOptions options_;
   std::string server_line_;
   std::vector<Middleware> middleware_;
-  std::mutex routes_mutex_;  // serialises route changes and publishing
+  mutable std::mutex routes_mutex_;  // serialises route changes and publishing
   Routes routes_;
   std::unique_ptr<RouteTable> table_;
   std::vector<std::unique_ptr<ReactorContext>> contexts_;
@@ -566,6 +604,16 @@ static_assert(sizeof(Connection) <= 160, "idle connection state outgrew its budg
 
 // ---- llhttp callbacks -----------------------------------------------------------
 
+// True if the header name `field` is `lower` (lowercase letters only) in any
+// case. Inline and branch-light: every request's fields are checked.
+inline bool is_field(std::string_view field, std::string_view lower) noexcept {
+  if (field.size() != lower.size()) return false;
+  unsigned char differ = 0;
+  for (std::size_t i = 0; i < field.size(); ++i)
+    differ |= static_cast<unsigned char>((field[i] | 0x20) ^ lower[i]);
+  return differ == 0;
+}
+
 struct ParserCallbacks {
   static Exchange& of(llhttp_t* p) noexcept { return *static_cast<Exchange*>(p->data); }
   static const char* base(Exchange& ex) noexcept { return ex.connection->in_.data(); }
@@ -633,9 +681,9 @@ struct ParserCallbacks {
     int hosts = 0;
     for (const auto& [name, value] : ex.header_spans) {
       const std::string_view field = name.view(b);
-      if (iequals(field, "host")) {
+      if (is_field(field, "host")) {
         ++hosts;
-      } else if (iequals(field, "expect")) {
+      } else if (is_field(field, "expect")) {
         if (!iequals(value.view(b), "100-continue")) return reject(p, 417, "unknown expectation");
         ex.expect_continue = p->http_major == 1 && p->http_minor >= 1;
       }
@@ -837,9 +885,10 @@ void ReactorContext::thread_main() {
   reactor.add_iteration_hook([this] {
     refresh_date();
     if (!access_log.empty()) flush_access_log();
-    // A quiescent point for the route table — unless a deferred request still
-    // holds views of parameter names inside the current table.
-    if (deferred_outstanding == 0 && reader) reader->quiescent();
+    // A quiescent point for the route table: nothing here holds a view into
+    // it across iterations (deferred requests own their parameter names and
+    // hold their route by shared_ptr).
+    if (reader) reader->quiescent();
   });
   reactor.run();
   // Stopped: everything was closed by the shutdown; free the pooled state.
@@ -1161,6 +1210,8 @@ void Connection::dispatch() noexcept {
   if (match) {
     ex.route_ref = match.handler;
     ex.route = match.handler->get();
+    if (!req.params_.empty())
+      ParamsAccess::rebind_names(req.params_, ex.route->param_names(req.params_));
     run_handler();
     return;
   }
@@ -1990,6 +2041,8 @@ ServerStats ServerCore::stats() const noexcept {
     s.timeouts += c.timeouts.load(r);
     s.bad_requests += c.bad_requests.load(r);
   }
+  std::lock_guard lock(routes_mutex_);
+  s.route_tables_retired = table_ ? table_->pending_reclaim() : 0;
   return s;
 }
 

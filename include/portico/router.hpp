@@ -73,6 +73,7 @@ enum class MatchStatus : std::uint8_t {
 
 namespace detail {
 struct TrieAccess;
+struct ParamsAccess;  // the server's: re-points names at request-owned copies
 }
 
 // The parameters of a match: a caller-owned, fixed-capacity array of views
@@ -102,6 +103,7 @@ class Params {
 
  private:
   friend struct detail::TrieAccess;
+  friend struct detail::ParamsAccess;
   std::array<std::string_view, kCapacity> values_{};
   const std::string_view* names_ = nullptr;
   std::size_t size_ = 0;

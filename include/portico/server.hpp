@@ -150,6 +150,10 @@ struct ServerStats {
   std::uint64_t rejected_503 = 0;  // worker queue full
   std::uint64_t timeouts = 0;
   std::uint64_t bad_requests = 0;  // parse errors and limits
+  // Route tables replaced by routes()/add_route() and not freed yet: each is
+  // freed once every reactor has passed a quiescent point (within a loop
+  // iteration) and the next change comes; this stays small under route churn.
+  std::size_t route_tables_retired = 0;
 };
 
 class Server {
