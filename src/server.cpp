@@ -677,6 +677,9 @@ struct ParserCallbacks {
     const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
     if (has_length && p->content_length > options.max_body_bytes)
       return reject(p, 413, "body too large");
+    // A request line without a version is HTTP/0.9, which has no headers and
+    // no status line: it would not understand the answer.
+    if (p->http_major == 0) return reject(p, 400, "HTTP/0.9 is not supported");
     const char* b = base(ex);
     int hosts = 0;
     for (const auto& [name, value] : ex.header_spans) {

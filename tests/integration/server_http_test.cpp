@@ -924,6 +924,7 @@ TEST_F(ServerHttpTest, MalformedRequestsAre400AndClose) {
       // RFC 9112 section 3.2: HTTP/1.1 needs exactly one Host.
       "GET /plaintext HTTP/1.1\r\n\r\n",
       "GET /plaintext HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+      "GET /plaintext\r\n\r\n",  // HTTP/0.9
   };
   for (const std::string& req : cases) {
     TestClient client(port());
