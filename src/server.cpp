@@ -57,6 +57,12 @@ inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) noex
 
 constexpr std::size_t kBigBody = 64 * 1024;  // bodies above this are written, not copied
 constexpr int kMaxReadsPerEvent = 4;         // fairness between connections
+// Connections are edge-triggered: a level-triggered fd that was reported is
+// put back on epoll's ready list and polled again at the next epoll_wait,
+// once per request. A short read means the socket was drained, so one read
+// per request still suffices; where a connection stops short of that it
+// re-arms (see read_input and start_linger).
+constexpr std::uint32_t kConnectionTrigger = EPOLLET;
 constexpr std::chrono::milliseconds kLingerTimeout{2000};
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr std::size_t kExchangeReserve = 256;  // pooled exchanges kept per reactor
@@ -540,7 +546,8 @@ class Connection final : public IoHandler {
   enum class Phase : std::uint8_t { kIdle, kHead, kBody, kDeferred, kLinger };
 
   static void on_timer(Timer& timer, void* context) noexcept;
-  void read_input() noexcept;
+  // `events`: what epoll reported (EPOLLRDHUP: the peer's FIN is queued).
+  void read_input(std::uint32_t events) noexcept;
   void process_input() noexcept;
   void dispatch() noexcept;
   void run_handler() noexcept;
@@ -562,6 +569,7 @@ class Connection final : public IoHandler {
   void update_interest() noexcept;
   void update_timer() noexcept;
   void start_linger() noexcept;
+  void drain_linger() noexcept;
   void close() noexcept;
   // Frees the connection once it is closed and no completion is out; the
   // last thing every entry point (on_io, on_timer, ...) does.
@@ -967,7 +975,7 @@ void Connection::open() {
   context_.connections = this;
   last_active_ = now_ticks();
   events_ = EPOLLIN | EPOLLRDHUP;
-  if (context_.reactor.add(fd_, events_, this)) {
+  if (context_.reactor.add(fd_, events_ | kConnectionTrigger, this)) {
     close();
     finish_entry();
     return;
@@ -1000,15 +1008,8 @@ void Connection::handle_io(std::uint32_t events) noexcept {
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
     if (phase_ == Phase::kLinger) {
-      // Discard until the peer closes (or the linger timer fires).
-      char sink[4096];
-      for (;;) {
-        const ssize_t n = sys::recv(fd_, sink, sizeof sink);
-        if (n > 0) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        close();
-        return;
-      }
+      drain_linger();
+      return;
     }
     if (exchange_ != nullptr && phase_ == Phase::kDeferred) {
       // Not reading while a deferred response is out. A hang-up means the
@@ -1022,7 +1023,7 @@ void Connection::handle_io(std::uint32_t events) noexcept {
       }
       return;
     }
-    read_input();
+    read_input(events);
     if (closed_) return;
   }
   flush();
@@ -1031,7 +1032,7 @@ void Connection::handle_io(std::uint32_t events) noexcept {
   update_timer();
 }
 
-void Connection::read_input() noexcept {
+void Connection::read_input(std::uint32_t events) noexcept {
   for (int round = 0; round < kMaxReadsPerEvent; ++round) {
     if (!in_.has_storage() && !in_.acquire(context_.pool)) {
       // Out of read buffers: answer what we can and shed this connection.
@@ -1073,11 +1074,17 @@ void Connection::read_input() noexcept {
     process_input();
     if (closed_ || close_after_write_ || phase_ == Phase::kDeferred || pending_ != nullptr) return;
     if (static_cast<std::size_t>(n) < tail.size()) {
-      // A short read drained the socket (level-triggered: epoll reports more).
+      // A short read drained the socket; more bytes bring a new edge. But a
+      // FIN that came with these bytes brings none: read on to see it.
+      if (events & EPOLLRDHUP) continue;
       in_.release_if_empty();
       return;
     }
   }
+  // Read kMaxReadsPerEvent times without draining (a fast sender): yield to
+  // the other connections. Edge-triggered, nothing would report these bytes
+  // again, so re-arm: EPOLL_CTL_MOD queues the fd if it is still readable.
+  if (context_.reactor.modify(fd_, events_ | kConnectionTrigger, this)) close();
 }
 
 void Connection::process_input() noexcept {
@@ -1663,6 +1670,20 @@ void Connection::start_linger() noexcept {
   ::shutdown(fd_, SHUT_WR);
   phase_ = Phase::kLinger;
   phase_start_ = now_ticks();
+  // Bytes that arrived before now bring no new edge: drain them here.
+  drain_linger();
+}
+
+// Discards input until the peer closes (or the linger timer fires).
+void Connection::drain_linger() noexcept {
+  char sink[4096];
+  for (;;) {
+    const ssize_t n = sys::recv(fd_, sink, sizeof sink);
+    if (n > 0) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    close();
+    return;
+  }
 }
 
 void Connection::update_interest() noexcept {
@@ -1675,7 +1696,7 @@ void Connection::update_interest() noexcept {
   if (pending_ != nullptr) want |= EPOLLOUT;
   if (want != events_) {
     events_ = want;
-    if (context_.reactor.modify(fd_, want, this)) close();
+    if (context_.reactor.modify(fd_, want | kConnectionTrigger, this)) close();
   }
 }
 
