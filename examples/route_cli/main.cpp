@@ -42,7 +42,7 @@ bool read_file(const char* name, std::string& out) {
 }
 
 bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+  return c == ' ' || (c >= '\t' && c <= '\r');  // \t \n \v \f \r
 }
 
 std::string_view trim(std::string_view s) {
