@@ -324,6 +324,67 @@ TEST(RouterTest, FixedPathLookup) {
   EXPECT_EQ(frozen.fixed_path(Method::Get, "/../file"), "/file");
 }
 
+// A param whose only child is text without routes of its own is laid out as
+// one node with it ("fused": "{n:int}" + "/a/" below); every rule must hold
+// across that boundary.
+TEST(RouterTest, ParamFusedWithTheTextAfterIt) {
+  const std::vector<RouteSpec> routes = {{"GET", "/u/:id"},
+                                         {"GET", "/u/:id/repos"},
+                                         {"GET", "/u/:id/repos/:rid/x"},
+                                         {"GET", "/t/{n:int}/a/b"},
+                                         {"GET", "/t/:name/a/c"}};
+  auto frozen = build(routes);
+  EXPECT_EQ(describe(frozen, routes, "GET", "/u/7"), "200 /u/:id id=7");
+  EXPECT_EQ(describe(frozen, routes, "GET", "/u/7/repos"), "200 /u/:id/repos id=7");
+  EXPECT_EQ(describe(frozen, routes, "GET", "/u/7/repos/9/x"),
+            "200 /u/:id/repos/:rid/x id=7 rid=9");
+  EXPECT_EQ(describe(frozen, routes, "GET", "/u/7/repo"), "404");
+  EXPECT_EQ(describe(frozen, routes, "GET", "/u/7/reposs"), "404");
+  EXPECT_EQ(describe(frozen, routes, "GET", "/u/7/repos/"), "404");  // the fused text has no route
+  EXPECT_EQ(describe(frozen, routes, "GET", "/u/7/repos/9"), "404");
+  EXPECT_EQ(describe(frozen, routes, "POST", "/u/7/repos"), "405 GET");
+  // Backtracking out of a fused typed param into the plain one.
+  EXPECT_EQ(describe(frozen, routes, "GET", "/t/42/a/b"), "200 /t/{n:int}/a/b n=42");
+  EXPECT_EQ(describe(frozen, routes, "GET", "/t/42/a/c"), "200 /t/:name/a/c name=42");
+  EXPECT_EQ(describe(frozen, routes, "GET", "/t/x/a/b"), "404");
+
+  Params params;
+  EXPECT_TRUE(frozen.match(Method::Get, "/u/7/", params).redirect_trailing_slash);
+  EXPECT_TRUE(frozen.match(Method::Get, "/u/7/repos/", params).redirect_trailing_slash);
+  EXPECT_FALSE(frozen.match(Method::Get, "/u/7/repos/9/", params).redirect_trailing_slash);
+
+  EXPECT_EQ(frozen.fixed_path(Method::Get, "/U/7/"), "/u/7");
+  EXPECT_EQ(frozen.fixed_path(Method::Get, "/U/7/REPOS"), "/u/7/repos");
+  EXPECT_EQ(frozen.fixed_path(Method::Get, "/U/7/REPOS/"), "/u/7/repos");
+  EXPECT_EQ(frozen.fixed_path(Method::Get, "/U/7/REPOS/Nine/X"), "/u/7/repos/Nine/x");
+  EXPECT_EQ(frozen.fixed_path(Method::Get, "/U/7/REPOS/9"), std::nullopt);
+  EXPECT_EQ(frozen.fixed_path(Method::Get, "/U/7/REPO"), std::nullopt);
+
+  // The layout: one node for ":id" and the "/a/" after it (the text has
+  // routes below it but none of its own); "/repos" above has its own route,
+  // so it stays a node of its own.
+  const std::vector<RouteSpec> two = {{"GET", "/u/:id/a/b"}, {"GET", "/u/:id/a/c"}};
+  auto fused = build(two);
+  EXPECT_EQ(fused.trie().node_count(), 5u);  // root, "/u/", ":id" + "/a/", "b", "c"
+  EXPECT_EQ(describe(fused, two, "GET", "/u/7/a/c"), "200 /u/:id/a/c id=7");
+  EXPECT_EQ(describe(fused, two, "GET", "/u/7/a/"), "404");
+  EXPECT_EQ(describe(fused, two, "GET", "/u/7/a"), "404");
+}
+
+// An empty segment after a fused param's text ("/" + a child "/"): adding a
+// slash to the param must not reach the route below the text.
+TEST(RouterTest, FusedParamDoesNotAddASlashPastItsText) {
+  auto frozen = build({{"POST", "/a/:x"}, {"GET", "/a/:x//"}});
+  EXPECT_EQ(frozen.fixed_path(Method::Get, "/A/1"), std::nullopt);
+  EXPECT_EQ(frozen.fixed_path(Method::Post, "/A/1"), "/a/1");
+  Params params;
+  EXPECT_EQ(frozen.match(Method::Get, "/a/1//", params).status, MatchStatus::kFound);
+  EXPECT_EQ(frozen.match(Method::Get, "/a/1/", params).status, MatchStatus::kNotFound);
+  EXPECT_FALSE(frozen.match(Method::Get, "/a/1", params).redirect_trailing_slash);
+  EXPECT_FALSE(frozen.match(Method::Get, "/a/1/", params).redirect_trailing_slash);
+  EXPECT_TRUE(frozen.match(Method::Post, "/a/1/", params).redirect_trailing_slash);
+}
+
 struct ErrorCase {
   std::vector<RouteSpec> before;
   RouteSpec route;
