@@ -8,7 +8,7 @@
 //                      releasing thread; Remote = another thread than the one
 //                      that allocated them. The releasing thread first takes
 //                      the handles into its own vector and reads each block
-//                      and descriptor, as a consumer would. PoolAllocBatch32:
+//                      and descriptor, as a consumer would. PoolAllocRing64:
 //                      remote_release_batch = 32 (remote frees go home in
 //                      chains of 32, one CAS per chain).
 //
@@ -49,10 +49,10 @@ const Mimalloc& mimalloc() {
   return loaded;
 }
 
-portico::BufferPool make_pool(std::size_t block_size, std::size_t remote_batch = 1) {
+portico::BufferPool make_pool(std::size_t block_size, std::size_t ring_slots = 0) {
   portico::BufferPoolOptions options;
   options.block_size = block_size;
-  options.remote_release_batch = remote_batch;
+  options.remote_ring_slots = ring_slots;
   options.max_blocks = 2048;
   // Benchmarks measure the release build of the pool: no debug poisoning.
   options.poison = portico::BufferPoolOptions::Poison::kNever;
@@ -60,10 +60,10 @@ portico::BufferPool make_pool(std::size_t block_size, std::size_t remote_batch =
 }
 
 // Allocator adapters with one shape, so each case is written once.
-template <std::size_t kRemoteBatch>
+template <std::size_t kRingSlots>
 struct PoolAllocT {
   using Handle = portico::Buffer;
-  explicit PoolAllocT(std::size_t size) : pool(make_pool(size, kRemoteBatch)) {
+  explicit PoolAllocT(std::size_t size) : pool(make_pool(size, kRingSlots)) {
     pool.reserve(pool.max_blocks());
   }
   Handle get() {
@@ -76,8 +76,8 @@ struct PoolAllocT {
   void put(Handle& h) { h.reset(); }
   portico::BufferPool pool;
 };
-using PoolAlloc = PoolAllocT<1>;         // the default: each remote release goes home
-using PoolAllocBatch32 = PoolAllocT<32>;  // remote_release_batch = 32
+using PoolAlloc = PoolAllocT<0>;        // the default ring: max_blocks slots, up to 1024
+using PoolAllocRing64 = PoolAllocT<64>;  // a ring smaller than the burst
 struct GlibcAlloc {
   using Handle = char*;
   explicit GlibcAlloc(std::size_t bytes) : size(bytes) {}
@@ -215,8 +215,8 @@ BENCHMARK(BM_Burst64<GlibcAlloc>) PORTICO_SIZES;
 BENCHMARK(BM_Burst64<MimallocAlloc>) PORTICO_SIZES;
 BENCHMARK(BM_Release<PoolAlloc, false>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<PoolAlloc, true>)->Arg(16384)->UseManualTime();
-BENCHMARK(BM_Release<PoolAllocBatch32, false>)->Arg(16384)->UseManualTime();
-BENCHMARK(BM_Release<PoolAllocBatch32, true>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<PoolAllocRing64, false>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<PoolAllocRing64, true>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<GlibcAlloc, false>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<GlibcAlloc, true>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<MimallocAlloc, false>)->Arg(16384)->UseManualTime();
