@@ -8,9 +8,11 @@
 //                      releasing thread; Remote = another thread than the one
 //                      that allocated them. The releasing thread first takes
 //                      the handles into its own vector and reads each block
-//                      and descriptor, as a consumer would. PoolAllocRing64:
-//                      remote_release_batch = 32 (remote frees go home in
-//                      chains of 32, one CAS per chain).
+//                      and descriptor, as a consumer would. The owner drains
+//                      the remote thread's ring when its free list runs dry,
+//                      i.e. in the next iteration's acquires. PoolAllocRing64:
+//                      remote_ring_slots = 64, so 960 of each 1024 remote
+//                      releases find the ring full and take the CAS stack.
 //
 // Quote only ratios between cases of one run, interleaved and repeated, e.g.
 //   buffer_pool_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true

@@ -256,12 +256,12 @@ bool PoolCore::map_until(std::size_t blocks) noexcept {
   return true;
 }
 
-std::size_t PoolCore::count_chains(BlockHeader* list, BlockHeader** last) noexcept {
+std::size_t PoolCore::count_stack(BlockHeader* list, BlockHeader** last) noexcept {
   std::size_t count = 0;
   *last = nullptr;
-  for (BlockHeader* chain = list; chain != nullptr; chain = (*last)->next) {
-    count += chain->batch_count;
-    *last = chain->batch_tail;
+  for (BlockHeader* block = list; block != nullptr; block = block->next) {
+    ++count;
+    *last = block;
   }
   return count;
 }
@@ -296,7 +296,7 @@ std::size_t PoolCore::reclaim_remote() noexcept {
     // sequence of remote_head_, so their writes to the blocks and links are visible.
     BlockHeader* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
     BlockHeader* last = nullptr;
-    const std::size_t pushed = count_chains(list, &last);
+    const std::size_t pushed = count_stack(list, &last);
     if (last != nullptr) {
       last->next = free_head_;
       free_head_ = list;
@@ -379,7 +379,7 @@ void PoolCore::close() noexcept {
   // release publishes orphan_refs_ to releasers that will see the sentinel.
   BlockHeader* list = remote_head_.exchange(orphan_sentinel(), std::memory_order_acq_rel);
   BlockHeader* last = nullptr;
-  drained += count_chains(list, &last);
+  drained += count_stack(list, &last);
   if (orphan_refs_.fetch_sub(drained + 1, std::memory_order_acq_rel) == drained + 1) delete this;
 }
 
@@ -496,7 +496,7 @@ void PoolCore::ring_closed(RemoteRing* ring) noexcept {
 
 void PoolCore::release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept {
   if (tls_rings_exited || pool->ring_slots_ == 0) {
-    pool->push_chain(block, block, 1);
+    pool->push_block(block);
     return;
   }
   ThreadRings& rings = thread_rings();
@@ -518,7 +518,7 @@ void PoolCore::release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept 
   if (found == nullptr) {
     found = pool->attach_ring();
     if (found == nullptr) {
-      pool->push_chain(block, block, 1);
+      pool->push_block(block);
       return;
     }
     found->thread_next = rings.head;

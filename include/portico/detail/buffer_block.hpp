@@ -24,16 +24,11 @@ class PoolCore;
 struct alignas(kPoolCacheLine) BlockHeader {
   // References: the owning Buffer holds one implicitly, each BufferSlice one.
   std::atomic<std::uint32_t> refs{0};
-  // On the first block of a chain pushed to the remote hand-back stack: how
-  // many blocks the chain holds and its last block (so the owner walks chains,
-  // not blocks). Written by the pusher before its release CAS.
-  std::uint32_t batch_count = 0;
   // Link in the owner's free list or the remote hand-back stack; only the
   // holder of a free block touches it.
   BlockHeader* next = nullptr;
   char* data = nullptr;
   PoolCore* pool = nullptr;
-  BlockHeader* batch_tail = nullptr;
 };
 static_assert(sizeof(BlockHeader) == kPoolCacheLine, "one descriptor per cache line");
 
@@ -185,26 +180,25 @@ class PoolCore {
   BlockHeader* acquire_slow() noexcept;
   bool map_slab() noexcept;
   // Walks a stack taken from remote_head_: its blocks and its last block.
-  static std::size_t count_chains(BlockHeader* list, BlockHeader** last) noexcept;
+  static std::size_t count_stack(BlockHeader* list, BlockHeader** last) noexcept;
   static BlockHeader* orphan_sentinel() noexcept;
   static RemoteRing* ring_sentinel() noexcept;
 
-  // Treiber push of a chain first..last (linked by next) of `count` blocks:
-  // many threads push, the owner takes the whole stack with one exchange, so
-  // there is no pop of single nodes and hence no ABA problem.
-  void push_chain(BlockHeader* first, BlockHeader* last, std::uint32_t count) noexcept {
-    first->batch_count = count;
-    first->batch_tail = last;
+  // Treiber push of one block onto the shared stack, for releases whose ring
+  // is full or that have none: many threads push, the owner takes the whole
+  // stack with one exchange, so there is no pop of single nodes and hence no
+  // ABA problem.
+  void push_block(BlockHeader* block) noexcept {
     BlockHeader* head = remote_head_.load(std::memory_order_relaxed);
     do {
       if (head == orphan_sentinel()) [[unlikely]] {
-        release_orphaned(count);
+        release_orphaned(1);
         return;
       }
-      last->next = head;
-      // Release: publishes the chain's links and the blocks' last uses to the
-      // owner, whose exchange(acquire) reads the head of this release sequence.
-    } while (!remote_head_.compare_exchange_weak(head, first, std::memory_order_release,
+      block->next = head;
+      // Release: publishes the link and the block's last uses to the owner,
+      // whose exchange(acquire) reads the head of this release sequence.
+    } while (!remote_head_.compare_exchange_weak(head, block, std::memory_order_release,
                                                  std::memory_order_relaxed));
     // Nothing may touch *this after the push: a closed pool may be freed by now.
   }
@@ -223,7 +217,7 @@ class PoolCore {
         // we overwrite them.
         ring->cached_head = ring->head.load(std::memory_order_acquire);
         if (tail - ring->cached_head > ring->mask) {
-          pool->push_chain(block, block, 1);  // really full: the shared stack
+          pool->push_block(block);  // really full: the shared stack
           return;
         }
       }
