@@ -141,14 +141,14 @@ void unpoison_block([[maybe_unused]] BlockHeader* block) noexcept {
 }
 
 PoolCore::PoolCore(const Config& config)
-    : block_size_(config.block_size),
+    : poison_(config.poison),
+      block_size_(config.block_size),
       max_blocks_(config.max_blocks),
       blocks_per_slab_(config.blocks_per_slab),
       slab_bytes_(config.blocks_per_slab * config.block_size),
       max_slabs_((config.max_blocks + config.blocks_per_slab - 1) / config.blocks_per_slab),
       populate_(config.populate),
-      huge_pages_(config.huge_pages),
-      poison_(config.poison) {
+      huge_pages_(config.huge_pages) {
   id_ = g_next_pool_id.fetch_add(1, std::memory_order_relaxed);
   ring_slots_ = config.ring_slots;
   // Descriptors for every block the pool may ever have, reserved up front as
@@ -396,7 +396,7 @@ RemoteRing* PoolCore::attach_ring() noexcept {
   for (RemoteRing* ring = head; ring != nullptr; ring = ring->pool_next) {
     bool detached = false;
     // Acquire: pairs with the release store of the thread that detached, so
-    // its last writes to the producer fields (tail, cached_head) are ours now.
+    // its last writes to the producer fields (tail, limit) are ours now.
     if (!ring->attached.load(std::memory_order_relaxed) &&
         ring->attached.compare_exchange_strong(detached, true, std::memory_order_acquire,
                                                std::memory_order_relaxed)) {
@@ -415,6 +415,7 @@ RemoteRing* PoolCore::attach_ring() noexcept {
   }
   g_live_rings.fetch_add(1, std::memory_order_relaxed);
   ring->mask = ring_slots_ - 1;
+  ring->limit = ring_slots_;
   ring->pool_id = id_;
   ring->core = this;
   do {

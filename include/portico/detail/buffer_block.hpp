@@ -50,7 +50,9 @@ inline const void* this_thread_tag() noexcept {
 struct RemoteRing {
   // ---- the producer's line: written by the attached thread; `closed` once by close()
   alignas(kPoolCacheLine) std::atomic<std::uint32_t> tail{0};  // next slot to fill
-  std::uint32_t cached_head = 0;  // producer-private copy of head, refreshed when full
+  // Producer-private: head + slots as last read; tail may advance to it
+  // before head is read again (only then, since head is the owner's line).
+  std::uint32_t limit = 0;
   std::uint32_t mask = 0;         // slots - 1, a power of two minus one
   // Set by PoolCore::close(); a producer that reads it after a push claims
   // back what is left in the ring itself (see PoolCore::close).
@@ -212,11 +214,11 @@ class PoolCore {
       RemoteRing* ring = entry.ring;
       // Relaxed: only this thread writes tail.
       const std::uint32_t tail = ring->tail.load(std::memory_order_relaxed);
-      if (tail - ring->cached_head > ring->mask) [[unlikely]] {
+      if (tail == ring->limit) [[unlikely]] {
         // Acquire: the owner's reads of the slots it drained happen before
         // we overwrite them.
-        ring->cached_head = ring->head.load(std::memory_order_acquire);
-        if (tail - ring->cached_head > ring->mask) {
+        ring->limit = ring->head.load(std::memory_order_acquire) + ring->mask + 1;
+        if (tail == ring->limit) {
           pool->push_block(block);  // really full: the shared stack
           return;
         }
@@ -250,19 +252,20 @@ class PoolCore {
 
   // ---- read-mostly: set at construction, by bind() and by close() -----------
   alignas(kPoolCacheLine) std::atomic<const void*> owner_{nullptr};
-  std::uint64_t id_;           // unique in the process, never reused; never 0
+  // With owner_, what every release reads: all on one cache line.
+  bool poison_;
   std::uint32_t ring_slots_;  // slots per remote ring; 0: rings off (max_blocks > 65536)
+  std::uint64_t id_;          // unique in the process, never reused; never 0
+  BlockHeader* descriptors_;
   std::size_t block_size_;
   std::size_t max_blocks_;
   std::size_t blocks_per_slab_;
   std::size_t slab_bytes_;
   std::size_t max_slabs_;
-  BlockHeader* descriptors_;
   char** slabs_;  // max_slabs_ entries, filled as slabs are mapped
   bool* slab_is_huge_;
   bool populate_;
   int huge_pages_;
-  bool poison_;
 
   // ---- owner-written; other threads only read the atomics (stats) ----------
   alignas(kPoolCacheLine) BlockHeader* free_head_ = nullptr;
