@@ -264,6 +264,8 @@ std::size_t advance_written(std::span<BufferSlice> slices, std::size_t written) 
 // an empty Buffer means "exhausted" and the caller applies backpressure.
 // Destroying the pool with blocks still out is safe: its slabs stay mapped
 // until the last of those blocks is dropped (on any thread), then are unmapped.
+// Destroying a pool that other threads released blocks into costs one
+// membarrier(2) system call (it is what lets their releases skip a fence).
 // A moved-from pool may only be destroyed or assigned to.
 class BufferPool {
  public:
