@@ -63,6 +63,11 @@ struct RemoteRing {
   std::uint16_t* slots = nullptr;
   RemoteRing* thread_next = nullptr;  // producer-private: its thread's list of rings
   std::uint64_t pool_id = 0;
+  // Slots ahead of tail whose line is fetched for writing each time tail
+  // enters a new line (0: off): the owner's drain pulled those lines to its
+  // core, and fetching them back one at a time, on the first store, stalls
+  // the producer for a cross-core round trip per 32 releases.
+  std::uint32_t prefetch_ahead = 0;
   // ---- the consumer's line: the owner (after close: closer and producer, by CAS)
   alignas(kPoolCacheLine) std::atomic<std::uint32_t> head{0};
   // ---- registration: set once, or touched only when a thread attaches/detaches
@@ -71,6 +76,17 @@ struct RemoteRing {
   std::atomic<bool> attached{true};
   std::atomic<std::uint32_t> refs{2};  // the core's list + the attached thread
 };
+
+// Asks for the line of `p` in a writable state. On x86 the PREFETCHW
+// instruction (GCC emits a read prefetch for __builtin_prefetch(p, 1) unless
+// built with -mprfchw); RemoteRing::prefetch_ahead is 0 where the CPU lacks it.
+inline void prefetch_for_write(const void* p) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 1);
+#endif
+}
 
 // Each thread's map from pool id to its ring there: direct-mapped by id, so a
 // hit costs one compare. Trivially destructible and zero-initialised (id 0 is
@@ -224,6 +240,8 @@ class PoolCore {
         }
       }
       ring->slots[tail & ring->mask] = static_cast<std::uint16_t>(block - pool->descriptors_);
+      if ((tail & 31) == 0 && ring->prefetch_ahead != 0) [[unlikely]]
+        prefetch_for_write(&ring->slots[(tail + ring->prefetch_ahead) & ring->mask]);
       // Release: publishes the slot and the block's last uses to the drainer.
       ring->tail.store(tail + 1, std::memory_order_release);
       // From here on neither `block` nor `pool` may be touched: the drainer may
