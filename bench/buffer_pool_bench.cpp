@@ -6,15 +6,20 @@
 //   *_Burst64          64 blocks out, then all returned (LIFO), per item
 //   *_Release{Local,Remote}  only the release of 1024 blocks, timed on the
 //                      releasing thread; Remote = another thread than the one
-//                      that allocated them. The releasing thread first takes
+//                      that allocated them, pinned to another CPU (label
+//                      "cross-core"; the owner is pinned in both cases). The releasing thread first takes
 //                      the handles into its own vector and reads each block
-//                      and descriptor, as a consumer would. PoolAllocBatch32:
-//                      remote_release_batch = 32 (remote frees go home in
-//                      chains of 32, one CAS per chain).
+//                      and descriptor, as a consumer would. The owner drains
+//                      the remote thread's ring when its free list runs dry,
+//                      i.e. in the next iteration's acquires. PoolAllocRing64:
+//                      remote_ring_slots = 64, so 960 of each 1024 remote
+//                      releases find the ring full and take the CAS stack.
 //
 // Quote only ratios between cases of one run, interleaved and repeated, e.g.
 //   buffer_pool_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -22,6 +27,7 @@
 #include <cstdlib>
 #include <functional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -49,10 +55,10 @@ const Mimalloc& mimalloc() {
   return loaded;
 }
 
-portico::BufferPool make_pool(std::size_t block_size, std::size_t remote_batch = 1) {
+portico::BufferPool make_pool(std::size_t block_size, std::size_t ring_slots = 0) {
   portico::BufferPoolOptions options;
   options.block_size = block_size;
-  options.remote_release_batch = remote_batch;
+  options.remote_ring_slots = ring_slots;
   options.max_blocks = 2048;
   // Benchmarks measure the release build of the pool: no debug poisoning.
   options.poison = portico::BufferPoolOptions::Poison::kNever;
@@ -60,10 +66,10 @@ portico::BufferPool make_pool(std::size_t block_size, std::size_t remote_batch =
 }
 
 // Allocator adapters with one shape, so each case is written once.
-template <std::size_t kRemoteBatch>
+template <std::size_t kRingSlots>
 struct PoolAllocT {
   using Handle = portico::Buffer;
-  explicit PoolAllocT(std::size_t size) : pool(make_pool(size, kRemoteBatch)) {
+  explicit PoolAllocT(std::size_t size) : pool(make_pool(size, kRingSlots)) {
     pool.reserve(pool.max_blocks());
   }
   Handle get() {
@@ -76,8 +82,8 @@ struct PoolAllocT {
   void put(Handle& h) { h.reset(); }
   portico::BufferPool pool;
 };
-using PoolAlloc = PoolAllocT<1>;         // the default: each remote release goes home
-using PoolAllocBatch32 = PoolAllocT<32>;  // remote_release_batch = 32
+using PoolAlloc = PoolAllocT<0>;        // the default ring: max_blocks slots, up to 1024
+using PoolAllocRing64 = PoolAllocT<64>;  // a ring smaller than the burst
 struct GlibcAlloc {
   using Handle = char*;
   explicit GlibcAlloc(std::size_t bytes) : size(bytes) {}
@@ -133,11 +139,55 @@ void BM_Burst64(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 64);
 }
 
+// Pins the calling thread to one CPU; false if not allowed.
+bool pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0;
+}
+
+// The first two CPUs this process may run on, or {-1, -1} with fewer.
+std::pair<int, int> two_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return {-1, -1};
+  int found[2] = {-1, -1};
+  int n = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE && n < 2; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) found[n++] = cpu;
+  }
+  return n == 2 ? std::pair{found[0], found[1]} : std::pair{-1, -1};
+}
+
+// Pins the benchmark thread to the first CPU for its lifetime, restoring the
+// old affinity after; a Helper made meanwhile runs on the second, so "remote"
+// means another core, not a thread time-sliced on the same one (where no
+// cache line moves and a remote release looks cheaper than it is).
+class PinnedPair {
+ public:
+  PinnedPair() {
+    ::pthread_getaffinity_np(::pthread_self(), sizeof saved_, &saved_);
+    cpus_ = two_cpus();
+    pinned_ = cpus_.first >= 0 && pin_to(cpus_.first);
+  }
+  ~PinnedPair() { ::pthread_setaffinity_np(::pthread_self(), sizeof saved_, &saved_); }
+  int helper_cpu() const { return pinned_ ? cpus_.second : -1; }
+
+ private:
+  cpu_set_t saved_;
+  std::pair<int, int> cpus_;
+  bool pinned_ = false;
+};
+
 // A second thread that runs one job at a time for the benchmark thread; it
 // spins then yields while idle, so hand-over costs no syscall.
 class Helper {
  public:
-  Helper() : thread_([this] { loop(); }) {}
+  explicit Helper(int cpu = -1) : thread_([this, cpu] {
+    if (cpu >= 0) pin_to(cpu);
+    loop();
+  }) {}
   ~Helper() {
     run([this] { stop_ = true; });
     thread_.join();
@@ -172,8 +222,10 @@ constexpr int kReleaseBatch = 1024;
 template <typename Alloc, bool kRemote>
 void BM_Release(benchmark::State& state) {
   if (!available<Alloc>(state)) return;
+  PinnedPair pinned;  // local and remote cases alike: the owner on the first CPU
   Alloc alloc(static_cast<std::size_t>(state.range(0)));
-  Helper helper;
+  Helper helper(pinned.helper_cpu());
+  if (kRemote) state.SetLabel(pinned.helper_cpu() >= 0 ? "cross-core" : "not pinned");
   std::vector<typename Alloc::Handle> held(kReleaseBatch);
   std::vector<typename Alloc::Handle> taken(kReleaseBatch);
   double seconds = 0;
@@ -215,8 +267,8 @@ BENCHMARK(BM_Burst64<GlibcAlloc>) PORTICO_SIZES;
 BENCHMARK(BM_Burst64<MimallocAlloc>) PORTICO_SIZES;
 BENCHMARK(BM_Release<PoolAlloc, false>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<PoolAlloc, true>)->Arg(16384)->UseManualTime();
-BENCHMARK(BM_Release<PoolAllocBatch32, false>)->Arg(16384)->UseManualTime();
-BENCHMARK(BM_Release<PoolAllocBatch32, true>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<PoolAllocRing64, false>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_Release<PoolAllocRing64, true>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<GlibcAlloc, false>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<GlibcAlloc, true>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<MimallocAlloc, false>)->Arg(16384)->UseManualTime();

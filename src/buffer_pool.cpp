@@ -1,8 +1,14 @@
 // portico/buffer_pool.cpp — the slow paths of BufferPool: slab mapping,
-// draining the remote hand-back, poisoning, and the pool-destruction protocol.
+// draining the remote hand-backs (rings and stack), remote threads' rings,
+// poisoning, and the pool-destruction protocol.
 #include "portico/buffer_pool.hpp"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,9 +49,72 @@ constexpr bool kDebug = true;
 #endif
 
 std::atomic<std::size_t> g_live_cores{0};
+std::atomic<std::uint64_t> g_next_pool_id{1};
+std::atomic<std::size_t> g_live_rings{0};
 
-// A static object whose address no block can have: marks a closed hand-back.
+// Static objects whose addresses no block or ring can have: mark a closed
+// hand-back stack and a closed ring list.
 BlockHeader g_orphan_sentinel;
+RemoteRing g_ring_sentinel;
+
+// The process-wide barrier that lets a ring push do without a fence (see
+// PoolCore::close). Registered once, on the first ring's creation; if the
+// kernel lacks MEMBARRIER_CMD_PRIVATE_EXPEDITED (Linux < 4.14, or a seccomp
+// filter), no ring is made and remote releases take the CAS stack.
+bool membarrier_ready() noexcept {
+  static const bool ready =
+      ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  return ready;
+}
+void process_wide_barrier() noexcept {
+  // Cannot fail once registered (membarrier(2)); a full fence on every
+  // running thread of the process, so their earlier stores are visible here.
+  (void)::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+}
+
+// Whether prefetch_for_write() is a real write prefetch here (on x86, CPUID
+// 0x80000001 ECX bit 8, PREFETCHW), so it may be issued at all.
+bool write_prefetch_available() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool available = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(0x80000001u, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 8)) != 0;
+  }();
+  return available;
+#else
+  return true;
+#endif
+}
+
+// Eight lines (256 slots) ahead: measured best of 64/128/256/512 on the
+// 2-vCPU EPYC machine the benchmarks run on. Rings of under 1024 slots do
+// without: their lines are few and the drain may still be reading them.
+constexpr std::uint32_t kPrefetchAhead = 256;
+
+void free_ring(RemoteRing* ring) noexcept {
+  delete[] ring->slots;
+  delete ring;
+  g_live_rings.fetch_sub(1, std::memory_order_relaxed);
+}
+// Drops one reference (the core's or the attached thread's).
+void unref_ring(RemoteRing* ring) noexcept {
+  // Acq_rel: whoever frees the ring sees every other holder's uses done.
+  if (ring->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_ring(ring);
+}
+// Takes what is left in a ring of a closed pool: the closer and the ring's
+// producer may both try, so the range is claimed by CAS on head.
+std::uint32_t claim_ring(RemoteRing* ring) noexcept {
+  std::uint32_t head = ring->head.load(std::memory_order_acquire);
+  for (;;) {
+    // Acquire: the slots up to tail are published (we do not read them, but
+    // the blocks' last uses must happen before the core that owns them dies).
+    const std::uint32_t tail = ring->tail.load(std::memory_order_acquire);
+    if (head == tail) return 0;
+    if (ring->head.compare_exchange_weak(head, tail, std::memory_order_acq_rel,
+                                         std::memory_order_acquire))
+      return tail - head;
+  }
+}
 
 std::size_t round_up(std::size_t n, std::size_t unit) {
   return (n + unit - 1) / unit * unit;
@@ -94,15 +163,16 @@ void unpoison_block([[maybe_unused]] BlockHeader* block) noexcept {
 }
 
 PoolCore::PoolCore(const Config& config)
-    : block_size_(config.block_size),
+    : poison_(config.poison),
+      block_size_(config.block_size),
       max_blocks_(config.max_blocks),
       blocks_per_slab_(config.blocks_per_slab),
       slab_bytes_(config.blocks_per_slab * config.block_size),
       max_slabs_((config.max_blocks + config.blocks_per_slab - 1) / config.blocks_per_slab),
       populate_(config.populate),
-      huge_pages_(config.huge_pages),
-      poison_(config.poison) {
-  remote_batch_ = config.remote_batch;
+      huge_pages_(config.huge_pages) {
+  id_ = g_next_pool_id.fetch_add(1, std::memory_order_relaxed);
+  ring_slots_ = config.ring_slots;
   // Descriptors for every block the pool may ever have, reserved up front as
   // virtual memory only (MAP_NORESERVE); a page is touched when its first
   // block is carved, by the owner thread.
@@ -122,6 +192,11 @@ PoolCore::PoolCore(const Config& config)
 }
 
 PoolCore::~PoolCore() {
+  for (RemoteRing* ring = closed_rings_; ring != nullptr;) {
+    RemoteRing* next = ring->pool_next;  // before the unref: the ring may go
+    unref_ring(ring);
+    ring = next;
+  }
   const std::size_t slabs = slabs_mapped_.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < slabs; ++i) unmap(slabs_[i], slab_bytes_);
   ::munmap(descriptors_, max_blocks_ * sizeof(BlockHeader));
@@ -136,6 +211,14 @@ std::size_t PoolCore::live_cores() noexcept {
 
 BlockHeader* PoolCore::orphan_sentinel() noexcept {
   return &g_orphan_sentinel;
+}
+
+std::size_t PoolCore::live_rings() noexcept {
+  return g_live_rings.load(std::memory_order_relaxed);
+}
+
+RemoteRing* PoolCore::ring_sentinel() noexcept {
+  return &g_ring_sentinel;
 }
 
 bool PoolCore::map_slab() noexcept {
@@ -195,29 +278,54 @@ bool PoolCore::map_until(std::size_t blocks) noexcept {
   return true;
 }
 
-std::size_t PoolCore::count_chains(BlockHeader* list, BlockHeader** last) noexcept {
+std::size_t PoolCore::count_stack(BlockHeader* list, BlockHeader** last) noexcept {
   std::size_t count = 0;
   *last = nullptr;
-  for (BlockHeader* chain = list; chain != nullptr; chain = (*last)->next) {
-    count += chain->batch_count;
-    *last = chain->batch_tail;
+  for (BlockHeader* block = list; block != nullptr; block = block->next) {
+    ++count;
+    *last = block;
   }
   return count;
 }
 
-std::size_t PoolCore::reclaim_remote() noexcept {
-  if (remote_head_.load(std::memory_order_relaxed) == nullptr) return 0;
-  // Acquire: pairs with every releaser's CAS (release) in the release sequence
-  // of remote_head_, so their writes to the blocks and to the links are visible.
-  BlockHeader* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
-  BlockHeader* last = nullptr;
-  const std::size_t count = count_chains(list, &last);
-  if (last != nullptr) {
-    last->next = free_head_;
-    free_head_ = list;
+std::size_t PoolCore::drain_ring(RemoteRing* ring) noexcept {
+  // Relaxed: before close() only the owner writes head.
+  std::uint32_t head = ring->head.load(std::memory_order_relaxed);
+  // Acquire: pairs with the producer's release-store of tail, so the slots
+  // and the blocks' last uses are visible.
+  const std::uint32_t tail = ring->tail.load(std::memory_order_acquire);
+  if (head == tail) return 0;
+  const std::uint32_t count = tail - head;
+  for (; head != tail; ++head) {
+    BlockHeader* block = descriptors_ + ring->slots[head & ring->mask];
+    block->next = free_head_;
+    free_head_ = block;
   }
-  if (count != 0 && flush_wanted_.load(std::memory_order_relaxed))
-    flush_wanted_.store(false, std::memory_order_relaxed);
+  // Release: our reads of the slots happen before the producer reuses them.
+  ring->head.store(tail, std::memory_order_release);
+  return count;
+}
+
+std::size_t PoolCore::reclaim_remote() noexcept {
+  std::size_t count = 0;
+  // Acquire: a ring's fields are set before the CAS that linked it.
+  for (RemoteRing* ring = rings_.load(std::memory_order_acquire); ring != nullptr;
+       ring = ring->pool_next) {
+    count += drain_ring(ring);
+  }
+  if (remote_head_.load(std::memory_order_relaxed) != nullptr) {
+    // Acquire: pairs with every releaser's CAS (release) in the release
+    // sequence of remote_head_, so their writes to the blocks and links are visible.
+    BlockHeader* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
+    BlockHeader* last = nullptr;
+    const std::size_t pushed = count_stack(list, &last);
+    if (last != nullptr) {
+      last->next = free_head_;
+      free_head_ = list;
+    }
+    count += pushed;
+  }
+  if (count == 0) return 0;
   in_use_.store(in_use_.load(std::memory_order_relaxed) - count, std::memory_order_relaxed);
   remote_frees_.store(remote_frees_.load(std::memory_order_relaxed) + count,
                       std::memory_order_relaxed);
@@ -226,18 +334,7 @@ std::size_t PoolCore::reclaim_remote() noexcept {
 
 BlockHeader* PoolCore::acquire_slow() noexcept {
   if (reclaim_remote() == 0 && carved_ == blocks_total_.load(std::memory_order_relaxed)) {
-    bool came_back = false;
-    if (carved_ == max_blocks_ && remote_batch_ > 1) {
-      // Exhausted: ask remote threads to stop parking blocks of this pool, and
-      // push home what this thread itself parked before it became the owner.
-      if (!flush_wanted_.load(std::memory_order_relaxed))
-        flush_wanted_.store(true, std::memory_order_relaxed);
-      for (RemoteCacheSlot& slot : tls_remote_cache.slots) {
-        if (slot.pool == this && slot.count != 0) flush_slot(slot);
-      }
-      came_back = reclaim_remote() != 0;
-    }
-    if (!came_back && (carved_ == max_blocks_ || !map_slab())) {
+    if (carved_ == max_blocks_ || !map_slab()) {
       failed_acquires_.store(failed_acquires_.load(std::memory_order_relaxed) + 1,
                              std::memory_order_relaxed);
       return nullptr;
@@ -266,19 +363,45 @@ PoolCore::Counters PoolCore::counters() const noexcept {
 }
 
 // Protocol when a pool dies with blocks out: orphan_refs_ counts the blocks
-// still out plus one for close() itself; it is set before the hand-back is
-// closed with the sentinel, and a releaser that meets the sentinel loads it
-// with acquire before decrementing. Whoever brings the count to zero frees
-// the core and unmaps the slabs.
+// still out plus one for close() itself; it is set before anything is closed,
+// and everyone who later counts blocks against it first reads a closed marker
+// with acquire. Whoever brings the count to zero frees the core and unmaps the
+// slabs.
+//
+// The stack is closed with a sentinel by exchange: a pusher's CAS either lands
+// before (close drains it) or sees the sentinel (the pusher counts itself).
+// The rings need more care, since a push is a plain release-store: the ring
+// list is closed with a sentinel (no ring joins later), each ring is marked
+// closed, then membarrier() runs a full fence on every thread of the process.
+// A producer pushes (store tail), then reads `closed`. Either its push is
+// visible to close() after the barrier, or it reads closed; if both, the CAS
+// on head in claim_ring() lets exactly one of them count each block. So no
+// block is stranded in a ring, and no producer touches the core after its push
+// unless it has claimed blocks the core is still waiting for.
 void PoolCore::close() noexcept {
   owner_.store(nullptr, std::memory_order_relaxed);
   const std::size_t out = in_use_.load(std::memory_order_relaxed);
   orphan_refs_.store(out + 1, std::memory_order_relaxed);
+  // Acq_rel: acquire sees every ring's fields (linked by release CAS);
+  // release publishes orphan_refs_ to registrars that meet the sentinel.
+  closed_rings_ = rings_.exchange(ring_sentinel(), std::memory_order_acq_rel);
+  std::size_t drained = 0;
+  if (closed_rings_ != nullptr) {
+    for (RemoteRing* ring = closed_rings_; ring != nullptr; ring = ring->pool_next) {
+      // Release: publishes orphan_refs_ (and closed_rings_, for whoever frees
+      // the core) to a producer that reads closed with acquire.
+      ring->closed.store(true, std::memory_order_release);
+    }
+    process_wide_barrier();
+    for (RemoteRing* ring = closed_rings_; ring != nullptr; ring = ring->pool_next) {
+      drained += claim_ring(ring);
+    }
+  }
   // Acq_rel: acquire takes the pending hand-back list (as reclaim does);
   // release publishes orphan_refs_ to releasers that will see the sentinel.
   BlockHeader* list = remote_head_.exchange(orphan_sentinel(), std::memory_order_acq_rel);
   BlockHeader* last = nullptr;
-  const std::size_t drained = count_chains(list, &last);
+  drained += count_stack(list, &last);
   if (orphan_refs_.fetch_sub(drained + 1, std::memory_order_acq_rel) == drained + 1) delete this;
 }
 
@@ -287,54 +410,147 @@ void PoolCore::release_orphaned(std::size_t count) noexcept {
   if (orphan_refs_.fetch_sub(count, std::memory_order_acq_rel) == count) delete this;
 }
 
+RemoteRing* PoolCore::attach_ring() noexcept {
+  if (ring_slots_ == 0 || !membarrier_ready()) return nullptr;
+  // Acquire: a linked ring's fields are visible before we reuse it.
+  RemoteRing* head = rings_.load(std::memory_order_acquire);
+  if (head == ring_sentinel()) return nullptr;
+  for (RemoteRing* ring = head; ring != nullptr; ring = ring->pool_next) {
+    bool detached = false;
+    // Acquire: pairs with the release store of the thread that detached, so
+    // its last writes to the producer fields (tail, limit) are ours now.
+    if (!ring->attached.load(std::memory_order_relaxed) &&
+        ring->attached.compare_exchange_strong(detached, true, std::memory_order_acquire,
+                                               std::memory_order_relaxed)) {
+      // Relaxed: the core's reference keeps the ring alive meanwhile (the
+      // core lives: the caller holds one of its blocks).
+      ring->refs.fetch_add(1, std::memory_order_relaxed);
+      return ring;
+    }
+  }
+  auto* ring = new (std::nothrow) RemoteRing();
+  if (ring == nullptr) return nullptr;
+  ring->slots = new (std::nothrow) std::uint16_t[ring_slots_];
+  if (ring->slots == nullptr) {
+    delete ring;
+    return nullptr;
+  }
+  g_live_rings.fetch_add(1, std::memory_order_relaxed);
+  ring->mask = ring_slots_ - 1;
+  ring->limit = ring_slots_;
+  if (ring_slots_ >= 4 * kPrefetchAhead && write_prefetch_available())
+    ring->prefetch_ahead = kPrefetchAhead;
+  ring->pool_id = id_;
+  ring->core = this;
+  do {
+    if (head == ring_sentinel()) {
+      free_ring(ring);
+      return nullptr;
+    }
+    ring->pool_next = head;
+    // Release: the ring's fields before it is reachable from the list.
+  } while (!rings_.compare_exchange_weak(head, ring, std::memory_order_release,
+                                         std::memory_order_acquire));
+  return ring;
+}
+
 namespace {
 
-// Its destructor, run among the thread's thread_local destructors, pushes
-// every parked chain home; releases after it (from later destructors) go
-// straight home, unparked.
-struct RemoteCacheExitFlush {
-  ~RemoteCacheExitFlush() {
-    PoolCore::flush_thread_cache();
-    tls_remote_cache.exited = true;
-  }
+// The rings the calling thread is attached to, linked by thread_next. Its
+// destructor, run among the thread's thread_local destructors, detaches them
+// (a later thread may reuse them); releases after it, from later destructors,
+// take the CAS stack.
+struct ThreadRings {
+  RemoteRing* head = nullptr;
+  ~ThreadRings();
 };
+thread_local bool tls_rings_exited = false;
 
-}  // namespace
+ThreadRings& thread_rings() noexcept {
+  static thread_local ThreadRings rings;
+  return rings;
+}
 
-void PoolCore::flush_thread_cache() noexcept {
-  for (RemoteCacheSlot& slot : tls_remote_cache.slots) {
-    if (slot.count != 0) flush_slot(slot);
-    slot.pool = nullptr;
+void forget_cached(RemoteRing* ring) noexcept {
+  RingCacheEntry& entry = tls_ring_cache[ring->pool_id % kRingCacheSlots];
+  if (entry.ring == ring) entry = RingCacheEntry{0, nullptr};
+}
+
+void unlink_from_thread(ThreadRings& rings, RemoteRing* ring) noexcept {
+  for (RemoteRing** link = &rings.head; *link != nullptr; link = &(*link)->thread_next) {
+    if (*link == ring) {
+      *link = ring->thread_next;
+      return;
+    }
   }
 }
 
-void PoolCore::park_remote_slow(BlockHeader* block, PoolCore* pool) noexcept {
-  RemoteCache& cache = tls_remote_cache;
-  if (cache.exited) [[unlikely]] {
-    block->next = nullptr;
-    pool->push_chain(block, block, 1);
+// Detaches this thread from `ring`: claims and counts what is left if its pool
+// is closed, else leaves the blocks for the owner to drain.
+void detach_ring(RemoteRing* ring) noexcept {
+  forget_cached(ring);
+  // Acquire: pairs with close()'s release store; orphan_refs_ is set.
+  if (ring->closed.load(std::memory_order_acquire)) {
+    PoolCore* core = ring->core;  // alive while blocks it counts as out remain
+    const std::uint32_t claimed = claim_ring(ring);
+    ring->attached.store(false, std::memory_order_release);
+    unref_ring(ring);  // our reference; the core's (if it lives) keeps the ring
+    if (claimed != 0) core->release_orphaned(claimed);
     return;
   }
-  if (!cache.exit_flush_registered) {
-    // Constructed (and its destructor registered) on this first pass only.
-    static thread_local RemoteCacheExitFlush exit_flush;
-    (void)&exit_flush;
-    cache.exit_flush_registered = true;
+  // Release: our producer-field writes before a reusing thread's CAS (acquire).
+  ring->attached.store(false, std::memory_order_release);
+  unref_ring(ring);
+}
+
+ThreadRings::~ThreadRings() {
+  tls_rings_exited = true;
+  while (head != nullptr) {
+    RemoteRing* ring = head;
+    head = ring->thread_next;
+    detach_ring(ring);
   }
-  RemoteCacheSlot* slot = nullptr;
-  for (RemoteCacheSlot& s : cache.slots) {
-    if (s.count == 0) {
-      slot = &s;
-      break;
+}
+
+}  // namespace
+
+void PoolCore::ring_closed(RemoteRing* ring) noexcept {
+  unlink_from_thread(thread_rings(), ring);
+  detach_ring(ring);
+}
+
+void PoolCore::release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept {
+  if (tls_rings_exited || pool->ring_slots_ == 0) {
+    pool->push_block(block);
+    return;
+  }
+  ThreadRings& rings = thread_rings();
+  RemoteRing* found = nullptr;
+  // Evicted from the cache, or not attached yet. Rings of closed pools that
+  // this thread meets on the way are detached (their pools are gone or going).
+  for (RemoteRing** link = &rings.head; *link != nullptr;) {
+    RemoteRing* ring = *link;
+    if (ring->pool_id == pool->id_) {
+      found = ring;
+      link = &ring->thread_next;
+    } else if (ring->closed.load(std::memory_order_relaxed)) {
+      *link = ring->thread_next;
+      detach_ring(ring);
+    } else {
+      link = &ring->thread_next;
     }
   }
-  if (slot == nullptr) {
-    // Every slot parks blocks of another pool: push one chain home early.
-    slot = &cache.slots[cache.next_victim++ % kRemoteCacheSlots];
-    flush_slot(*slot);
+  if (found == nullptr) {
+    found = pool->attach_ring();
+    if (found == nullptr) {
+      pool->push_block(block);
+      return;
+    }
+    found->thread_next = rings.head;
+    rings.head = found;
   }
-  slot->pool = pool;
-  park_remote(block, pool);
+  tls_ring_cache[pool->id_ % kRingCacheSlots] = RingCacheEntry{pool->id_, found};
+  release_remote(block, pool);  // a cache hit now
 }
 
 }  // namespace detail
@@ -389,6 +605,22 @@ std::size_t advance_written(std::span<BufferSlice> slices, std::size_t written) 
 
 namespace {
 
+constexpr std::size_t kMaxRingSlots = 65536;
+constexpr std::size_t kDefaultMaxRingSlots = 4096;
+// Ring slots hold 16-bit block indices.
+constexpr std::size_t kMaxRingBlocks = 65536;
+
+// Slots per remote ring: a power of two. By default enough for every block
+// (a ring can never hold more than max_blocks), up to 4096 (8 KiB).
+std::uint32_t ring_slots(const BufferPoolOptions& options) {
+  if (options.max_blocks > kMaxRingBlocks) return 0;
+  std::size_t want = options.remote_ring_slots;
+  if (want == 0) want = std::min(options.max_blocks, kDefaultMaxRingSlots);
+  std::size_t slots = 1;
+  while (slots < want) slots *= 2;
+  return static_cast<std::uint32_t>(slots);
+}
+
 detail::PoolCore::Config validate(const BufferPoolOptions& options) {
   using Options = BufferPoolOptions;
   if (options.block_size == 0 || options.block_size % detail::kPoolCacheLine != 0 ||
@@ -400,10 +632,10 @@ detail::PoolCore::Config validate(const BufferPoolOptions& options) {
   if (options.max_blocks == 0) {
     throw std::invalid_argument("portico::BufferPool: max_blocks must be at least 1");
   }
-  if (options.remote_release_batch == 0 || options.remote_release_batch > 1024) {
-    throw std::invalid_argument("portico::BufferPool: remote_release_batch " +
-                                std::to_string(options.remote_release_batch) +
-                                " must be between 1 and 1024");
+  if (options.remote_ring_slots > kMaxRingSlots) {
+    throw std::invalid_argument("portico::BufferPool: remote_ring_slots " +
+                                std::to_string(options.remote_ring_slots) + " must be at most " +
+                                std::to_string(kMaxRingSlots));
   }
   std::size_t slab = std::max(options.slab_size, options.block_size);
   if (options.huge_pages == Options::HugePages::kExplicit) {
@@ -422,7 +654,7 @@ detail::PoolCore::Config validate(const BufferPoolOptions& options) {
                                   options.populate,
                                   static_cast<int>(options.huge_pages),
                                   poison,
-                                  static_cast<std::uint32_t>(options.remote_release_batch)};
+                                  ring_slots(options)};
 }
 
 }  // namespace
@@ -440,10 +672,6 @@ BufferPool& BufferPool::operator=(BufferPool&& other) noexcept {
 
 BufferPool::~BufferPool() {
   if (core_ != nullptr) core_->close();
-}
-
-void BufferPool::flush_thread_cache() noexcept {
-  detail::PoolCore::flush_thread_cache();
 }
 
 BufferPoolStats BufferPool::stats() const noexcept {

@@ -1,6 +1,7 @@
 // Concurrency of BufferPool (label: concurrent, run under TSan): blocks and
-// slices dropped on other threads come home exactly once, ownership hand-over,
-// and pool destruction while other threads still hold blocks. Conservation is
+// slices dropped on other threads come home exactly once (through the rings,
+// their overflow stack, across thread exit), ownership hand-over, and pool
+// destruction while other threads still hold or release blocks. Conservation is
 // checked with the pool's own stats and with stamps written into each block.
 #include "portico/buffer_pool.hpp"
 
@@ -271,16 +272,16 @@ TEST(BufferPoolStressTest, OversubscribedRingOfOwners) {
   }
 }
 
-// ---- remote_release_batch > 1: remote frees parked per thread, pushed in chains
+// ---- the per-(thread, pool) hand-back rings
 
-BufferPoolOptions batched_pool(std::size_t max_blocks, std::size_t batch) {
+BufferPoolOptions ringed_pool(std::size_t max_blocks, std::size_t ring_slots) {
   BufferPoolOptions options = small_pool(max_blocks);
-  options.remote_release_batch = batch;
+  options.remote_ring_slots = ring_slots;
   return options;
 }
 
 // Runs `job` on a new thread, then waits there until `finish` is called, so
-// the test can look at the pool while the thread (and its cache) is alive.
+// the test can look at the pool while the thread (and its ring) is alive.
 class Parker {
  public:
   explicit Parker(std::function<void()> job)
@@ -291,7 +292,7 @@ class Parker {
         }) {
     done_.get_future().wait();
   }
-  // Lets the thread exit (running its thread-exit flush) and joins it.
+  // Lets the thread exit (detaching its rings) and joins it.
   void finish() {
     go_.set_value();
     thread_.join();
@@ -315,130 +316,239 @@ std::vector<Buffer> acquire_n(BufferPool& pool, std::size_t n) {
   return out;
 }
 
-TEST(BufferPoolStressTest, BatchedRemoteFreesParkUntilTheThreadExits) {
-  BufferPool pool(batched_pool(64, 32));
+// Nothing is parked on the releasing thread: the owner sees every remote free
+// while that thread lives on, idle.
+TEST(BufferPoolStressTest, RemoteFreesAreVisibleWhileTheThreadIdles) {
+  BufferPool pool(small_pool(64));
   std::vector<Buffer> out = acquire_n(pool, 5);
-  Parker thread([&] { out.clear(); });  // five remote frees, parked
+  Parker thread([&] { out.clear(); });
+  EXPECT_EQ(pool.stats().blocks_in_use, 5u);  // not drained yet
+  EXPECT_EQ(pool.reclaim(), 5u);
+  EXPECT_EQ(pool.stats().blocks_in_use, 0u);
   EXPECT_EQ(pool.reclaim(), 0u);
-  EXPECT_EQ(pool.stats().blocks_in_use, 5u);
-  thread.finish();  // the thread-exit flush pushes them home
-  EXPECT_EQ(pool.reclaim(), 5u);
-  EXPECT_EQ(pool.stats().blocks_in_use, 0u);
-  EXPECT_EQ(pool.stats().remote_frees, 5u);
-}
-
-TEST(BufferPoolStressTest, BatchedRemoteFreesGoHomeOnExplicitFlush) {
-  BufferPool pool(batched_pool(64, 32));
-  std::vector<Buffer> out = acquire_n(pool, 5);
-  Parker thread([&] {
-    out.clear();
-    BufferPool::flush_thread_cache();
-    BufferPool::flush_thread_cache();  // nothing left: a no-op
-  });
-  EXPECT_EQ(pool.reclaim(), 5u);
-  EXPECT_EQ(pool.stats().blocks_in_use, 0u);
   thread.finish();
   EXPECT_EQ(pool.reclaim(), 0u);
   EXPECT_EQ(pool.stats().remote_frees, 5u);
 }
 
-TEST(BufferPoolStressTest, BatchedRemoteFreesGoHomeWhenTheChainFills) {
-  BufferPool pool(batched_pool(64, 4));
+// The owner drains by itself when its free list runs dry: the ring's blocks
+// are acquired again without a reclaim() call.
+TEST(BufferPoolStressTest, DryOwnerDrainsTheRings) {
+  BufferPool pool(small_pool(4));
+  std::vector<Buffer> out = acquire_n(pool, 4);
+  EXPECT_FALSE(pool.acquire());
+  Parker thread([&] { out.clear(); });
+  std::vector<Buffer> again = acquire_n(pool, 4);
+  EXPECT_EQ(pool.stats().remote_frees, 4u);
+  EXPECT_EQ(pool.stats().blocks_total, 4u);
+}
+
+TEST(BufferPoolStressTest, RemoteFreesSurviveTheThreadsExit) {
+  BufferPool pool(small_pool(64));
+  std::vector<Buffer> out = acquire_n(pool, 7);
+  std::thread remote([&] { out.clear(); });
+  remote.join();  // its ring stays with the pool, blocks and all
+  EXPECT_EQ(pool.stats().blocks_in_use, 7u);
+  EXPECT_EQ(pool.reclaim(), 7u);
+  EXPECT_EQ(pool.stats().blocks_in_use, 0u);
+}
+
+// A ring of 4 slots, 11 remote frees and no drain in between: 4 go through the
+// ring, 7 through the shared stack, and each comes home exactly once.
+TEST(BufferPoolStressTest, FullRingFallsBackToTheStack) {
+  BufferPool pool(ringed_pool(64, 4));
   std::vector<Buffer> out = acquire_n(pool, 11);
-  Parker thread([&] { out.clear(); });  // two chains of 4 go home, 3 stay parked
-  EXPECT_EQ(pool.reclaim(), 8u);
-  EXPECT_EQ(pool.stats().blocks_in_use, 3u);
-  thread.finish();
+  for (std::size_t i = 0; i < out.size(); ++i) stamp(out[i], i + 1);
+  Parker thread([&] { out.clear(); });
+  EXPECT_EQ(pool.reclaim(), 11u);
+  std::vector<Buffer> again = acquire_n(pool, 11);
+  EXPECT_EQ(pool.stats().blocks_in_use, 11u);
+  EXPECT_EQ(pool.stats().high_water, 11u);
+  again.clear();
+  // The ring drained, so it takes blocks again.
+  std::vector<Buffer> more = acquire_n(pool, 3);
+  Parker second([&] { more.clear(); });
   EXPECT_EQ(pool.reclaim(), 3u);
+  thread.finish();
+  second.finish();
   const portico::BufferPoolStats stats = pool.stats();
   EXPECT_EQ(stats.blocks_in_use, 0u);
-  EXPECT_EQ(stats.remote_frees, 11u);
-  EXPECT_EQ(stats.high_water, 11u);
+  EXPECT_EQ(stats.remote_frees, 14u);
 }
 
-TEST(BufferPoolStressTest, ExhaustedOwnerMakesRemoteThreadsStopParking) {
-  BufferPool pool(batched_pool(4, 32));
-  std::vector<Buffer> out = acquire_n(pool, 4);
-  std::vector<Buffer> later;
-  later.push_back(std::move(out[3]));
-  out.pop_back();
-  std::promise<void> dropped_three;
-  std::promise<void> owner_failed;
-  std::promise<void> dropped_fourth;
-  std::promise<void> finish;
-  std::thread remote([&] {
-    out.clear();
-    dropped_three.set_value();
-    owner_failed.get_future().wait();
-    later.clear();  // the owner wants blocks: the whole chain goes home now
-    dropped_fourth.set_value();
-    finish.get_future().wait();  // alive (cache not flushed by exit) while the owner checks
-  });
-  dropped_three.get_future().wait();
-  EXPECT_FALSE(pool.acquire());  // exhausted: three blocks are parked
-  EXPECT_EQ(pool.stats().failed_acquires, 1u);
-  owner_failed.set_value();
-  dropped_fourth.get_future().wait();
-  EXPECT_EQ(pool.reclaim(), 4u);  // pushed by the release itself, not by an exit
-  EXPECT_EQ(pool.stats().blocks_in_use, 0u);
-  finish.set_value();
-  remote.join();
-}
-
-TEST(BufferPoolStressTest, PoolDestroyedWithParkedBlocksStaysAliveUntilTheyGoHome) {
-  const std::size_t live_before = BufferPool::live_pool_cores();
-  std::vector<Buffer> out;
-  std::vector<BufferSlice> kept;
-  {
-    BufferPool pool(batched_pool(64, 32));
-    out = acquire_n(pool, 6);
-    for (std::size_t i = 0; i < out.size(); ++i) stamp(out[i], i + 1);
-    for (std::size_t i = 3; i < 6; ++i) kept.push_back(std::move(out[i]).to_slice());
-    out.resize(3);
+// Exited threads' rings are reused, so a stream of short-lived threads does
+// not grow the pool's ring list without bound (checked by conservation and,
+// under ASan, by the leak checker).
+TEST(BufferPoolStressTest, ShortLivedThreadsReuseRings) {
+  constexpr int kThreads = 200;
+  const std::size_t rings_before = BufferPool::live_remote_rings();
+  BufferPool pool(small_pool(16));
+  for (int t = 0; t < kThreads; ++t) {
+    std::vector<Buffer> out = acquire_n(pool, 1 + t % 7);
+    std::thread remote([&] { out.clear(); });
+    remote.join();
+    ASSERT_EQ(BufferPool::live_remote_rings(), rings_before + 1) << "thread " << t;
   }
-  EXPECT_EQ(BufferPool::live_pool_cores(), live_before + 1);
+  pool.reclaim();
+  const portico::BufferPoolStats stats = pool.stats();
+  EXPECT_EQ(stats.blocks_in_use, 0u);
+  EXPECT_LE(stats.blocks_total, 16u);
+  std::uint64_t expected = 0;
+  for (int t = 0; t < kThreads; ++t) expected += 1 + t % 7;
+  EXPECT_EQ(stats.remote_frees, expected);
+  // Two threads at once need two rings; both are freed with the pool.
+  std::vector<Buffer> a = acquire_n(pool, 2);
+  std::vector<Buffer> b = acquire_n(pool, 2);
+  Parker first([&] { a.clear(); });
+  Parker second([&] { b.clear(); });
+  EXPECT_EQ(BufferPool::live_remote_rings(), rings_before + 2);
+  first.finish();
+  second.finish();
+  pool = BufferPool(small_pool(1));  // the old pool's core (all blocks home) goes
+  EXPECT_EQ(BufferPool::live_remote_rings(), rings_before);
+}
+
+// The pool dies while a remote thread's ring holds undrained blocks and the
+// thread still holds more: the core lives until the last comes back through
+// the (now closed) ring, which the releasing thread settles itself.
+TEST(BufferPoolStressTest, PoolDestroyedWhileRingsHoldBlocks) {
+  const std::size_t live_before = BufferPool::live_pool_cores();
+  std::vector<Buffer> first;
+  std::vector<Buffer> second;
+  std::vector<BufferSlice> kept;
+  std::promise<void> handed;
+  std::promise<void> first_dropped;
+  std::promise<void> pool_gone;
+  std::promise<void> second_dropped;
   int bad = 0;
-  Parker thread([&] {
-    out.clear();  // parked on this thread; the pool is already gone
+  std::thread remote([&] {
+    handed.get_future().wait();
+    first.clear();  // into this thread's ring; the owner never drains it
+    first_dropped.set_value();
+    pool_gone.get_future().wait();
+    second.clear();  // into the closed ring
     for (const BufferSlice& s : kept) {
       if (read_stamp(s.data(), s.size()) == ~std::uint64_t{0}) ++bad;
     }
-    kept.clear();
+    kept.clear();  // the last block: frees the core
+    second_dropped.set_value();
   });
-  EXPECT_EQ(BufferPool::live_pool_cores(), live_before + 1);  // kept alive by parked blocks
-  thread.finish();
-  EXPECT_EQ(bad, 0);
+  {
+    BufferPool pool(small_pool(64));
+    first = acquire_n(pool, 3);
+    second = acquire_n(pool, 3);
+    std::vector<Buffer> third = acquire_n(pool, 2);
+    for (std::size_t i = 0; i < third.size(); ++i) {
+      stamp(third[i], i + 1);
+      kept.push_back(std::move(third[i]).to_slice());
+    }
+    handed.set_value();
+    first_dropped.get_future().wait();
+  }
+  EXPECT_EQ(BufferPool::live_pool_cores(), live_before + 1);
+  pool_gone.set_value();
+  second_dropped.get_future().wait();
   EXPECT_EQ(BufferPool::live_pool_cores(), live_before);
-}
-
-TEST(BufferPoolStressTest, ParkedBlocksOfManyPoolsAllGoHome) {
-  constexpr std::size_t kPools = 7;  // more than a thread parks for at once
-  std::vector<BufferPool> pools;
-  std::vector<Buffer> out;
-  for (std::size_t p = 0; p < kPools; ++p) {
-    pools.emplace_back(batched_pool(64, 8));
-    for (std::size_t i = 0; i < 20; ++i) out.push_back(pools.back().acquire());
-  }
-  // Interleaved, so chains are evicted and refilled.
-  std::vector<Buffer> interleaved;
-  for (std::size_t i = 0; i < 20; ++i) {
-    for (std::size_t p = 0; p < kPools; ++p) interleaved.push_back(std::move(out[p * 20 + i]));
-  }
-  std::thread remote([&] { interleaved.clear(); });
   remote.join();
-  for (BufferPool& pool : pools) {
-    pool.reclaim();
-    EXPECT_EQ(pool.stats().blocks_in_use, 0u);
-    EXPECT_EQ(pool.stats().remote_frees, 20u);
+  EXPECT_EQ(bad, 0);
+}
+
+// More pools than a thread's ring cache has entries, released into in turn,
+// twice over (so cache entries are evicted and found again on the thread's list).
+TEST(BufferPoolStressTest, RemoteFreesIntoManyPoolsAllGoHome) {
+  constexpr std::size_t kPools = 21;
+  constexpr std::size_t kPerPool = 20;
+  std::vector<BufferPool> pools;
+  for (std::size_t p = 0; p < kPools; ++p) pools.emplace_back(small_pool(64));
+  for (int round = 0; round < 2; ++round) {
+    std::vector<Buffer> interleaved;
+    for (std::size_t i = 0; i < kPerPool; ++i) {
+      for (BufferPool& pool : pools) interleaved.push_back(pool.acquire());
+    }
+    Parker remote([&] { interleaved.clear(); });
+    for (BufferPool& pool : pools) {
+      EXPECT_EQ(pool.reclaim(), kPerPool);
+      EXPECT_EQ(pool.stats().blocks_in_use, 0u);
+    }
+  }
+  for (BufferPool& pool : pools) EXPECT_EQ(pool.stats().remote_frees, 2 * kPerPool);
+}
+
+// A pool dies with blocks undrained in a live thread's ring: close() takes
+// them, so the core goes at once. The thread drops that ring when it next looks
+// for one, and releases into other pools as before.
+TEST(BufferPoolStressTest, RingsOfDeadPoolsAreDroppedAndOthersStillWork) {
+  const std::size_t live_before = BufferPool::live_pool_cores();
+  const std::size_t rings_before = BufferPool::live_remote_rings();
+  BufferPool survivor(small_pool(16));
+  std::vector<Buffer> out;
+  std::promise<void> handed_doomed;
+  std::promise<void> dropped_doomed;
+  std::promise<void> doomed_gone;
+  std::promise<void> dropped_survivors;
+  std::thread remote([&] {
+    handed_doomed.get_future().wait();
+    out.clear();  // into a ring of the doomed pool
+    dropped_doomed.set_value();
+    doomed_gone.get_future().wait();
+    out.clear();  // into a ring of the survivor, found past the dead ring
+    dropped_survivors.set_value();
+  });
+  {
+    BufferPool doomed(small_pool(16));
+    out = acquire_n(doomed, 2);
+    handed_doomed.set_value();
+    dropped_doomed.get_future().wait();
+    EXPECT_EQ(doomed.stats().blocks_in_use, 2u);  // in the ring, undrained
+  }
+  EXPECT_EQ(BufferPool::live_pool_cores(), live_before + 1);  // only the survivor
+  EXPECT_EQ(BufferPool::live_remote_rings(), rings_before + 1);  // the thread holds it
+  out = acquire_n(survivor, 4);
+  doomed_gone.set_value();
+  dropped_survivors.get_future().wait();
+  // The dead pool's ring was dropped on the way to the survivor's new one.
+  EXPECT_EQ(BufferPool::live_remote_rings(), rings_before + 1);
+  remote.join();
+  EXPECT_EQ(survivor.reclaim(), 4u);
+  EXPECT_EQ(survivor.stats().blocks_in_use, 0u);
+}
+
+// Remote threads release blocks while the owner destroys the pool, over and
+// over: every block is counted once, so each core is freed exactly when its
+// last block is (a core freed early would show under ASan, one never freed
+// in live_pool_cores()).
+TEST(BufferPoolStressTest, PoolDestroyedWhileRemoteThreadsRelease) {
+  constexpr int kRounds = 200;
+  constexpr int kWorkers = 3;
+  const std::size_t live_before = BufferPool::live_pool_cores();
+  const std::size_t rings_before = BufferPool::live_remote_rings();
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::vector<Buffer>> held(kWorkers);
+    std::latch start(kWorkers + 1);
+    std::vector<std::thread> workers;
+    {
+      BufferPool pool(ringed_pool(64, round % 2 == 0 ? 0 : 4));
+      for (int w = 0; w < kWorkers; ++w) held[w] = acquire_n(pool, 20);
+      for (int w = 0; w < kWorkers; ++w) {
+        workers.emplace_back([&, w] {
+          start.arrive_and_wait();
+          held[w].clear();
+        });
+      }
+      start.arrive_and_wait();
+    }  // the pool dies while the workers release
+    for (std::thread& t : workers) t.join();
+    ASSERT_EQ(BufferPool::live_pool_cores(), live_before) << "round " << round;
+    ASSERT_EQ(BufferPool::live_remote_rings(), rings_before) << "round " << round;
   }
 }
 
-// Conservation with parking: workers never idle long enough to starve the
-// owner, since max_blocks exceeds workers * (batch - 1).
-TEST(BufferPoolStressTest, BatchedRemoteFreesFromManyThreadsAreConserved) {
+// Conservation through small rings: workers overflow them into the stack
+// while the owner drains both.
+TEST(BufferPoolStressTest, RemoteFreesThroughSmallRingsAreConserved) {
   constexpr int kWorkers = 4;
   constexpr std::uint64_t kBuffers = 20000;
-  BufferPool pool(batched_pool(64, 8));
+  BufferPool pool(ringed_pool(64, 2));
   Channel<Buffer> channel;
   std::atomic<std::uint64_t> stamp_sum{0};
   std::atomic<int> torn{0};

@@ -361,12 +361,12 @@ TEST(BufferPoolTest, InvalidOptionsAreRejectedWithAReason) {
   BufferPoolOptions none;
   none.max_blocks = 0;
   EXPECT_THROW(BufferPool{none}, std::invalid_argument);
-  BufferPoolOptions no_batch;
-  no_batch.remote_release_batch = 0;
-  EXPECT_THROW(BufferPool{no_batch}, std::invalid_argument);
-  BufferPoolOptions huge_batch;
-  huge_batch.remote_release_batch = 1025;
-  EXPECT_THROW(BufferPool{huge_batch}, std::invalid_argument);
+  BufferPoolOptions huge_ring;
+  huge_ring.remote_ring_slots = 65537;
+  EXPECT_THROW(BufferPool{huge_ring}, std::invalid_argument);
+  BufferPoolOptions largest_ring;
+  largest_ring.remote_ring_slots = 65536;
+  EXPECT_NO_THROW(BufferPool{largest_ring});
   try {
     BufferPool{odd};
   } catch (const std::invalid_argument& e) {

@@ -48,15 +48,17 @@ struct BufferPoolOptions {
   bool populate = false;  // MAP_POPULATE: pre-fault slabs as they are mapped
   HugePages huge_pages = HugePages::kTransparent;
   Poison poison = Poison::kBuildDefault;
-  // Blocks released on a thread other than the owner go home in chains of this
-  // many, one atomic operation per chain. 1 (the default): each goes home at
-  // once. N > 1: each remote thread parks up to N-1 blocks of this pool (still
-  // counted in blocks_in_use) until its chain fills, it calls
-  // BufferPool::flush_thread_cache(), it exits, or it releases a block after
-  // the owner found the pool exhausted. So a thread that drops blocks and then
-  // waits for the owner to hand it more must flush first, or the owner may
-  // starve. REQUIRES: 1..1024.
-  std::size_t remote_release_batch = 1;
+  // Blocks released on a thread other than the owner go home through a ring
+  // per (releasing thread, pool), which the owner drains when its free list
+  // runs dry (or on reclaim()): a remote release is two stores, no atomic
+  // read-modify-write, and never parks a block out of the owner's sight. A
+  // release that finds its ring full takes a shared lock-free stack instead
+  // (one CAS), as does every remote release of a pool of more than 65536
+  // blocks. Slots per ring, rounded up to a power of two; 0 (the default):
+  // max_blocks, up to 4096. A ring costs 2 bytes a slot, allocated on a
+  // thread's first remote release into the pool and reused by later threads
+  // once it exits. REQUIRES: <= 65536.
+  std::size_t remote_ring_slots = 0;
 };
 
 // A snapshot; read from another thread it is approximate (each figure relaxed).
@@ -262,6 +264,8 @@ std::size_t advance_written(std::span<BufferSlice> slices, std::size_t written) 
 // an empty Buffer means "exhausted" and the caller applies backpressure.
 // Destroying the pool with blocks still out is safe: its slabs stay mapped
 // until the last of those blocks is dropped (on any thread), then are unmapped.
+// Destroying a pool that other threads released blocks into costs one
+// membarrier(2) system call (it is what lets their releases skip a fence).
 // A moved-from pool may only be destroyed or assigned to.
 class BufferPool {
  public:
@@ -302,11 +306,6 @@ class BufferPool {
   // this call (the hand-over itself, e.g. a thread start or a queue).
   void bind_to_current_thread() noexcept { core_->bind(detail::this_thread_tag()); }
 
-  // Pushes home every block the calling thread has parked (of any pool built
-  // with remote_release_batch > 1). Cheap when none are; call it before a
-  // thread that released blocks remotely goes idle. Any thread.
-  static void flush_thread_cache() noexcept;
-
   // Any thread.
   BufferPoolStats stats() const noexcept;
   std::size_t block_size() const noexcept { return core_->block_size(); }
@@ -317,6 +316,9 @@ class BufferPool {
   // Pool cores alive in the process, including those of destroyed pools whose
   // blocks are still out. For leak accounting in tests.
   static std::size_t live_pool_cores() noexcept { return detail::PoolCore::live_cores(); }
+  // Remote hand-back rings alive in the process (of any pool, attached to a
+  // thread or not). For leak accounting in tests.
+  static std::size_t live_remote_rings() noexcept { return detail::PoolCore::live_rings(); }
 
  private:
   detail::PoolCore* core_ = nullptr;

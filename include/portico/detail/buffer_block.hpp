@@ -24,16 +24,11 @@ class PoolCore;
 struct alignas(kPoolCacheLine) BlockHeader {
   // References: the owning Buffer holds one implicitly, each BufferSlice one.
   std::atomic<std::uint32_t> refs{0};
-  // On the first block of a chain pushed to the remote hand-back: how many
-  // blocks the chain holds and its last block (so the owner walks chains, not
-  // blocks). Written by the pusher before its release CAS.
-  std::uint32_t batch_count = 0;
-  // Link in the owner's free list, a remote thread's parked chain or the
-  // remote hand-back stack; only the holder of a free block touches it.
+  // Link in the owner's free list or the remote hand-back stack; only the
+  // holder of a free block touches it.
   BlockHeader* next = nullptr;
   char* data = nullptr;
   PoolCore* pool = nullptr;
-  BlockHeader* batch_tail = nullptr;
 };
 static_assert(sizeof(BlockHeader) == kPoolCacheLine, "one descriptor per cache line");
 
@@ -44,27 +39,67 @@ inline const void* this_thread_tag() noexcept {
   return &tls_thread_tag;
 }
 
-// Per-thread parking of remotely released blocks, for pools built with
-// remote_release_batch > 1: one chain per pool, up to kRemoteCacheSlots pools.
-// Trivially destructible and zero-initialised, so reaching it costs no guard;
-// the thread-exit flush is registered separately, on the slow path. A slot with
-// count == 0 holds no block and its `pool` may dangle: it is only compared,
-// never followed. A slot with count > 0 keeps its pool's core alive (the
-// parked blocks are still counted as out).
-inline constexpr std::size_t kRemoteCacheSlots = 4;
-struct RemoteCacheSlot {
-  PoolCore* pool;
-  BlockHeader* head;  // most recently parked
-  BlockHeader* tail;  // first parked; its next is set when the chain is pushed
-  std::uint32_t count;
+// A single-producer/single-consumer hand-back ring: one per (remote thread,
+// pool). The remote thread that is attached to it pushes the blocks it
+// releases (a store and a release-store, no atomic read-modify-write); the
+// pool's owner drains every ring when its free list runs dry. Rings belong to
+// their pool's core (linked in PoolCore::rings_) and are reused by later
+// threads once their thread exits; the ring's memory is reference-counted
+// (core + attached thread), so a thread may still look at its ring after the
+// block it pushed let the core be freed.
+struct RemoteRing {
+  // ---- the producer's line: written by the attached thread; `closed` once by close()
+  alignas(kPoolCacheLine) std::atomic<std::uint32_t> tail{0};  // next slot to fill
+  // Producer-private: head + slots as last read; tail may advance to it
+  // before head is read again (only then, since head is the owner's line).
+  std::uint32_t limit = 0;
+  std::uint32_t mask = 0;         // slots - 1, a power of two minus one
+  // Set by PoolCore::close(); a producer that reads it after a push claims
+  // back what is left in the ring itself (see PoolCore::close).
+  std::atomic<bool> closed{false};
+  // Block indices into the pool's descriptor array: 16 bits, so 32 slots share
+  // a cache line and the line transfers between producer and owner, the
+  // main cost of a remote release, are amortised over 32 releases.
+  std::uint16_t* slots = nullptr;
+  RemoteRing* thread_next = nullptr;  // producer-private: its thread's list of rings
+  std::uint64_t pool_id = 0;
+  // Slots ahead of tail whose line is fetched for writing each time tail
+  // enters a new line (0: off): the owner's drain pulled those lines to its
+  // core, and fetching them back one at a time, on the first store, stalls
+  // the producer for a cross-core round trip per 32 releases.
+  std::uint32_t prefetch_ahead = 0;
+  // ---- the consumer's line: the owner (after close: closer and producer, by CAS)
+  alignas(kPoolCacheLine) std::atomic<std::uint32_t> head{0};
+  // ---- registration: set once, or touched only when a thread attaches/detaches
+  alignas(kPoolCacheLine) PoolCore* core = nullptr;
+  RemoteRing* pool_next = nullptr;  // immutable once linked into the core's list
+  std::atomic<bool> attached{true};
+  std::atomic<std::uint32_t> refs{2};  // the core's list + the attached thread
 };
-struct RemoteCache {
-  RemoteCacheSlot slots[kRemoteCacheSlots];
-  std::uint32_t next_victim;
-  bool exit_flush_registered;
-  bool exited;  // the thread-exit flush ran: park nothing more
+
+// Asks for the line of `p` in a writable state. On x86 the PREFETCHW
+// instruction (GCC emits a read prefetch for __builtin_prefetch(p, 1) unless
+// built with -mprfchw); RemoteRing::prefetch_ahead is 0 where the CPU lacks it.
+inline void prefetch_for_write(const void* p) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 1);
+#endif
+}
+
+// Each thread's map from pool id to its ring there: direct-mapped by id, so a
+// hit costs one compare. Trivially destructible and zero-initialised (id 0 is
+// never a pool's), so reaching it costs no guard. Ids are never reused: an
+// entry of a dead pool can never match a new pool at the same address, and its
+// ring pointer is never followed. Every ring the thread attached to is also on
+// its thread list (src/buffer_pool.cpp), so an eviction loses nothing.
+inline constexpr std::size_t kRingCacheSlots = 8;
+struct RingCacheEntry {
+  std::uint64_t pool_id;
+  RemoteRing* ring;
 };
-inline thread_local RemoteCache tls_remote_cache{};
+inline thread_local RingCacheEntry tls_ring_cache[kRingCacheSlots]{};
 
 // Out of line (src/buffer_pool.cpp): rare or debug-only paths.
 void poison_block(BlockHeader* block) noexcept;
@@ -79,7 +114,7 @@ class PoolCore {
     bool populate;
     int huge_pages;  // BufferPoolOptions::HugePages as int, to keep this header small
     bool poison;
-    std::uint32_t remote_batch;
+    std::uint32_t ring_slots;  // 0: no rings, every remote release takes the CAS stack
   };
 
   explicit PoolCore(const Config& config);
@@ -135,15 +170,15 @@ class PoolCore {
       pool->free_head_ = block;
       pool->in_use_.store(pool->in_use_.load(std::memory_order_relaxed) - 1,
                           std::memory_order_relaxed);
-    } else if (pool->remote_batch_ > 1) {
-      park_remote(block, pool);
     } else {
-      pool->push_chain(block, block, 1);
+      release_remote(block, pool);
     }
   }
 
-  // Pushes every chain the calling thread has parked (any pool) home.
-  static void flush_thread_cache() noexcept;
+  // `count` blocks came back after close(): counts them against the dead
+  // pool, freeing the core with the last. REQUIRES: close() has run and the
+  // caller read a closed marker (stack sentinel, ring closed) with acquire.
+  void release_orphaned(std::size_t count) noexcept;
 
   std::size_t block_size() const noexcept { return block_size_; }
   std::size_t max_blocks() const noexcept { return max_blocks_; }
@@ -156,81 +191,99 @@ class PoolCore {
   Counters counters() const noexcept;
 
   static std::size_t live_cores() noexcept;
+  static std::size_t live_rings() noexcept;
 
  private:
   ~PoolCore();
   BlockHeader* acquire_slow() noexcept;
   bool map_slab() noexcept;
-  void release_orphaned(std::size_t count) noexcept;
   // Walks a stack taken from remote_head_: its blocks and its last block.
-  static std::size_t count_chains(BlockHeader* list, BlockHeader** last) noexcept;
+  static std::size_t count_stack(BlockHeader* list, BlockHeader** last) noexcept;
   static BlockHeader* orphan_sentinel() noexcept;
+  static RemoteRing* ring_sentinel() noexcept;
 
-  // Treiber push of a chain first..last (linked by next) of `count` blocks:
-  // many threads push, the owner takes the whole stack with one exchange, so
-  // there is no pop of single nodes and hence no ABA problem.
-  void push_chain(BlockHeader* first, BlockHeader* last, std::uint32_t count) noexcept {
-    first->batch_count = count;
-    first->batch_tail = last;
+  // Treiber push of one block onto the shared stack, for releases whose ring
+  // is full or that have none: many threads push, the owner takes the whole
+  // stack with one exchange, so there is no pop of single nodes and hence no
+  // ABA problem.
+  void push_block(BlockHeader* block) noexcept {
     BlockHeader* head = remote_head_.load(std::memory_order_relaxed);
     do {
       if (head == orphan_sentinel()) [[unlikely]] {
-        release_orphaned(count);
+        release_orphaned(1);
         return;
       }
-      last->next = head;
-      // Release: publishes the chain's links and the blocks' last uses to the
-      // owner, whose exchange(acquire) reads the head of this release sequence.
-    } while (!remote_head_.compare_exchange_weak(head, first, std::memory_order_release,
+      block->next = head;
+      // Release: publishes the link and the block's last uses to the owner,
+      // whose exchange(acquire) reads the head of this release sequence.
+    } while (!remote_head_.compare_exchange_weak(head, block, std::memory_order_release,
                                                  std::memory_order_relaxed));
     // Nothing may touch *this after the push: a closed pool may be freed by now.
   }
 
-  // The batched remote path: park the block on this thread's chain for its
-  // pool, and push the chain with one CAS when it holds remote_batch_ blocks
-  // (or at once while the owner has found the pool exhausted).
-  static void park_remote(BlockHeader* block, PoolCore* pool) noexcept {
-    RemoteCache& cache = tls_remote_cache;
-    for (RemoteCacheSlot& slot : cache.slots) {
-      if (slot.pool == pool) {
-        block->next = slot.head;
-        if (slot.count == 0) slot.tail = block;
-        slot.head = block;
-        // Relaxed: a hint; a stale read only delays this chain to its next
-        // release, flush or the thread's exit.
-        if (++slot.count >= pool->remote_batch_ ||
-            pool->flush_wanted_.load(std::memory_order_relaxed)) [[unlikely]]
-          flush_slot(slot);
-        return;
+  // A release on a thread other than the owner: into this thread's ring for
+  // the pool, found in one compare in the thread's cache.
+  static void release_remote(BlockHeader* block, PoolCore* pool) noexcept {
+    const std::uint64_t id = pool->id_;
+    const RingCacheEntry& entry = tls_ring_cache[id % kRingCacheSlots];
+    if (entry.pool_id == id) [[likely]] {
+      RemoteRing* ring = entry.ring;
+      // Relaxed: only this thread writes tail.
+      const std::uint32_t tail = ring->tail.load(std::memory_order_relaxed);
+      if (tail == ring->limit) [[unlikely]] {
+        // Acquire: the owner's reads of the slots it drained happen before
+        // we overwrite them.
+        ring->limit = ring->head.load(std::memory_order_acquire) + ring->mask + 1;
+        if (tail == ring->limit) {
+          pool->push_block(block);  // really full: the shared stack
+          return;
+        }
       }
+      ring->slots[tail & ring->mask] = static_cast<std::uint16_t>(block - pool->descriptors_);
+      if ((tail & 31) == 0 && ring->prefetch_ahead != 0) [[unlikely]]
+        prefetch_for_write(&ring->slots[(tail + ring->prefetch_ahead) & ring->mask]);
+      // Release: publishes the slot and the block's last uses to the drainer.
+      ring->tail.store(tail + 1, std::memory_order_release);
+      // From here on neither `block` nor `pool` may be touched: the drainer may
+      // have freed the pool's core. The ring stays ours (we hold a reference).
+      // The compiler barrier keeps the load below after the store above; the
+      // hardware's store-load reordering is cut by close()'s process-wide
+      // barrier (membarrier), so either close() sees this push or we see
+      // `closed` (or both; the claim by CAS on head settles who counts it).
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      if (ring->closed.load(std::memory_order_relaxed)) [[unlikely]]
+        ring_closed(ring);
+      return;
     }
-    park_remote_slow(block, pool);
+    release_remote_slow(block, pool);
   }
-  static void flush_slot(RemoteCacheSlot& slot) noexcept {
-    const std::uint32_t count = slot.count;
-    slot.count = 0;
-    slot.pool->push_chain(slot.head, slot.tail, count);
-    slot.head = slot.tail = nullptr;
-  }
-  static void park_remote_slow(BlockHeader* block, PoolCore* pool) noexcept;
+  static void release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept;
+  // This thread found its ring closed after a push: claims what is left in it,
+  // counts it against the dead pool and detaches from the ring.
+  static void ring_closed(RemoteRing* ring) noexcept;
+  // A ring of this pool for the calling (remote) thread: a detached one reused
+  // or a new one linked in; nullptr when the pool is closing or rings are off.
+  // REQUIRES: the caller holds a block of this pool (so the core is alive).
+  RemoteRing* attach_ring() noexcept;
+  // Drains one ring into the free list (owner only). Returns the blocks taken.
+  std::size_t drain_ring(RemoteRing* ring) noexcept;
 
   // ---- read-mostly: set at construction, by bind() and by close() -----------
   alignas(kPoolCacheLine) std::atomic<const void*> owner_{nullptr};
-  // Set by the owner when acquire() finds the pool exhausted, cleared when
-  // blocks come back: remote threads stop parking blocks while it is set.
-  std::atomic<bool> flush_wanted_{false};
-  std::uint32_t remote_batch_;
+  // With owner_, what every release reads: all on one cache line.
+  bool poison_;
+  std::uint32_t ring_slots_;  // slots per remote ring; 0: rings off (max_blocks > 65536)
+  std::uint64_t id_;          // unique in the process, never reused; never 0
+  BlockHeader* descriptors_;
   std::size_t block_size_;
   std::size_t max_blocks_;
   std::size_t blocks_per_slab_;
   std::size_t slab_bytes_;
   std::size_t max_slabs_;
-  BlockHeader* descriptors_;
   char** slabs_;  // max_slabs_ entries, filled as slabs are mapped
   bool* slab_is_huge_;
   bool populate_;
   int huge_pages_;
-  bool poison_;
 
   // ---- owner-written; other threads only read the atomics (stats) ----------
   alignas(kPoolCacheLine) BlockHeader* free_head_ = nullptr;
@@ -247,6 +300,11 @@ class PoolCore {
   alignas(kPoolCacheLine) std::atomic<BlockHeader*> remote_head_{nullptr};
   // Set by close(): blocks still out plus one for close() itself.
   std::atomic<std::size_t> orphan_refs_{0};
+  // Rings, newest first; push-only (one CAS per new ring), walked by the owner
+  // when it drains. close() swaps in ring_sentinel() so no ring joins later.
+  std::atomic<RemoteRing*> rings_{nullptr};
+  // The rings close() took: the core drops its reference on each when freed.
+  RemoteRing* closed_rings_ = nullptr;
 };
 
 }  // namespace detail
