@@ -922,6 +922,7 @@ FrozenTrie TrieBuilder::freeze() const {
       std::memcpy(paths + cursor, &length, 2);
       std::memcpy(paths + cursor + 2, text.data(), text.size());
       cursor += text.size() + 2;
+      t.static_lengths_ |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
     }
     t.static_index_ = index;
     t.static_paths_ = paths;
@@ -1200,7 +1201,8 @@ bool FrozenTrie::find(MethodId method, std::string_view path, Params& params,
   // (other routes may still match, and 405 needs all of them) -- unless
   // there are no wildcards at all, when no other route can match.
   if (static_index_ != nullptr) {
-    if (const TrieNode* node = find_static(path)) {
+    const bool may_be_static = (static_lengths_ >> std::min<std::size_t>(path.size(), 63)) & 1;
+    if (const TrieNode* node = may_be_static ? find_static(path) : nullptr) {
       if (endpoint(*node, method, params, 0, result)) return true;
       if (static_only_) return false;
       result.allowed = MethodSet{};

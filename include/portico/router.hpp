@@ -274,6 +274,9 @@ class FrozenTrie {
   // the table chose not to build one.
   const std::uint32_t* static_index_ = nullptr;
   const char* static_paths_ = nullptr;
+  // Bit min(length, 63) is set for the length of every path in the index: a
+  // path of another length skips hashing (most param paths, in small tables).
+  std::uint64_t static_lengths_ = 0;
   std::uint32_t static_mask_ = 0;
   // No wildcard anywhere: the static index alone decides every lookup.
   bool static_only_ = false;

@@ -994,6 +994,43 @@ TEST_F(ServerHttpTest, ArbitraryBytesGetAResponseOrAClose) {
 
 // ---- handlers and middleware --------------------------------------------------
 
+// Response splitting: a header name or value, or a Content-Type, holding CR,
+// LF or NUL anywhere (inside the first eight bytes, past them, at the end) is
+// dropped, never written; ordinary ones, tabs included, go out as given.
+TEST_F(ServerHttpTest, HeadersWithLineBreaksAreDropped) {
+  const std::vector<std::string> bad = {
+      std::string("a\rb"), std::string("abcdefghij\nk"), std::string("abcdefgh\r"),
+      std::string("abcdefghijklmnopqrstu\0v", 23), std::string("\n"),
+      std::string("abcdefg\r\nX-Injected: 1")};
+  start_server({}, [bad](Server& s) {
+    s.get("/h", [bad](Request& req, Response& res) {
+      for (std::size_t i = 0; i < bad.size(); ++i) {
+        res.header("X-Bad-" + std::to_string(i), bad[i]);
+        res.header(bad[i], "value");
+      }
+      res.header("X-Good", "a\tb c");
+      res.content_type(req.query() == "badtype" ? bad.back() : "text/x-good");
+      res.append("body");
+    });
+  });
+  for (const std::string query : {"", "badtype"}) {
+    const std::string req = request_bytes("GET", query.empty() ? "/h" : "/h?" + query);
+    const ReadResult r = exchange(req);
+    ASSERT_RESPONSE(r, req);
+    EXPECT_EQ(r.response.status, 200);
+    EXPECT_EQ(r.response.body, "body");
+    EXPECT_EQ(r.response.header("X-Good"), "a\tb c");
+    EXPECT_FALSE(r.response.header("X-Injected").has_value());
+    for (std::size_t i = 0; i < bad.size(); ++i)
+      EXPECT_FALSE(r.response.header("X-Bad-" + std::to_string(i)).has_value()) << i;
+    if (query.empty()) {
+      EXPECT_EQ(r.response.header("Content-Type"), "text/x-good");
+    } else {
+      EXPECT_FALSE(r.response.header("Content-Type").has_value());
+    }
+  }
+}
+
 TEST_F(ServerHttpTest, MiddlewareOrderShortCircuitAndAfter) {
   struct Trace {
     std::mutex mutex;
