@@ -85,7 +85,21 @@ Response& Response::header(std::string_view name, std::string_view value) {
   return *this;
 }
 
+// The Content-Types handlers set most, kept as views of these literals
+// instead of checked copies.
+constexpr std::string_view kCommonTypes[] = {
+    "text/plain", "application/json", "text/html; charset=utf-8", "text/plain; charset=utf-8",
+    "application/octet-stream",
+};
+
 Response& Response::content_type(std::string_view type) {
+  for (const std::string_view common : kCommonTypes) {
+    if (type == common) {
+      static_type_ = common;
+      content_type_.clear();
+      return *this;
+    }
+  }
   if (has_line_break(type)) return *this;
   content_type_.assign(type);
   static_type_ = {};

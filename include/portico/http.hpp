@@ -192,7 +192,8 @@ class Response {
   bool close_ = false;
   bool chunked_ = false;
   std::string fields_;  // "Name: value\r\n" lines, ready to write
-  // The Content-Type: a string literal of this header, or else a copy.
+  // The Content-Type: a string literal (text()/json()/html(), or a common
+  // type passed to content_type()), or else a checked copy.
   std::string_view static_type_;
   std::string content_type_;
   std::string body_;
