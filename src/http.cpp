@@ -1,10 +1,10 @@
 // Request and Response members that need no connection: header lookup, query
 // parameters, response fields, reason phrases.
 #include "portico/http.hpp"
+#include "portico/detail/swar.hpp"
 
 #include <array>
 #include <cstdint>
-#include <cstring>
 
 namespace portico {
 inline namespace v0 {
@@ -20,15 +20,12 @@ constexpr unsigned char to_lower(unsigned char c) noexcept {
 // Eight bytes at a time (find_first_of with a set calls memchr once per
 // byte of `s`): every Content-Type and header a handler sets passes here.
 bool has_line_break(std::string_view s) noexcept {
-  constexpr std::uint64_t kOnes = 0x0101010101010101ull;
-  constexpr std::uint64_t kHighs = 0x8080808080808080ull;
-  // Nonzero iff some byte of v is zero.
-  auto zero_byte = [](std::uint64_t v) { return (v - kOnes) & ~v & kHighs; };
+  using detail::kOnes;
+  using detail::zero_bytes;
   std::size_t i = 0;
   for (; i + 8 <= s.size(); i += 8) {
-    std::uint64_t v;
-    std::memcpy(&v, s.data() + i, 8);
-    if (zero_byte(v) | zero_byte(v ^ (kOnes * '\r')) | zero_byte(v ^ (kOnes * '\n'))) return true;
+    const std::uint64_t v = detail::load64(s.data() + i);
+    if (zero_bytes(v) | zero_bytes(v ^ (kOnes * '\r')) | zero_bytes(v ^ (kOnes * '\n'))) return true;
   }
   for (; i < s.size(); ++i) {
     if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return true;

@@ -1,6 +1,7 @@
 // The non-template heart of portico::router: pattern parsing, the mutable
 // trie, its frozen layout, lookup, and QSBR bookkeeping for PublishedRouter.
 #include "portico/router.hpp"
+#include "portico/detail/swar.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -1023,21 +1024,8 @@ inline std::uint32_t find_first_byte(const unsigned char* bytes, std::uint32_t c
 
 // Word-at-a-time byte search (SWAR). Little-endian only: the lowest address
 // is the lowest byte, so countr_zero finds the first match.
+// (zero_bytes, load64: portico/detail/swar.hpp.)
 constexpr bool kSwar = std::endian::native == std::endian::little;
-constexpr std::uint64_t kOnes = 0x0101010101010101ull;
-constexpr std::uint64_t kLow7 = 0x7F7F7F7F7F7F7F7Full;
-
-// The high bit of each byte of `x` that is zero, and no other bit (exact:
-// no false positives from borrows).
-inline std::uint64_t zero_bytes(std::uint64_t x) noexcept {
-  return ~(((x & kLow7) + kLow7) | x | kLow7);
-}
-
-inline std::uint64_t load64(const void* p) noexcept {
-  std::uint64_t x;
-  std::memcpy(&x, p, 8);
-  return x;
-}
 
 // Where the segment starting at `pos` ends: the next '/' at or after `pos`,
 // or `size`. Reads only data[0, size).

@@ -96,6 +96,17 @@ Buffer acquire_eventually(BufferPool& pool) {
   }
 }
 
+// Sends buffers stamped 1..count through `channel` (to be released by its
+// readers, off the owner's thread), then closes it.
+void send_stamped(BufferPool& pool, Channel<Buffer>& channel, std::uint64_t count) {
+  for (std::uint64_t i = 1; i <= count; ++i) {
+    Buffer buffer = acquire_eventually(pool);
+    stamp(buffer, i);
+    channel.push(std::move(buffer));
+  }
+  channel.close();
+}
+
 TEST(BufferPoolStressTest, RemoteFreesFromManyThreadsAreConserved) {
   constexpr int kWorkers = 4;
   constexpr std::uint64_t kBuffers = 20000;
@@ -116,12 +127,7 @@ TEST(BufferPoolStressTest, RemoteFreesFromManyThreadsAreConserved) {
       }
     });
   }
-  for (std::uint64_t i = 1; i <= kBuffers; ++i) {
-    Buffer buffer = acquire_eventually(pool);
-    stamp(buffer, i);
-    channel.push(std::move(buffer));
-  }
-  channel.close();
+  send_stamped(pool, channel, kBuffers);
   for (std::thread& t : workers) t.join();
   pool.reclaim();
   const portico::BufferPoolStats stats = pool.stats();
@@ -562,12 +568,7 @@ TEST(BufferPoolStressTest, RemoteFreesThroughSmallRingsAreConserved) {
       }
     });
   }
-  for (std::uint64_t i = 1; i <= kBuffers; ++i) {
-    Buffer buffer = acquire_eventually(pool);
-    stamp(buffer, i);
-    channel.push(std::move(buffer));
-  }
-  channel.close();
+  send_stamped(pool, channel, kBuffers);
   for (std::thread& t : workers) t.join();
   pool.reclaim();
   const portico::BufferPoolStats stats = pool.stats();

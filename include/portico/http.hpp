@@ -125,9 +125,9 @@ class Response {
   Response& content_type(std::string_view type);
 
   // Replaces the body with `bytes` (copied) and sets a Content-Type.
-  Response& text(std::string_view bytes) { return typed_body(bytes, "text/plain"); }
-  Response& json(std::string_view bytes) { return typed_body(bytes, "application/json"); }
-  Response& html(std::string_view bytes) { return typed_body(bytes, "text/html; charset=utf-8"); }
+  Response& text(std::string_view bytes) { return body(bytes, "text/plain"); }
+  Response& json(std::string_view bytes) { return body(bytes, "application/json"); }
+  Response& html(std::string_view bytes) { return body(bytes, "text/html; charset=utf-8"); }
   Response& body(std::string_view bytes, std::string_view content_type = {});
   // Takes the string without copying it.
   Response& body(std::string&& bytes, std::string_view content_type = {});
@@ -176,13 +176,6 @@ class Response {
   friend class Completion;
 
   void reset() noexcept;
-  // text()/json()/html(): a type known to be valid, neither checked nor copied.
-  Response& typed_body(std::string_view bytes, std::string_view static_type) {
-    body_.assign(bytes);
-    static_type_ = static_type;
-    content_type_.clear();
-    return *this;
-  }
   std::string_view content_type_value() const noexcept {
     return static_type_.empty() ? std::string_view(content_type_) : static_type_;
   }
@@ -192,8 +185,8 @@ class Response {
   bool close_ = false;
   bool chunked_ = false;
   std::string fields_;  // "Name: value\r\n" lines, ready to write
-  // The Content-Type: a string literal (text()/json()/html(), or a common
-  // type passed to content_type()), or else a checked copy.
+  // The Content-Type: one of the common types content_type() knows (a view
+  // of its literal), or else a checked copy.
   std::string_view static_type_;
   std::string content_type_;
   std::string body_;

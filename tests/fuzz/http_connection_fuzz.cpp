@@ -5,12 +5,7 @@
 // connection, which is then half-closed (SHUT_WR) and read until the server
 // closes it. A server that neither answers nor closes within 5 s is a hang:
 // the target aborts. ASan/UBSan catch memory errors in the server itself.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <array>
@@ -24,6 +19,7 @@
 #include <string_view>
 
 #include "portico/server.hpp"
+#include "test_client.hpp"
 
 namespace {
 
@@ -100,25 +96,6 @@ bool send_all(int fd, std::string_view bytes) {
   return true;
 }
 
-// connect(), robust to EINTR (libFuzzer's -timeout and -max_total_time use
-// SIGALRM): an interrupted connect goes on in the background, so wait for it
-// and read its result instead of calling connect() again.
-bool connect_loopback(int fd, const sockaddr_in& address) {
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) return true;
-  if (errno != EINTR) return false;
-  pollfd p{fd, POLLOUT, 0};
-  int rc = 0;
-  do {
-    rc = ::poll(&p, 1, 5000);
-  } while (rc < 0 && errno == EINTR);
-  if (rc <= 0) return false;
-  int error = 0;
-  socklen_t length = sizeof error;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return false;
-  errno = error;
-  return error == 0;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -135,19 +112,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     split = choice % (input.size() + 1);
   }
 
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) std::abort();
-  timeval tv{};
-  tv.tv_sec = 5;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(server().port());
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (!connect_loopback(fd, address)) {
+  const int fd = portico::testing::connect_loopback(server().port(), 5s);
+  if (fd < 0) {
     std::fprintf(stderr, "connect failed: %s\n", std::strerror(errno));
     std::abort();
   }

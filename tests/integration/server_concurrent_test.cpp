@@ -83,6 +83,12 @@ std::string describe(const ReadResult& r, std::string_view request) {
          (r.ok() ? " got " + printable(r.response.raw, 300) : std::string());
 }
 
+// Empty when `r` is a 200 carrying `body`; otherwise what went wrong.
+std::string mismatch(const ReadResult& r, std::string_view request, std::string_view body) {
+  if (r.ok() && r.response.status == 200 && r.response.body == body) return {};
+  return describe(r, request) + " want body " + std::string(body);
+}
+
 void load_routes(Server& server) {
   server.get("/plaintext", [](Request&, Response& res) { res.text("Hello, World!"); });
   server.get("/users/:id",
@@ -121,9 +127,7 @@ Exchange mixed_exchange(int client, int i) {
 using ServerConcurrentTest = ServerFixture;
 
 TEST_F(ServerConcurrentTest, ManyKeepAliveClients) {
-  ServerOptions options;
-  options.threads = 2;
-  start_server(options, load_routes);
+  start_server({.threads = 2}, load_routes);
   constexpr int kClients = 8;
   constexpr int kRequests = 200;
   Failures failures;
@@ -134,10 +138,8 @@ TEST_F(ServerConcurrentTest, ManyKeepAliveClients) {
       if (!client.connected()) return failures.add("connect failed");
       for (int i = 0; i < kRequests; ++i) {
         const Exchange x = mixed_exchange(c, i);
-        const ReadResult r = client.request(x.request);
-        if (!r.ok() || r.response.status != 200 || r.response.body != x.body) {
-          return failures.add(describe(r, x.request) + " want body " + x.body);
-        }
+        const std::string wrong = mismatch(client.request(x.request), x.request, x.body);
+        if (!wrong.empty()) return failures.add(wrong);
       }
     });
   }
@@ -150,9 +152,7 @@ TEST_F(ServerConcurrentTest, ManyKeepAliveClients) {
 }
 
 TEST_F(ServerConcurrentTest, ManyConnectionsAtOnce) {
-  ServerOptions options;
-  options.threads = 2;
-  start_server(options, load_routes);
+  start_server({.threads = 2}, load_routes);
   constexpr int kThreads = 4;
   constexpr int kConnectionsEach = 50;
   Failures failures;
@@ -168,10 +168,9 @@ TEST_F(ServerConcurrentTest, ManyConnectionsAtOnce) {
       }
       for (int i = 0; i < kConnectionsEach; ++i) {
         const auto k = static_cast<std::size_t>(i);
-        const ReadResult r = clients[k].read_response();
-        if (!r.ok() || r.response.status != 200 || r.response.body != exchanges[k].body) {
-          return failures.add(describe(r, exchanges[k].request) + " want " + exchanges[k].body);
-        }
+        const std::string wrong =
+            mismatch(clients[k].read_response(), exchanges[k].request, exchanges[k].body);
+        if (!wrong.empty()) return failures.add(wrong);
       }
     });
   }
@@ -182,9 +181,7 @@ TEST_F(ServerConcurrentTest, ManyConnectionsAtOnce) {
 }
 
 TEST_F(ServerConcurrentTest, PipelinedClients) {
-  ServerOptions options;
-  options.threads = 2;
-  start_server(options, load_routes);
+  start_server({.threads = 2}, load_routes);
   constexpr int kClients = 4;
   constexpr int kRounds = 20;
   constexpr int kDepth = 16;
@@ -203,10 +200,8 @@ TEST_F(ServerConcurrentTest, PipelinedClients) {
         }
         if (!client.send(batch)) return failures.add("send failed");
         for (const std::string& body : bodies) {
-          const ReadResult r = client.read_response();
-          if (!r.ok() || r.response.status != 200 || r.response.body != body) {
-            return failures.add(describe(r, batch) + " want body " + body);
-          }
+          const std::string wrong = mismatch(client.read_response(), batch, body);
+          if (!wrong.empty()) return failures.add(wrong);
         }
       }
     });
@@ -375,10 +370,8 @@ TEST_F(ServerConcurrentTest, OffloadedHandlersUnderLoad) {
         // Blocking clients ask the workers; the others the reactors.
         const Exchange x = c < kBlockingClients ? mixed_exchange(c, 4 * i + 3)
                                                 : mixed_exchange(c, 4 * i + i % 3);
-        const ReadResult r = client.request(x.request);
-        if (!r.ok() || r.response.status != 200 || r.response.body != x.body) {
-          return failures.add(describe(r, x.request) + " want body " + x.body);
-        }
+        const std::string wrong = mismatch(client.request(x.request), x.request, x.body);
+        if (!wrong.empty()) return failures.add(wrong);
       }
     });
   }

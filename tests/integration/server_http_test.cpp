@@ -512,22 +512,28 @@ TEST_F(ServerHttpTest, PipelineMixingMethodsAndStatuses) {
   }
 }
 
+// Sends `bytes` in two writes, split at every byte in turn, each time on a
+// fresh connection, and expects one response per entry of `bodies`.
+void expect_split_everywhere(std::uint16_t port, const std::string& bytes,
+                             const std::vector<std::string>& bodies) {
+  for (std::size_t split = 1; split < bytes.size(); ++split) {
+    SCOPED_TRACE("split at byte " + std::to_string(split));
+    TestClient client(port);
+    ASSERT_TRUE(client.send(std::string_view(bytes).substr(0, split)));
+    ASSERT_TRUE(client.send(std::string_view(bytes).substr(split)));
+    for (const std::string& body : bodies) {
+      const ReadResult r = client.read_response();
+      ASSERT_RESPONSE(r, bytes);
+      EXPECT_EQ(r.response.body, body);
+    }
+  }
+}
+
 TEST_F(ServerHttpTest, PipelineSplitAtEveryByteBoundary) {
   start();
-  const std::string pipeline =
-      request_bytes("GET", "/users/17") + request_bytes("POST", "/echo", "", "hello");
-  for (std::size_t split = 1; split < pipeline.size(); ++split) {
-    SCOPED_TRACE("split at byte " + std::to_string(split));
-    TestClient client(port());
-    ASSERT_TRUE(client.send(std::string_view(pipeline).substr(0, split)));
-    ASSERT_TRUE(client.send(std::string_view(pipeline).substr(split)));
-    const ReadResult first = client.read_response();
-    ASSERT_RESPONSE(first, pipeline);
-    EXPECT_EQ(first.response.body, "user 17");
-    const ReadResult second = client.read_response();
-    ASSERT_RESPONSE(second, pipeline);
-    EXPECT_EQ(second.response.body, "hello");
-  }
+  expect_split_everywhere(
+      port(), request_bytes("GET", "/users/17") + request_bytes("POST", "/echo", "", "hello"),
+      {"user 17", "hello"});
 }
 
 TEST_F(ServerHttpTest, RequestWrittenOneByteAtATime) {
@@ -566,18 +572,7 @@ TEST_F(ServerHttpTest, ChunkedRequestSplitAtEveryByteBoundary) {
       "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
       "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n" +
       request_bytes("GET", "/users/x");
-  for (std::size_t split = 1; split < req.size(); ++split) {
-    SCOPED_TRACE("split at byte " + std::to_string(split));
-    TestClient client(port());
-    ASSERT_TRUE(client.send(std::string_view(req).substr(0, split)));
-    ASSERT_TRUE(client.send(std::string_view(req).substr(split)));
-    const ReadResult r = client.read_response();
-    ASSERT_RESPONSE(r, req);
-    EXPECT_EQ(r.response.body, "abcdefg");
-    const ReadResult r2 = client.read_response();
-    ASSERT_RESPONSE(r2, req);
-    EXPECT_EQ(r2.response.body, "user x");
-  }
+  expect_split_everywhere(port(), req, {"abcdefg", "user x"});
 }
 
 // Streaming from other threads is covered in server_stream_test.cpp.

@@ -269,41 +269,45 @@ std::string request_bytes(std::string_view method, std::string_view target,
 
 // ---- TestClient ---------------------------------------------------------------
 
-TestClient::TestClient(std::uint16_t port, std::chrono::milliseconds timeout) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) {
-    connect_errno_ = errno;
-    return;
-  }
+int connect_loopback(std::uint16_t port, std::chrono::milliseconds timeout) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
   tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   const int one = 1;
-  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
   if (!ok && errno == EINTR) {
-    // An interrupted connect goes on in the background: wait for its result.
-    pollfd p{fd_, POLLOUT, 0};
+    pollfd p{fd, POLLOUT, 0};
     int rc = 0;
     do {
       rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
     } while (rc < 0 && errno == EINTR);
     int error = ETIMEDOUT;
     socklen_t length = sizeof error;
-    if (rc > 0) ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length);
+    if (rc > 0) ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
     errno = error;
     ok = error == 0;
   }
   if (!ok) {
-    connect_errno_ = errno;
-    close_fd();
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
   }
+  return fd;
+}
+
+TestClient::TestClient(std::uint16_t port, std::chrono::milliseconds timeout)
+    : fd_(connect_loopback(port, timeout)) {
+  if (fd_ < 0) connect_errno_ = errno;
 }
 
 TestClient::~TestClient() { close_fd(); }

@@ -80,6 +80,12 @@ std::string request_bytes(std::string_view method, std::string_view target,
                           std::string_view extra_headers = {}, std::string_view body = {},
                           std::string_view version = "HTTP/1.1");
 
+// A blocking TCP socket connected to 127.0.0.1:`port`, with `timeout` on
+// every send and receive and TCP_NODELAY; -1 with errno set on failure.
+// Robust to EINTR (libFuzzer's SIGALRM): an interrupted connect goes on in
+// the background, so its result is waited for, not connect() called again.
+int connect_loopback(std::uint16_t port, std::chrono::milliseconds timeout);
+
 class TestClient {
  public:
   // Connects to 127.0.0.1:port with TCP_NODELAY and the given receive/send
