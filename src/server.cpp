@@ -37,6 +37,7 @@
 #include "portico/detail/syscalls.hpp"
 #include "portico/mpmc_queue.hpp"
 #include "portico/reactor.hpp"
+#include "send_batch.hpp"
 
 #if defined(PORTICO_HAVE_MIMALLOC)
 #include <mimalloc.h>
@@ -66,6 +67,7 @@ constexpr std::uint32_t kConnectionTrigger = EPOLLET;
 constexpr std::chrono::milliseconds kLingerTimeout{2000};
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr std::size_t kExchangeReserve = 256;  // pooled exchanges kept per reactor
+constexpr unsigned kSendBatchDepth = 256;       // sends queued per reactor iteration, at most
 
 }  // namespace
 
@@ -399,6 +401,7 @@ class OutputBuffer {
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
   void clear() noexcept { size_ = 0; }
+  void truncate(std::size_t size) noexcept { size_ = size; }  // REQUIRES: size <= size()
   std::string_view view() const noexcept { return {data_.get(), size_}; }
 
   void append(std::string_view bytes) {
@@ -438,7 +441,20 @@ struct ReactorContext {
   StateHeap heap;
   std::thread thread;
 
-  OutputBuffer out{64 * 1024};  // serialised responses of the current batch
+  // Serialised responses. out[0, out_mark) holds the sends queued this
+  // iteration (queued_sends), sent together by flush_sends() at its end; the
+  // connection being served appends its own after out_mark.
+  OutputBuffer out{64 * 1024};
+  std::size_t out_mark = 0;
+  struct QueuedSend {
+    Connection* connection;
+    std::size_t offset;
+    std::size_t length;
+  };
+  std::vector<QueuedSend> queued_sends;  // capacity kSendBatchDepth, never more
+  std::vector<QueuedSend> sending;
+  std::vector<SendOp> send_ops;
+  SendBatch send_batch;
   std::string date_line;
   std::time_t date_second = 0;
   std::string access_log;
@@ -454,6 +470,15 @@ struct ReactorContext {
 
   Exchange* acquire_exchange(Connection* connection);
   void release_exchange(Exchange* exchange) noexcept;
+  // The bytes the connection being served has written and not yet flushed.
+  std::string_view own_output() const noexcept { return out.view().substr(out_mark); }
+  void drop_own_output() noexcept { out.truncate(out_mark); }
+  // Queues own_output() for `connection`; false when batching is off or the
+  // batch is full (then the caller sends it itself).
+  bool queue_send(Connection* connection) noexcept;
+  // Sends every queued response (one system call) and lets each connection
+  // act on its result. Runs at the end of each loop iteration.
+  void flush_sends() noexcept;
   void refresh_date() noexcept;
   void begin_shutdown() noexcept;
   void maybe_finish_shutdown() noexcept;
@@ -536,7 +561,13 @@ class Connection final : public IoHandler {
   // Shutdown: close if idle, else close after the current response.
   void on_shutdown() noexcept;
   void force_close() noexcept;
-  bool idle() const noexcept { return exchange_ == nullptr && pending_ == nullptr; }
+  // The batched send of `bytes` (this connection's queued output) ended with
+  // `result`: bytes sent or -errno (ReactorContext::flush_sends).
+  void sent(std::string_view bytes, ssize_t result) noexcept;
+  int send_fd() const noexcept { return closed_ ? -1 : fd_; }
+  bool idle() const noexcept {
+    return exchange_ == nullptr && pending_ == nullptr && !queued_send_;
+  }
   std::size_t format_peer(char* out, std::size_t size) const noexcept;
 
   Connection* prev = nullptr;
@@ -564,6 +595,8 @@ class Connection final : public IoHandler {
   void append_chunk(Exchange& exchange, std::string_view bytes) noexcept;
   void run_afters(Exchange& exchange) noexcept;
   void flush() noexcept;
+  // What follows a flush once the output is all written: close or linger.
+  void after_write() noexcept;
   void flush_with(std::string_view body) noexcept;
   void write_pending() noexcept;
   void update_interest() noexcept;
@@ -597,9 +630,11 @@ class Connection final : public IoHandler {
   Ticks last_active_ = 0;
   Ticks armed_deadline_ = 0;
   Phase phase_ = Phase::kIdle;
-  bool close_after_write_ = false;
-  bool peer_eof_ = false;  // the peer shut down its sending side
-  bool closed_ = false;  // fd closed; the object waits for a completion
+  // Bit-fields: with the three stamps and phase_ they fill 16 bytes.
+  bool close_after_write_ : 1 = false;
+  bool peer_eof_ : 1 = false;     // the peer shut down its sending side
+  bool queued_send_ : 1 = false;  // output waits in ReactorContext::queued_sends
+  bool closed_ : 1 = false;       // fd closed; the object waits for a completion
 
   friend struct ParserCallbacks;
 };
@@ -893,7 +928,13 @@ void ReactorContext::thread_main() {
   pool.bind_to_current_thread();
   heap.open();
   refresh_date();
+  if (core.options().batch_sends && send_batch.open(kSendBatchDepth)) {
+    queued_sends.reserve(kSendBatchDepth);
+    sending.reserve(kSendBatchDepth);
+    send_ops.reserve(kSendBatchDepth);
+  }
   reactor.add_iteration_hook([this] {
+    flush_sends();
     refresh_date();
     if (!access_log.empty()) flush_access_log();
     // A quiescent point for the route table: nothing here holds a view into
@@ -902,6 +943,7 @@ void ReactorContext::thread_main() {
     if (reader) reader->quiescent();
   });
   reactor.run();
+  flush_sends();  // none queued after the last iteration's hook; kept for safety
   // Stopped: everything was closed by the shutdown; free the pooled state.
   reactor.cancel(shutdown_timer);
   reactor.cancel(listener.retry_timer);
@@ -1558,33 +1600,43 @@ void Connection::force_close() noexcept {
 }
 
 void Connection::flush() noexcept {
-  OutputBuffer& out = context_.out;
   if (closed_) {
-    out.clear();
+    context_.drop_own_output();
     return;
   }
-  if (!out.empty()) {
-    if (pending_ != nullptr) {
-      pending_->bytes.append(out.data(), out.size());
-      out.clear();
+  const std::string_view own = context_.own_output();
+  if (!own.empty()) {
+    if (pending_ != nullptr || queued_send_) {
+      // Behind output not written yet: it goes after that.
+      if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
+      pending_->bytes.append(own);
+      context_.drop_own_output();
       write_pending();
       return;
     }
-    const ssize_t n = sys::send(fd_, out.data(), out.size());
-    if (n == static_cast<ssize_t>(out.size())) {
-      out.clear();
+    if (context_.queue_send(this)) {
+      queued_send_ = true;
+      return;  // sent() finishes the flush once the batch has gone out
+    }
+    const ssize_t n = sys::send(fd_, own.data(), own.size());
+    if (n == static_cast<ssize_t>(own.size())) {
+      context_.drop_own_output();
     } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      out.clear();
+      context_.drop_own_output();
       close();
       return;
     } else {
       const std::size_t written = n > 0 ? static_cast<std::size_t>(n) : 0;
       pending_ = std::make_unique<Pending>();
-      pending_->bytes.assign(out.data() + written, out.size() - written);
-      out.clear();
+      pending_->bytes.assign(own.data() + written, own.size() - written);
+      context_.drop_own_output();
       last_active_ = now_ticks();
     }
   }
+  after_write();
+}
+
+void Connection::after_write() noexcept {
   if (pending_ == nullptr && phase_ != Phase::kLinger && phase_ != Phase::kDeferred) {
     if (peer_eof_) {
       // Everything the peer sent before its FIN has been answered.
@@ -1595,28 +1647,82 @@ void Connection::flush() noexcept {
   }
 }
 
+void Connection::sent(std::string_view bytes, ssize_t result) noexcept {
+  queued_send_ = false;
+  if (!closed_) {
+    if (result == static_cast<ssize_t>(bytes.size())) {
+      // Output flushed while this send was queued waits in pending_.
+      if (pending_ != nullptr) write_pending();
+    } else if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+      close();
+    } else {
+      // The socket buffer is full: keep the rest, ahead of anything flushed
+      // since (write_pending sent none of it while the send was queued).
+      const std::size_t written = result > 0 ? static_cast<std::size_t>(result) : 0;
+      if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
+      pending_->bytes.insert(0, bytes.substr(written));
+      last_active_ = now_ticks();
+    }
+    if (!closed_) after_write();
+    if (!closed_) {
+      update_interest();
+      update_timer();
+    }
+  }
+  finish_entry();
+}
+
+bool ReactorContext::queue_send(Connection* connection) noexcept {
+  if (!send_batch.active() || queued_sends.size() == kSendBatchDepth) return false;
+  queued_sends.push_back({connection, out_mark, out.size() - out_mark});
+  out_mark = out.size();
+  return true;
+}
+
+void ReactorContext::flush_sends() noexcept {
+  // A connection acting on its result may queue again (write_pending serves
+  // requests that waited): loop until nothing is queued.
+  while (!queued_sends.empty()) {
+    sending.swap(queued_sends);
+    send_ops.clear();
+    for (const QueuedSend& q : sending)
+      send_ops.push_back({q.connection->send_fd(), out.data() + q.offset, q.length, 0});
+    send_batch.send_all(send_ops);
+    for (std::size_t i = 0; i < sending.size(); ++i) {
+      // Offsets, not pointers: a connection's sent() may grow out.
+      const QueuedSend& q = sending[i];
+      q.connection->sent({out.data() + q.offset, q.length}, send_ops[i].result);
+    }
+    sending.clear();
+  }
+  out.clear();
+  out_mark = 0;
+}
+
 void Connection::flush_with(std::string_view body) noexcept {
-  OutputBuffer& out = context_.out;
   if (closed_) {
-    out.clear();
+    context_.drop_own_output();
     return;
   }
-  if (pending_ != nullptr) {
-    pending_->bytes.append(out.data(), out.size());
+  const std::string_view own = context_.own_output();
+  if (pending_ != nullptr || queued_send_) {
+    // Behind output not written yet: it goes after that.
+    if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
+    pending_->bytes.append(own);
     pending_->bytes.append(body);
-    out.clear();
+    context_.drop_own_output();
     return;
   }
-  iovec iov[2] = {{const_cast<char*>(out.data()), out.size()}, {const_cast<char*>(body.data()), body.size()}};
+  iovec iov[2] = {{const_cast<char*>(own.data()), own.size()}, {const_cast<char*>(body.data()), body.size()}};
   const ssize_t n = sys::sendv(fd_, iov, 2);
-  const std::size_t total = out.size() + body.size();
+  const std::size_t total = own.size() + body.size();
   if (n == static_cast<ssize_t>(total)) {
-    out.clear();
+    context_.drop_own_output();
     return;
   }
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
     // The connection is broken; close once the current dispatch unwinds.
-    out.clear();
+    context_.drop_own_output();
     close_after_write_ = true;
     pending_.reset();
     return;
@@ -1625,18 +1731,19 @@ void Connection::flush_with(std::string_view body) noexcept {
   pending_ = std::make_unique<Pending>();
   std::string& rest = pending_->bytes;
   rest.reserve(total - written);
-  if (written < out.size()) {
-    rest.append(out.data() + written, out.size() - written);
+  if (written < own.size()) {
+    rest.append(own.substr(written));
     rest.append(body);
   } else {
-    rest.append(body.substr(written - out.size()));
+    rest.append(body.substr(written - own.size()));
   }
-  out.clear();
+  context_.drop_own_output();
   last_active_ = now_ticks();
 }
 
 void Connection::write_pending() noexcept {
-  if (pending_ == nullptr || closed_) return;
+  // While a batched send is queued, its bytes go first: sent() calls back.
+  if (pending_ == nullptr || closed_ || queued_send_) return;
   Pending& pending = *pending_;
   const ssize_t n = sys::send(fd_, pending.bytes.data() + pending.offset,
                               pending.bytes.size() - pending.offset);
@@ -1787,7 +1894,7 @@ void Connection::close() noexcept {
   sys::close(fd_);
   fd_ = -1;
   pending_.reset();
-  context_.out.clear();
+  context_.drop_own_output();
   if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
     context_.release_exchange(exchange_);
     exchange_ = nullptr;
@@ -1806,7 +1913,8 @@ void Connection::close() noexcept {
 }
 
 void Connection::finish_entry() noexcept {
-  if (!closed_ || exchange_ != nullptr) return;
+  // A closed connection still in the send batch is freed by its sent().
+  if (!closed_ || exchange_ != nullptr || queued_send_) return;
   ReactorContext& context = context_;
   context.heap.destroy(this);
   context.maybe_finish_shutdown();

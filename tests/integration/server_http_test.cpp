@@ -491,6 +491,35 @@ TEST_F(ServerHttpTest, PipelinedRequestsAnsweredInOrder) {
   EXPECT_EQ(server().stats().requests, 10u);
 }
 
+// 200 pipelined responses of 48 KiB (under the size written from the
+// handler's buffer, so they go through the reactor's output and, with
+// batch_sends, one queued send) are far more than the loopback socket buffers
+// hold while the client is not reading yet: the send comes back short, the
+// rest waits for EPOLLOUT. Every byte must still arrive, in order.
+TEST_F(ServerHttpTest, PipelinedResponsesThatFillTheSocketArriveWholeInOrder) {
+  constexpr int kRequests = 200;
+  constexpr std::size_t kBody = 48 * 1024;
+  start_server({}, [](Server& s) {
+    s.get("/fill/:n", [](Request& req, Response& res) {
+      const int n = std::stoi(std::string(req.param("n")));
+      res.body(std::string(kBody, static_cast<char>('a' + n % 26)), "text/plain");
+    });
+  });
+  std::string pipeline;
+  for (int i = 0; i < kRequests; ++i) pipeline += request_bytes("GET", "/fill/" + std::to_string(i));
+  TestClient client(port());
+  ASSERT_TRUE(client.send(pipeline));
+  for (int i = 0; i < kRequests; ++i) {
+    const ReadResult r = client.read_response();
+    ASSERT_RESPONSE(r, pipeline) << " (response " << i << ")";
+    ASSERT_EQ(r.response.status, 200);
+    ASSERT_EQ(r.response.body, std::string(kBody, static_cast<char>('a' + i % 26)))
+        << "response " << i << " is not the one asked for, or is cut";
+  }
+  EXPECT_TRUE(client.pending().empty()) << printable(client.pending());
+  EXPECT_EQ(server().stats().requests, static_cast<std::uint64_t>(kRequests));
+}
+
 TEST_F(ServerHttpTest, PipelineMixingMethodsAndStatuses) {
   start();
   const std::string pipeline = request_bytes("POST", "/echo", "", "abc") +
