@@ -2,6 +2,7 @@
 #include "send_batch.hpp"
 
 #include <cerrno>
+#include <memory>
 #include <new>
 
 #include "portico/detail/syscalls.hpp"
@@ -41,8 +42,12 @@ SendBatch::SendBatch() noexcept = default;
 SendBatch::~SendBatch() = default;
 
 bool SendBatch::open(unsigned depth) noexcept {
-  auto ring = std::unique_ptr<Ring>(new (std::nothrow) Ring);
-  if (ring == nullptr) return false;
+  std::unique_ptr<Ring> ring;
+  try {
+    ring = std::make_unique<Ring>();
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
   // Every op completes inline during io_uring_enter (MSG_DONTWAIT), so the
   // ring needs no kernel-side task work: DEFER_TASKRUN with SINGLE_ISSUER
   // (Linux 6.1) makes completion the cheapest; SUBMIT_ALL keeps one failed
