@@ -7,7 +7,9 @@
 #                            [--idle N] [--base-port P]
 #
 # Servers: portico (BIN --port P --threads 1; default
-# build/release/examples/portico-hello), nginx (1 worker, `return 200`
+# build/release/examples/portico-hello), portico-unbatched (the same with
+# --no-batch-io: one recv(2)/send(2) per connection instead of one io_uring
+# call per loop iteration for the reads and one for the sends), nginx (1 worker, `return 200`
 # locations), nginx-regex50 (the same with 50 more regex locations before the
 # /users one), h2o (1 thread; static files and an mruby /users handler) and
 # stub (bench/http/stub_server.c). Each is started once, pinned with taskset
@@ -41,7 +43,7 @@ client_cpu=1
 only=""
 idle=0
 base_port=18080
-all_servers=(portico nginx nginx-regex50 h2o stub)
+all_servers=(portico portico-unbatched nginx nginx-regex50 h2o stub)
 
 usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
@@ -172,9 +174,13 @@ prepare() {
   local s=$1 p=$2 dir="$tmp/$1"
   mkdir -p "$dir"
   case $s in
-    portico)
-      [[ -x $portico ]] || { log "skipping portico: $portico not found (cmake --workflow --preset release builds it)"; return 1; }
-      echo "$portico --port $p --threads 1" ;;
+    portico|portico-unbatched)
+      [[ -x $portico ]] || { log "skipping $s: $portico not found (cmake --workflow --preset release builds it)"; return 1; }
+      if [[ $s == portico ]]; then
+        echo "$portico --port $p --threads 1"
+      else
+        echo "$portico --port $p --threads 1 --no-batch-io"
+      fi ;;
     nginx|nginx-regex50)
       command -v nginx >/dev/null || { log "skipping $s: nginx not installed (apt-get install nginx-light)"; return 1; }
       local extra=""
@@ -227,7 +233,7 @@ precheck() {
     check '{"message":"Hello, World!"}' /json
     check 'user 123' /users/123
   fi
-  [[ $s == portico ]] && check 'ping-pong' /echo --data-binary ping-pong
+  [[ $s == portico* ]] && check 'ping-pong' /echo --data-binary ping-pong
   ((ok))
 }
 

@@ -37,7 +37,7 @@
 #include "portico/detail/syscalls.hpp"
 #include "portico/mpmc_queue.hpp"
 #include "portico/reactor.hpp"
-#include "send_batch.hpp"
+#include "io_batch.hpp"
 
 #if defined(PORTICO_HAVE_MIMALLOC)
 #include <mimalloc.h>
@@ -67,7 +67,7 @@ constexpr std::uint32_t kConnectionTrigger = EPOLLET;
 constexpr std::chrono::milliseconds kLingerTimeout{2000};
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 constexpr std::size_t kExchangeReserve = 256;  // pooled exchanges kept per reactor
-constexpr unsigned kSendBatchDepth = 256;       // sends queued per reactor iteration, at most
+constexpr unsigned kIoBatchDepth = 256;         // reads (and sends) queued per iteration, at most
 
 }  // namespace
 
@@ -451,10 +451,17 @@ struct ReactorContext {
     std::size_t offset;
     std::size_t length;
   };
-  std::vector<QueuedSend> queued_sends;  // capacity kSendBatchDepth, never more
+  std::vector<QueuedSend> queued_sends;  // capacity kIoBatchDepth, never more
   std::vector<QueuedSend> sending;
-  std::vector<SendOp> send_ops;
-  SendBatch send_batch;
+  // Reads epoll reported this iteration, issued together by flush_reads().
+  struct QueuedRead {
+    Connection* connection;
+    std::uint32_t events;
+  };
+  std::vector<QueuedRead> queued_reads;  // capacity kIoBatchDepth, never more
+  std::vector<QueuedRead> reading;
+  std::vector<IoOp> io_ops;
+  IoBatch io_batch;
   std::string date_line;
   std::time_t date_second = 0;
   std::string access_log;
@@ -479,6 +486,13 @@ struct ReactorContext {
   // Sends every queued response (one system call) and lets each connection
   // act on its result. Runs at the end of each loop iteration.
   void flush_sends() noexcept;
+  // Queues a read for `connection` (epoll reported `events`); false when
+  // batching is off or the batch is full (then the caller reads itself).
+  bool queue_read(Connection* connection, std::uint32_t events) noexcept;
+  // Issues every queued read (one system call) and lets each connection
+  // serve what arrived. Runs at the end of each loop iteration, before
+  // flush_sends().
+  void flush_reads() noexcept;
   void refresh_date() noexcept;
   void begin_shutdown() noexcept;
   void maybe_finish_shutdown() noexcept;
@@ -564,9 +578,15 @@ class Connection final : public IoHandler {
   // The batched send of `bytes` (this connection's queued output) ended with
   // `result`: bytes sent or -errno (ReactorContext::flush_sends).
   void sent(std::string_view bytes, ssize_t result) noexcept;
-  int send_fd() const noexcept { return closed_ ? -1 : fd_; }
+  // The queued read into `room` ended with `result`: bytes or -errno
+  // (ReactorContext::flush_reads).
+  void received(std::span<char> room, ssize_t result, std::uint32_t events) noexcept;
+  // Where a queued read goes: the free part of the input buffer, made ready
+  // (acquired, grown). Empty when it cannot be (read_input then answers).
+  std::span<char> read_room() noexcept;
+  int io_fd() const noexcept { return closed_ ? -1 : fd_; }
   bool idle() const noexcept {
-    return exchange_ == nullptr && pending_ == nullptr && !queued_send_;
+    return exchange_ == nullptr && pending_ == nullptr && !queued_send_ && !queued_read_;
   }
   std::size_t format_peer(char* out, std::size_t size) const noexcept;
 
@@ -578,7 +598,11 @@ class Connection final : public IoHandler {
 
   static void on_timer(Timer& timer, void* context) noexcept;
   // `events`: what epoll reported (EPOLLRDHUP: the peer's FIN is queued).
-  void read_input(std::uint32_t events) noexcept;
+  // Reads from round `first_round` on (received() did round 0).
+  void read_input(std::uint32_t events, int first_round = 0) noexcept;
+  // Acts on one read of `asked` bytes that returned `result` (bytes or
+  // -errno); true if the connection should read again.
+  bool take_read(ssize_t result, std::size_t asked, std::uint32_t events) noexcept;
   void process_input() noexcept;
   void dispatch() noexcept;
   void run_handler() noexcept;
@@ -634,6 +658,7 @@ class Connection final : public IoHandler {
   bool close_after_write_ : 1 = false;
   bool peer_eof_ : 1 = false;     // the peer shut down its sending side
   bool queued_send_ : 1 = false;  // output waits in ReactorContext::queued_sends
+  bool queued_read_ : 1 = false;  // a read waits in ReactorContext::queued_reads
   bool closed_ : 1 = false;       // fd closed; the object waits for a completion
 
   friend struct ParserCallbacks;
@@ -928,12 +953,15 @@ void ReactorContext::thread_main() {
   pool.bind_to_current_thread();
   heap.open();
   refresh_date();
-  if (core.options().batch_sends && send_batch.open(kSendBatchDepth)) {
-    queued_sends.reserve(kSendBatchDepth);
-    sending.reserve(kSendBatchDepth);
-    send_ops.reserve(kSendBatchDepth);
+  if (core.options().batch_io && io_batch.open(kIoBatchDepth)) {
+    queued_sends.reserve(kIoBatchDepth);
+    sending.reserve(kIoBatchDepth);
+    queued_reads.reserve(kIoBatchDepth);
+    reading.reserve(kIoBatchDepth);
+    io_ops.reserve(kIoBatchDepth);
   }
   reactor.add_iteration_hook([this] {
+    flush_reads();
     flush_sends();
     refresh_date();
     if (!access_log.empty()) flush_access_log();
@@ -943,7 +971,9 @@ void ReactorContext::thread_main() {
     if (reader) reader->quiescent();
   });
   reactor.run();
-  flush_sends();  // none queued after the last iteration's hook; kept for safety
+  // None are queued after the last iteration's hook; kept for safety.
+  flush_reads();
+  flush_sends();
   // Stopped: everything was closed by the shutdown; free the pooled state.
   reactor.cancel(shutdown_timer);
   reactor.cancel(listener.retry_timer);
@@ -1065,6 +1095,11 @@ void Connection::handle_io(std::uint32_t events) noexcept {
       }
       return;
     }
+    // Issued with the iteration's other reads; received() goes on from there.
+    if (context_.queue_read(this, events)) {
+      queued_read_ = true;
+      return;
+    }
     read_input(events);
     if (closed_) return;
   }
@@ -1074,8 +1109,15 @@ void Connection::handle_io(std::uint32_t events) noexcept {
   update_timer();
 }
 
-void Connection::read_input(std::uint32_t events) noexcept {
-  for (int round = 0; round < kMaxReadsPerEvent; ++round) {
+std::span<char> Connection::read_room() noexcept {
+  if (!in_.has_storage() && !in_.acquire(context_.pool)) return {};
+  std::span<char> tail = in_.tail();
+  if (tail.empty() && in_.grow(input_limit())) tail = in_.tail();
+  return tail;
+}
+
+void Connection::read_input(std::uint32_t events, int first_round) noexcept {
+  for (int round = first_round; round < kMaxReadsPerEvent; ++round) {
     if (!in_.has_storage() && !in_.acquire(context_.pool)) {
       // Out of read buffers: answer what we can and shed this connection.
       bump(context_.counters.rejected_503);
@@ -1092,41 +1134,90 @@ void Connection::read_input(std::uint32_t events) noexcept {
       tail = in_.tail();
     }
     const ssize_t n = sys::recv(fd_, tail.data(), tail.size());
-    if (n == 0) {
-      // The peer closed its sending side. Requests already complete in the
-      // buffer were answered (or are deferred); a partial one can never
-      // complete. flush() closes once the last response is out.
-      peer_eof_ = true;
-      if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
-        context_.release_exchange(exchange_);
-        exchange_ = nullptr;
-        phase_ = Phase::kIdle;
-      }
-      return;
-    }
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        in_.release_if_empty();
-        return;
-      }
-      close();
-      return;
-    }
-    in_.commit(static_cast<std::size_t>(n));
-    process_input();
-    if (closed_ || close_after_write_ || phase_ == Phase::kDeferred || pending_ != nullptr) return;
-    if (static_cast<std::size_t>(n) < tail.size()) {
-      // A short read drained the socket; more bytes bring a new edge. But a
-      // FIN that came with these bytes brings none: read on to see it.
-      if (events & EPOLLRDHUP) continue;
-      in_.release_if_empty();
-      return;
-    }
+    if (!take_read(n >= 0 ? n : -errno, tail.size(), events)) return;
   }
   // Read kMaxReadsPerEvent times without draining (a fast sender): yield to
   // the other connections. Edge-triggered, nothing would report these bytes
   // again, so re-arm: EPOLL_CTL_MOD queues the fd if it is still readable.
   if (context_.reactor.modify(fd_, events_ | kConnectionTrigger, this)) close();
+}
+
+bool Connection::take_read(ssize_t result, std::size_t asked, std::uint32_t events) noexcept {
+  if (result == 0) {
+    // The peer closed its sending side. Requests already complete in the
+    // buffer were answered (or are deferred); a partial one can never
+    // complete. flush() closes once the last response is out.
+    peer_eof_ = true;
+    if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
+      context_.release_exchange(exchange_);
+      exchange_ = nullptr;
+      phase_ = Phase::kIdle;
+    }
+    return false;
+  }
+  if (result < 0) {
+    if (result == -EINTR) return true;
+    if (result == -EAGAIN || result == -EWOULDBLOCK) {
+      in_.release_if_empty();
+      return false;
+    }
+    close();
+    return false;
+  }
+  in_.commit(static_cast<std::size_t>(result));
+  process_input();
+  if (closed_ || close_after_write_ || phase_ == Phase::kDeferred || pending_ != nullptr) return false;
+  if (static_cast<std::size_t>(result) < asked) {
+    // A short read drained the socket; more bytes bring a new edge. But a
+    // FIN that came with these bytes brings none: read on to see it.
+    if (events & EPOLLRDHUP) return true;
+    in_.release_if_empty();
+    return false;
+  }
+  return true;
+}
+
+void Connection::received(std::span<char> room, ssize_t result, std::uint32_t events) noexcept {
+  queued_read_ = false;
+  if (!closed_) {
+    if (room.empty()) {
+      read_input(events);  // prepared when queued, so not expected; read now
+    } else if (take_read(result, room.size(), events) && !closed_) {
+      read_input(events, 1);
+    }
+    if (!closed_) flush();
+    if (!closed_) {
+      update_interest();
+      update_timer();
+    }
+  }
+  finish_entry();
+}
+
+bool ReactorContext::queue_read(Connection* connection, std::uint32_t events) noexcept {
+  if (!io_batch.active() || queued_reads.size() == kIoBatchDepth) return false;
+  if (connection->read_room().empty()) return false;  // read_input answers 503/413/431
+  queued_reads.push_back({connection, events});
+  return true;
+}
+
+void ReactorContext::flush_reads() noexcept {
+  if (queued_reads.empty()) return;
+  // received() reads on by itself (read_input), never queues: one pass.
+  reading.swap(queued_reads);
+  io_ops.clear();
+  for (const QueuedRead& q : reading) {
+    // A connection closed since (a timer) reads nothing: fd -1, no room.
+    const int fd = q.connection->io_fd();
+    const std::span<char> room = fd >= 0 ? q.connection->read_room() : std::span<char>();
+    io_ops.push_back({room.empty() ? -1 : fd, room.data(), room.size(), 0});
+  }
+  io_batch.recv_all(io_ops);
+  for (std::size_t i = 0; i < reading.size(); ++i) {
+    const IoOp& op = io_ops[i];
+    reading[i].connection->received({op.data, op.size}, op.result, reading[i].events);
+  }
+  reading.clear();
 }
 
 void Connection::process_input() noexcept {
@@ -1673,7 +1764,7 @@ void Connection::sent(std::string_view bytes, ssize_t result) noexcept {
 }
 
 bool ReactorContext::queue_send(Connection* connection) noexcept {
-  if (!send_batch.active() || queued_sends.size() == kSendBatchDepth) return false;
+  if (!io_batch.active() || queued_sends.size() == kIoBatchDepth) return false;
   queued_sends.push_back({connection, out_mark, out.size() - out_mark});
   out_mark = out.size();
   return true;
@@ -1684,14 +1775,14 @@ void ReactorContext::flush_sends() noexcept {
   // requests that waited): loop until nothing is queued.
   while (!queued_sends.empty()) {
     sending.swap(queued_sends);
-    send_ops.clear();
+    io_ops.clear();
     for (const QueuedSend& q : sending)
-      send_ops.push_back({q.connection->send_fd(), out.data() + q.offset, q.length, 0});
-    send_batch.send_all(send_ops);
+      io_ops.push_back({q.connection->io_fd(), const_cast<char*>(out.data()) + q.offset, q.length, 0});
+    io_batch.send_all(io_ops);
     for (std::size_t i = 0; i < sending.size(); ++i) {
       // Offsets, not pointers: a connection's sent() may grow out.
       const QueuedSend& q = sending[i];
-      q.connection->sent({out.data() + q.offset, q.length}, send_ops[i].result);
+      q.connection->sent({out.data() + q.offset, q.length}, io_ops[i].result);
     }
     sending.clear();
   }
@@ -1851,7 +1942,8 @@ void Connection::update_timer() noexcept {
 void Connection::on_timer(Timer& timer, void* context) noexcept {
   (void)timer;
   auto* self = static_cast<Connection*>(context);
-  if (self->closed_) return;
+  // A queued read runs later this iteration and re-arms the timer after it.
+  if (self->closed_ || self->queued_read_) return;
   const auto due = self->deadline();
   const Ticks now = self->now_ticks();
   if (!due) return;
@@ -1913,8 +2005,8 @@ void Connection::close() noexcept {
 }
 
 void Connection::finish_entry() noexcept {
-  // A closed connection still in the send batch is freed by its sent().
-  if (!closed_ || exchange_ != nullptr || queued_send_) return;
+  // A closed connection still in a batch is freed by its sent()/received().
+  if (!closed_ || exchange_ != nullptr || queued_send_ || queued_read_) return;
   ReactorContext& context = context_;
   context.heap.destroy(this);
   context.maybe_finish_shutdown();

@@ -13,7 +13,7 @@ import math
 import statistics
 import sys
 
-ORDER = ["portico", "nginx", "nginx-regex50", "h2o", "stub"]
+ORDER = ["portico", "portico-unbatched", "nginx", "nginx-regex50", "h2o", "stub"]
 FIELDS = ["rps", "p50_us", "p99_us", "cpu_us_per_req"]
 
 
@@ -106,7 +106,7 @@ def main():
         ratios = []
         for w in workloads:
             p = med.get((w, "portico"))
-            for peer in ("nginx", "h2o"):
+            for peer in ("portico-unbatched", "nginx", "h2o"):
                 q = med.get((w, peer))
                 if p and q:
                     ratios.append(f"| {w} | {peer} | {ratio(p['rps'], q['rps'])} | {ratio(p['p99_us'], q['p99_us'])}"

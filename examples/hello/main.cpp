@@ -1,7 +1,7 @@
 // portico-hello: the Server in the smallest useful program.
 //
 //   portico-hello [--host ADDR] [--port N] [--threads N] [--access-log common|json]
-//                 [--no-batch-sends]
+//                 [--no-batch-io]
 //
 //   GET  /plaintext  -> Hello, World!                  (text/plain)
 //   GET  /json       -> {"message":"Hello, World!"}    (application/json)
@@ -26,13 +26,14 @@ namespace {
 void usage(std::FILE* out) {
   std::fputs(
       "usage: portico-hello [--host ADDR] [--port N] [--threads N] [--access-log common|json]\n"
-      "                     [--no-batch-sends]\n"
-      "  --host ADDR       address to listen on (default 127.0.0.1)\n"
-      "  --port N          port (default 8080; 0 picks a free one)\n"
-      "  --threads N       reactor threads (default 1; 0 = one per CPU)\n"
-      "  --access-log F    write an access log to stdout in format F\n"
-      "  --no-batch-sends  one send(2) per response instead of one io_uring call\n"
-      "                    per loop iteration (ServerOptions::batch_sends)\n",
+      "                     [--no-batch-io]\n"
+      "  --host ADDR     address to listen on (default 127.0.0.1)\n"
+      "  --port N        port (default 8080; 0 picks a free one)\n"
+      "  --threads N     reactor threads (default 1; 0 = one per CPU)\n"
+      "  --access-log F  write an access log to stdout in format F\n"
+      "  --no-batch-io   one recv(2)/send(2) per connection instead of one io_uring\n"
+      "                  call for a loop iteration's reads and one for its sends\n"
+      "                  (ServerOptions::batch_io)\n",
       out);
 }
 
@@ -63,8 +64,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "portico-hello: --threads wants a number 0-1024, got '%s'\n", argv[i]);
         return 2;
       }
-    } else if (arg == "--no-batch-sends") {
-      options.batch_sends = false;
+    } else if (arg == "--no-batch-io") {
+      options.batch_io = false;
     } else if (arg == "--host" && has_value) {
       options.host = argv[++i];
     } else if (arg == "--access-log" && has_value) {

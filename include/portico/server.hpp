@@ -114,12 +114,13 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds write_timeout{30'000};
 
-  // Each reactor sends the responses written during one loop iteration
-  // together, with one io_uring_enter call instead of one send(2) per
-  // connection (fewer system calls per request; see README, Measured). Where
-  // io_uring is unavailable (no liburing at build time, an old kernel, a
-  // seccomp filter) responses are sent one by one, as with false.
-  bool batch_sends = true;
+  // Each reactor issues the reads epoll reported in one loop iteration
+  // together, and the responses written in it together: one io_uring_enter
+  // call for each instead of one recv(2)/send(2) per connection (fewer system
+  // calls per request; see README, Measured). Where io_uring is unavailable
+  // (no liburing at build time, an old kernel, a seccomp filter) every read
+  // and write is its own system call, as with false.
+  bool batch_io = true;
 
   // 301/308 to the path with its trailing slash fixed, and to the cleaned,
   // case-corrected path (httprouter's RedirectTrailingSlash/RedirectFixedPath).

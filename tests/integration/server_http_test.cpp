@@ -493,7 +493,7 @@ TEST_F(ServerHttpTest, PipelinedRequestsAnsweredInOrder) {
 
 // 200 pipelined responses of 48 KiB (under the size written from the
 // handler's buffer, so they go through the reactor's output and, with
-// batch_sends, one queued send) are far more than the loopback socket buffers
+// batch_io, one queued send) are far more than the loopback socket buffers
 // hold while the client is not reading yet: the send comes back short, the
 // rest waits for EPOLLOUT. Every byte must still arrive, in order.
 TEST_F(ServerHttpTest, PipelinedResponsesThatFillTheSocketArriveWholeInOrder) {

@@ -535,8 +535,8 @@ Server& ServerFixture::start_server(ServerOptions options,
   options.handle_signals = false;
   // ctest runs server_http_test a second time with this set (suffix
   // .unbatched) so both ways of sending are covered.
-  if (const char* batch = std::getenv("PORTICO_TEST_BATCH_SENDS"); batch && *batch == '0')
-    options.batch_sends = false;
+  if (const char* batch = std::getenv("PORTICO_TEST_BATCH_IO"); batch && *batch == '0')
+    options.batch_io = false;
   server_ = std::make_unique<Server>(std::move(options));
   if (configure) configure(*server_);
   const std::error_code error = server_->start();

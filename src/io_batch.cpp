@@ -1,5 +1,5 @@
-// send_batch.cpp — SendBatch over liburing (see send_batch.hpp).
-#include "send_batch.hpp"
+// io_batch.cpp — IoBatch over liburing (see io_batch.hpp).
+#include "io_batch.hpp"
 
 #include <cerrno>
 #include <memory>
@@ -16,32 +16,39 @@ inline namespace v0 {
 namespace detail {
 
 namespace {
-void send_each(std::span<SendOp> ops) noexcept {
-  for (SendOp& op : ops) {
+// One system call per op, through the seam.
+void each(bool send, std::span<IoOp> ops) noexcept {
+  for (IoOp& op : ops) {
     if (op.fd < 0) {
       op.result = -EBADF;
       continue;
     }
-    const ssize_t n = sys::send(op.fd, op.data, op.size);
+    const ssize_t n =
+        send ? sys::send(op.fd, op.data, op.size) : sys::recv(op.fd, op.data, op.size);
     op.result = n >= 0 ? n : -errno;
   }
 }
 }  // namespace
 
+void IoBatch::send_all(std::span<IoOp> ops) noexcept { run(Kind::kSend, ops); }
+void IoBatch::recv_all(std::span<IoOp> ops) noexcept { run(Kind::kRecv, ops); }
+
 #if defined(PORTICO_HAVE_LIBURING)
 
+namespace {
 constexpr ssize_t kUnset = -1 - 0x7fffffff;
+}
 
-struct SendBatch::Ring {
+struct IoBatch::Ring {
   io_uring ring{};
   unsigned depth = 0;
   ~Ring() { io_uring_queue_exit(&ring); }
 };
 
-SendBatch::SendBatch() noexcept = default;
-SendBatch::~SendBatch() = default;
+IoBatch::IoBatch() noexcept = default;
+IoBatch::~IoBatch() = default;
 
-bool SendBatch::open(unsigned depth) noexcept {
+bool IoBatch::open(unsigned depth) noexcept {
   std::unique_ptr<Ring> ring;
   try {
     ring = std::make_unique<Ring>();
@@ -66,19 +73,23 @@ bool SendBatch::open(unsigned depth) noexcept {
   return true;
 }
 
-void SendBatch::send_all(std::span<SendOp> ops) noexcept {
-  if (ring_ == nullptr || syscall_table().send != default_syscalls().send) {
-    send_each(ops);
+void IoBatch::run(Kind kind, std::span<IoOp> ops) noexcept {
+  const bool send = kind == Kind::kSend;
+  const SyscallTable& table = syscall_table();
+  const bool seam_replaced =
+      send ? table.send != default_syscalls().send : table.recv != default_syscalls().recv;
+  if (ring_ == nullptr || seam_replaced) {
+    each(send, ops);
     return;
   }
   io_uring& ring = ring_->ring;
   while (!ops.empty()) {
     const std::size_t count = std::min<std::size_t>(ops.size(), ring_->depth);
-    std::span<SendOp> chunk = ops.first(count);
+    std::span<IoOp> chunk = ops.first(count);
     ops = ops.subspan(count);
     unsigned queued = 0;
     for (std::size_t i = 0; i < chunk.size(); ++i) {
-      SendOp& op = chunk[i];
+      IoOp& op = chunk[i];
       op.result = kUnset;
       if (op.fd < 0) {
         op.result = -EBADF;
@@ -86,10 +97,14 @@ void SendBatch::send_all(std::span<SendOp> ops) noexcept {
       }
       io_uring_sqe* sqe = io_uring_get_sqe(&ring);
       if (sqe == nullptr) {  // not with an empty ring of `depth` entries; still correct
-        send_each(chunk.subspan(i, 1));
+        each(send, chunk.subspan(i, 1));
         continue;
       }
-      io_uring_prep_send(sqe, op.fd, op.data, op.size, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (send) {
+        io_uring_prep_send(sqe, op.fd, op.data, op.size, MSG_DONTWAIT | MSG_NOSIGNAL);
+      } else {
+        io_uring_prep_recv(sqe, op.fd, op.data, op.size, MSG_DONTWAIT);
+      }
       io_uring_sqe_set_data64(sqe, i);
       ++queued;
     }
@@ -101,20 +116,21 @@ void SendBatch::send_all(std::span<SendOp> ops) noexcept {
       // Nothing was submitted (io_uring_enter fails only then). Give up on
       // the ring for good: its unsubmitted entries go with it.
       ring_.reset();
-      send_each(chunk);
-      send_each(ops);
+      for (std::size_t i = 0; i < chunk.size(); ++i)
+        if (chunk[i].result == kUnset) each(send, chunk.subspan(i, 1));
+      each(send, ops);
       return;
     }
-    // Non-blocking sends complete during the submit; this reaps them.
+    // Non-blocking ops complete during the submit; this reaps them.
     for (unsigned seen = 0; seen < queued; ++seen) {
       io_uring_cqe* cqe = nullptr;
       int wait;
       do wait = io_uring_wait_cqe(&ring, &cqe);
       while (wait == -EINTR);
       if (wait < 0) {  // cannot happen with a live ring; never leave an op unset
-        for (SendOp& op : chunk)
+        for (IoOp& op : chunk)
           if (op.result == kUnset) op.result = -EIO;
-        for (SendOp& op : ops) op.result = -EIO;
+        for (IoOp& op : ops) op.result = -EIO;
         return;
       }
       chunk[io_uring_cqe_get_data64(cqe)].result = cqe->res;
@@ -125,11 +141,11 @@ void SendBatch::send_all(std::span<SendOp> ops) noexcept {
 
 #else  // built without liburing
 
-struct SendBatch::Ring {};
-SendBatch::SendBatch() noexcept = default;
-SendBatch::~SendBatch() = default;
-bool SendBatch::open(unsigned /*depth*/) noexcept { return false; }
-void SendBatch::send_all(std::span<SendOp> ops) noexcept { send_each(ops); }
+struct IoBatch::Ring {};
+IoBatch::IoBatch() noexcept = default;
+IoBatch::~IoBatch() = default;
+bool IoBatch::open(unsigned /*depth*/) noexcept { return false; }
+void IoBatch::run(Kind kind, std::span<IoOp> ops) noexcept { each(kind == Kind::kSend, ops); }
 
 #endif
 
