@@ -575,6 +575,8 @@ class Connection final : public IoHandler {
   // Shutdown: close if idle, else close after the current response.
   void on_shutdown() noexcept;
   void force_close() noexcept;
+  // Closes the connection if nothing is in progress on it.
+  void close_if_idle() noexcept;
   // The batched send of `bytes` (this connection's queued output) ended with
   // `result`: bytes sent or -errno (ReactorContext::flush_sends).
   void sent(std::string_view bytes, ssize_t result) noexcept;
@@ -1186,6 +1188,8 @@ void Connection::received(std::span<char> room, ssize_t result, std::uint32_t ev
       read_input(events, 1);
     }
     if (!closed_) flush();
+    // Shutdown began while this read was queued: on_shutdown() skipped us.
+    if (context_.shutting_down) close_if_idle();
     if (!closed_) {
       update_interest();
       update_timer();
@@ -1676,13 +1680,14 @@ void Connection::on_completion(Exchange* exchange) noexcept {
 }
 
 void Connection::on_shutdown() noexcept {
-  if (closed_) return;
-  if (idle() && phase_ != Phase::kLinger && in_.size() == 0) {
-    close();
-    finish_entry();
-  }
+  close_if_idle();
+  finish_entry();
   // Otherwise the response in progress goes out with Connection: close
   // (dispatch sees shutting_down); the drain deadline bounds the wait.
+}
+
+void Connection::close_if_idle() noexcept {
+  if (!closed_ && idle() && phase_ != Phase::kLinger && in_.size() == 0) close();
 }
 
 void Connection::force_close() noexcept {
@@ -1755,6 +1760,8 @@ void Connection::sent(std::string_view bytes, ssize_t result) noexcept {
       last_active_ = now_ticks();
     }
     if (!closed_) after_write();
+    // Shutdown began while this send was queued: on_shutdown() skipped us.
+    if (context_.shutting_down) close_if_idle();
     if (!closed_) {
       update_interest();
       update_timer();
