@@ -121,20 +121,30 @@ void IoBatch::run(Kind kind, std::span<IoOp> ops) noexcept {
       each(send, ops);
       return;
     }
-    // Non-blocking ops complete during the submit; this reaps them.
-    for (unsigned seen = 0; seen < queued; ++seen) {
-      io_uring_cqe* cqe = nullptr;
-      int wait;
-      do wait = io_uring_wait_cqe(&ring, &cqe);
-      while (wait == -EINTR);
-      if (wait < 0) {  // cannot happen with a live ring; never leave an op unset
-        for (IoOp& op : chunk)
-          if (op.result == kUnset) op.result = -EIO;
-        for (IoOp& op : ops) op.result = -EIO;
-        return;
+    // Non-blocking ops complete during the submit (which waited for them
+    // all); this reaps them in one pass over the completion ring.
+    unsigned seen = 0;
+    while (seen < queued) {
+      unsigned head;
+      unsigned batch = 0;
+      io_uring_cqe* cqe;
+      io_uring_for_each_cqe(&ring, head, cqe) {
+        chunk[io_uring_cqe_get_data64(cqe)].result = cqe->res;
+        ++batch;
       }
-      chunk[io_uring_cqe_get_data64(cqe)].result = cqe->res;
-      io_uring_cqe_seen(&ring, cqe);
+      io_uring_cq_advance(&ring, batch);
+      seen += batch;
+      if (seen < queued) {  // not expected: submit_and_wait waited for them all
+        int wait;
+        do wait = io_uring_wait_cqe(&ring, &cqe);
+        while (wait == -EINTR);
+        if (wait < 0) {  // cannot happen with a live ring; never leave an op unset
+          for (IoOp& op : chunk)
+            if (op.result == kUnset) op.result = -EIO;
+          for (IoOp& op : ops) op.result = -EIO;
+          return;
+        }
+      }
     }
   }
 }

@@ -456,6 +456,7 @@ struct ReactorContext {
   // Reads epoll reported this iteration, issued together by flush_reads().
   struct QueuedRead {
     Connection* connection;
+    std::span<char> room;  // the connection's input buffer; valid while it is open
     std::uint32_t events;
   };
   std::vector<QueuedRead> queued_reads;  // capacity kIoBatchDepth, never more
@@ -1182,15 +1183,12 @@ bool Connection::take_read(ssize_t result, std::size_t asked, std::uint32_t even
 void Connection::received(std::span<char> room, ssize_t result, std::uint32_t events) noexcept {
   queued_read_ = false;
   if (!closed_) {
-    if (room.empty()) {
-      read_input(events);  // prepared when queued, so not expected; read now
-    } else if (take_read(result, room.size(), events) && !closed_) {
-      read_input(events, 1);
-    }
+    if (take_read(result, room.size(), events) && !closed_) read_input(events, 1);
     if (!closed_) flush();
     // Shutdown began while this read was queued: on_shutdown() skipped us.
     if (context_.shutting_down) close_if_idle();
-    if (!closed_) {
+    // A queued response: sent() updates interest and timer once it is out.
+    if (!closed_ && !queued_send_) {
       update_interest();
       update_timer();
     }
@@ -1200,8 +1198,9 @@ void Connection::received(std::span<char> room, ssize_t result, std::uint32_t ev
 
 bool ReactorContext::queue_read(Connection* connection, std::uint32_t events) noexcept {
   if (!io_batch.active() || queued_reads.size() == kIoBatchDepth) return false;
-  if (connection->read_room().empty()) return false;  // read_input answers 503/413/431
-  queued_reads.push_back({connection, events});
+  const std::span<char> room = connection->read_room();
+  if (room.empty()) return false;  // read_input answers 503/413/431
+  queued_reads.push_back({connection, room, events});
   return true;
 }
 
@@ -1211,10 +1210,10 @@ void ReactorContext::flush_reads() noexcept {
   reading.swap(queued_reads);
   io_ops.clear();
   for (const QueuedRead& q : reading) {
-    // A connection closed since (a timer) reads nothing: fd -1, no room.
-    const int fd = q.connection->io_fd();
-    const std::span<char> room = fd >= 0 ? q.connection->read_room() : std::span<char>();
-    io_ops.push_back({room.empty() ? -1 : fd, room.data(), room.size(), 0});
+    // A connection closed since (a timer; its buffer may be gone) reads
+    // nothing: fd -1. An open one's input buffer stays as queued: nothing
+    // else reads into it, and its timer waits for received().
+    io_ops.push_back({q.connection->io_fd(), q.room.data(), q.room.size(), 0});
   }
   io_batch.recv_all(io_ops);
   for (std::size_t i = 0; i < reading.size(); ++i) {
