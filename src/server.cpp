@@ -460,7 +460,6 @@ struct ReactorContext {
     std::uint32_t events;
   };
   std::vector<QueuedRead> queued_reads;  // capacity kIoBatchDepth, never more
-  std::vector<QueuedRead> reading;
   std::vector<IoOp> io_ops;
   IoBatch io_batch;
   std::string date_line;
@@ -624,6 +623,16 @@ class Connection final : public IoHandler {
   void flush() noexcept;
   // What follows a flush once the output is all written: close or linger.
   void after_write() noexcept;
+  // `head` then `tail` must wait behind output not written yet (pending_,
+  // or a queued send whose remainder sent() puts in front of them).
+  void append_pending(std::string_view head, std::string_view tail = {});
+  // A write of `head` then `tail` took `written` bytes: keeps the rest,
+  // ahead of anything already pending.
+  void keep_unwritten(std::string_view head, std::string_view tail, std::size_t written);
+  // After a batched read or send: close if shutdown began meanwhile and the
+  // connection is idle; update epoll interest and the timer (unless a send
+  // is queued, whose sent() does it).
+  void settle() noexcept;
   void flush_with(std::string_view body) noexcept;
   void write_pending() noexcept;
   void update_interest() noexcept;
@@ -960,7 +969,6 @@ void ReactorContext::thread_main() {
     queued_sends.reserve(kIoBatchDepth);
     sending.reserve(kIoBatchDepth);
     queued_reads.reserve(kIoBatchDepth);
-    reading.reserve(kIoBatchDepth);
     io_ops.reserve(kIoBatchDepth);
   }
   reactor.add_iteration_hook([this] {
@@ -1121,20 +1129,17 @@ std::span<char> Connection::read_room() noexcept {
 
 void Connection::read_input(std::uint32_t events, int first_round) noexcept {
   for (int round = first_round; round < kMaxReadsPerEvent; ++round) {
-    if (!in_.has_storage() && !in_.acquire(context_.pool)) {
-      // Out of read buffers: answer what we can and shed this connection.
-      bump(context_.counters.rejected_503);
-      write_simple(503, "Retry-After: 1\r\n", "");
-      close_after_write_ = true;
-      return;
-    }
-    std::span<char> tail = in_.tail();
+    const std::span<char> tail = read_room();
     if (tail.empty()) {
-      if (!in_.grow(input_limit())) {
+      if (!in_.has_storage()) {
+        // Out of read buffers: answer what we can and shed this connection.
+        bump(context_.counters.rejected_503);
+        write_simple(503, "Retry-After: 1\r\n", "");
+        close_after_write_ = true;
+      } else {
         fail(exchange_ != nullptr && exchange_->headers_done ? 413 : 431);
-        return;
       }
-      tail = in_.tail();
+      return;
     }
     const ssize_t n = sys::recv(fd_, tail.data(), tail.size());
     if (!take_read(n >= 0 ? n : -errno, tail.size(), events)) return;
@@ -1185,13 +1190,7 @@ void Connection::received(std::span<char> room, ssize_t result, std::uint32_t ev
   if (!closed_) {
     if (take_read(result, room.size(), events) && !closed_) read_input(events, 1);
     if (!closed_) flush();
-    // Shutdown began while this read was queued: on_shutdown() skipped us.
-    if (context_.shutting_down) close_if_idle();
-    // A queued response: sent() updates interest and timer once it is out.
-    if (!closed_ && !queued_send_) {
-      update_interest();
-      update_timer();
-    }
+    settle();
   }
   finish_entry();
 }
@@ -1206,21 +1205,21 @@ bool ReactorContext::queue_read(Connection* connection, std::uint32_t events) no
 
 void ReactorContext::flush_reads() noexcept {
   if (queued_reads.empty()) return;
-  // received() reads on by itself (read_input), never queues: one pass.
-  reading.swap(queued_reads);
+  // One pass: received() reads on by itself (read_input) and never queues a
+  // read; only handle_io does.
   io_ops.clear();
-  for (const QueuedRead& q : reading) {
+  for (const QueuedRead& q : queued_reads) {
     // A connection closed since (a timer; its buffer may be gone) reads
     // nothing: fd -1. An open one's input buffer stays as queued: nothing
     // else reads into it, and its timer waits for received().
     io_ops.push_back({q.connection->io_fd(), q.room.data(), q.room.size(), 0});
   }
   io_batch.recv_all(io_ops);
-  for (std::size_t i = 0; i < reading.size(); ++i) {
+  for (std::size_t i = 0; i < queued_reads.size(); ++i) {
     const IoOp& op = io_ops[i];
-    reading[i].connection->received({op.data, op.size}, op.result, reading[i].events);
+    queued_reads[i].connection->received({op.data, op.size}, op.result, queued_reads[i].events);
   }
-  reading.clear();
+  queued_reads.clear();
 }
 
 void Connection::process_input() noexcept {
@@ -1702,9 +1701,7 @@ void Connection::flush() noexcept {
   const std::string_view own = context_.own_output();
   if (!own.empty()) {
     if (pending_ != nullptr || queued_send_) {
-      // Behind output not written yet: it goes after that.
-      if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
-      pending_->bytes.append(own);
+      append_pending(own);
       context_.drop_own_output();
       write_pending();
       return;
@@ -1721,14 +1718,45 @@ void Connection::flush() noexcept {
       close();
       return;
     } else {
-      const std::size_t written = n > 0 ? static_cast<std::size_t>(n) : 0;
-      pending_ = std::make_unique<Pending>();
-      pending_->bytes.assign(own.data() + written, own.size() - written);
+      keep_unwritten(own, {}, n > 0 ? static_cast<std::size_t>(n) : 0);
       context_.drop_own_output();
-      last_active_ = now_ticks();
     }
   }
   after_write();
+}
+
+void Connection::append_pending(std::string_view head, std::string_view tail) {
+  if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
+  pending_->bytes.append(head);
+  pending_->bytes.append(tail);
+}
+
+void Connection::keep_unwritten(std::string_view head, std::string_view tail, std::size_t written) {
+  if (written < head.size()) {
+    head.remove_prefix(written);
+  } else {
+    tail.remove_prefix(written - head.size());
+    head = {};
+  }
+  std::string rest;
+  const std::string_view before =
+      pending_ != nullptr ? std::string_view(pending_->bytes).substr(pending_->offset) : std::string_view();
+  rest.reserve(head.size() + tail.size() + before.size());
+  rest.append(head);
+  rest.append(tail);
+  rest.append(before);
+  if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
+  pending_->bytes = std::move(rest);
+  pending_->offset = 0;
+  last_active_ = now_ticks();
+}
+
+void Connection::settle() noexcept {
+  if (context_.shutting_down) close_if_idle();  // on_shutdown() skipped us
+  if (!closed_ && !queued_send_) {
+    update_interest();
+    update_timer();
+  }
 }
 
 void Connection::after_write() noexcept {
@@ -1753,18 +1781,10 @@ void Connection::sent(std::string_view bytes, ssize_t result) noexcept {
     } else {
       // The socket buffer is full: keep the rest, ahead of anything flushed
       // since (write_pending sent none of it while the send was queued).
-      const std::size_t written = result > 0 ? static_cast<std::size_t>(result) : 0;
-      if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
-      pending_->bytes.insert(0, bytes.substr(written));
-      last_active_ = now_ticks();
+      keep_unwritten(bytes, {}, result > 0 ? static_cast<std::size_t>(result) : 0);
     }
     if (!closed_) after_write();
-    // Shutdown began while this send was queued: on_shutdown() skipped us.
-    if (context_.shutting_down) close_if_idle();
-    if (!closed_) {
-      update_interest();
-      update_timer();
-    }
+    settle();
   }
   finish_entry();
 }
@@ -1803,10 +1823,7 @@ void Connection::flush_with(std::string_view body) noexcept {
   }
   const std::string_view own = context_.own_output();
   if (pending_ != nullptr || queued_send_) {
-    // Behind output not written yet: it goes after that.
-    if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
-    pending_->bytes.append(own);
-    pending_->bytes.append(body);
+    append_pending(own, body);
     context_.drop_own_output();
     return;
   }
@@ -1824,18 +1841,8 @@ void Connection::flush_with(std::string_view body) noexcept {
     pending_.reset();
     return;
   }
-  const std::size_t written = n > 0 ? static_cast<std::size_t>(n) : 0;
-  pending_ = std::make_unique<Pending>();
-  std::string& rest = pending_->bytes;
-  rest.reserve(total - written);
-  if (written < own.size()) {
-    rest.append(own.substr(written));
-    rest.append(body);
-  } else {
-    rest.append(body.substr(written - own.size()));
-  }
+  keep_unwritten(own, body, n > 0 ? static_cast<std::size_t>(n) : 0);
   context_.drop_own_output();
-  last_active_ = now_ticks();
 }
 
 void Connection::write_pending() noexcept {
