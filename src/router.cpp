@@ -1287,6 +1287,15 @@ std::string FrozenTrie::allow_header(MethodSet set, std::string_view separator) 
   return out;
 }
 
+MethodSet FrozenTrie::methods() const noexcept {
+  MethodSet set;
+  for (std::uint32_t i = 0; i < slot_count_; ++i) {
+    const MethodId m = slots_[i].method();
+    if (m < kMaxMethodIds) set.insert_id(m);
+  }
+  return set;
+}
+
 // ---- fixed-path lookup ------------------------------------------------------
 
 namespace {

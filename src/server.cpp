@@ -607,6 +607,7 @@ class Connection final : public IoHandler {
   bool take_read(ssize_t result, std::size_t asked, std::uint32_t events) noexcept;
   void process_input() noexcept;
   void dispatch() noexcept;
+  MethodSet advertised(MethodSet routed) const noexcept;
   void run_handler() noexcept;
   void finish_response() noexcept;
   void complete_exchange() noexcept;
@@ -760,6 +761,7 @@ struct ParserCallbacks {
     // A request line without a version is HTTP/0.9, which has no headers and
     // no status line: it would not understand the answer.
     if (p->http_major == 0) return reject(p, 400, "HTTP/0.9 is not supported");
+    if (p->http_major != 1) return reject(p, 505, "only HTTP/1.x is served");
     const char* b = base(ex);
     int hosts = 0;
     for (const auto& [name, value] : ex.header_spans) {
@@ -1266,9 +1268,10 @@ void Connection::process_input() noexcept {
       complete_exchange();
       continue;
     }
-    // A parse error or a limit a callback enforced.
+    // A parse error or a limit a callback enforced. A version llhttp does
+    // not know (HTTP/3.0, HTTP/1.2) is not served rather than malformed.
     bump(context_.counters.bad_requests);
-    fail(ex.error_status != 0 ? ex.error_status : 400);
+    fail(ex.error_status != 0 ? ex.error_status : err == HPE_INVALID_VERSION ? 505 : 400);
     return;
   }
 }
@@ -1302,6 +1305,15 @@ void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 }  // namespace
+
+// The methods an Allow header lists for routes taking `routed`: HEAD wherever
+// GET is (HEAD falls back to the GET route), and OPTIONS when the server
+// answers it.
+MethodSet Connection::advertised(MethodSet routed) const noexcept {
+  if (routed.contains(Method::Get)) routed.insert(Method::Head);
+  if (context_.core.options().handle_options) routed.insert(Method::Options);
+  return routed;
+}
 
 void Connection::dispatch() noexcept {
   Exchange& ex = *exchange_;
@@ -1340,6 +1352,14 @@ void Connection::dispatch() noexcept {
 
   // Route.
   const FrozenRouter<RouteRef>& table = context_.reader->table();
+  Response& res = ex.response;
+  if (req.method_ == Method::Options && req.target_ == "*" && options.handle_options) {
+    // A question about the server as a whole: every method some route takes.
+    res.status(200);
+    res.header("Allow", table.allow_header(advertised(table.methods())));
+    finish_response();
+    return;
+  }
   RouteMatch<RouteRef> match = req.method_ ? table.match(*req.method_, req.path_, req.params_)
                                            : table.match(req.method_name_, req.path_, req.params_);
   if (!match && ex.head_request) {
@@ -1351,7 +1371,6 @@ void Connection::dispatch() noexcept {
       req.params_ = params;
     }
   }
-  Response& res = ex.response;
   if (match) {
     ex.route_ref = match.handler;
     ex.route = match.handler->get();
@@ -1389,8 +1408,12 @@ void Connection::dispatch() noexcept {
     }
   }
   if (match.status == MatchStatus::kMethodNotAllowed) {
-    res.status(405);
-    res.header("Allow", table.allow_header(match.allowed));
+    // The path exists. An OPTIONS request without a route of its own is
+    // answered with what the path takes (httprouter's HandleOPTIONS);
+    // anything else is 405 with the same list.
+    const bool answer_options = req.method_ == Method::Options && options.handle_options;
+    res.status(answer_options ? 200 : 405);
+    res.header("Allow", table.allow_header(advertised(match.allowed)));
   } else {
     res.status(404);
     res.text("Not Found");

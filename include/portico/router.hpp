@@ -238,6 +238,7 @@ class FrozenTrie {
   MethodId method_id(std::string_view token) const noexcept;
   std::string_view method_name(MethodId id) const noexcept;
   std::string allow_header(MethodSet set, std::string_view separator) const;
+  MethodSet methods() const noexcept;
   std::optional<std::string> fixed_path(MethodId method, std::string_view path,
                                         bool fix_trailing_slash) const;
   std::size_t bytes_used() const noexcept { return arena_.bytes_used(); }
@@ -449,6 +450,9 @@ class FrozenRouter {
   std::string allow_header(MethodSet set, std::string_view separator = ", ") const {
     return trie_.allow_header(set, separator);
   }
+  // The methods some route of the table answers (any-method routes add
+  // none of their own): what `OPTIONS *` lists.
+  MethodSet methods() const noexcept { return trie_.methods(); }
 
   std::size_t route_count() const noexcept { return trie_.route_count(); }
   // Bytes the table holds: its arena (nodes, labels, slots, names) plus the

@@ -126,6 +126,10 @@ struct ServerOptions {
   // case-corrected path (httprouter's RedirectTrailingSlash/RedirectFixedPath).
   bool redirect_trailing_slash = true;
   bool redirect_fixed_path = true;
+  // OPTIONS on a path whose routes have no OPTIONS handler is answered 200
+  // with an Allow header listing the path's methods; `OPTIONS *` lists every
+  // method the table routes. Allow headers (405 too) then include OPTIONS.
+  bool handle_options = true;
 
   // The blocking-handler worker pool.
   unsigned worker_threads = 4;

@@ -673,28 +673,88 @@ TEST_F(ServerHttpTest, NotFoundKeepsConnection) {
   EXPECT_GE(server().stats().responses_4xx, 1u);
 }
 
+// The Allow header of a response, or "<none>".
+std::string allow_of(const ReadResult& r) { return r.response.header("Allow").value_or("<none>"); }
+
 TEST_F(ServerHttpTest, MethodNotAllowedListsAllow) {
   start();
+  // /users/:id has GET and PUT routes; HEAD rides on GET, and OPTIONS is
+  // answered by the server. The list is sorted.
   const std::string req = request_bytes("DELETE", "/users/1");
   const ReadResult r = exchange(req);
   ASSERT_RESPONSE(r, req);
   EXPECT_EQ(r.response.status, 405);
-  const auto allow = r.response.header("Allow");
-  ASSERT_TRUE(allow.has_value()) << printable(r.response.raw);
-  std::vector<std::string> methods;
-  std::string current;
-  for (const char c : *allow + ",") {
-    if (c == ',') {
-      methods.push_back(current);
-      current.clear();
-    } else if (c != ' ') {
-      current += c;
+  EXPECT_EQ(allow_of(r), "GET, HEAD, OPTIONS, PUT");
+  // POST-only: no HEAD.
+  const std::string get_echo = request_bytes("GET", "/echo");
+  const ReadResult r2 = exchange(get_echo);
+  ASSERT_RESPONSE(r2, get_echo);
+  EXPECT_EQ(r2.response.status, 405);
+  EXPECT_EQ(allow_of(r2), "OPTIONS, POST");
+}
+
+TEST_F(ServerHttpTest, OptionsIsAnsweredWithAllowAndKeepsTheConnection) {
+  start();
+  TestClient client(port());
+  struct Case {
+    std::string target;
+    int status;
+    std::string allow;
+  };
+  const std::vector<Case> cases = {
+      {"/users/9", 200, "GET, HEAD, OPTIONS, PUT"},
+      {"/echo", 200, "OPTIONS, POST"},
+      {"/cache/k", 200, "OPTIONS, PURGE"},
+      // Every method some route takes.
+      {"*", 200, "GET, HEAD, OPTIONS, POST, PURGE, PUT"},
+      {"/nothing-here", 404, "<none>"},
+  };
+  for (const Case& c : cases) {
+    const std::string req = request_bytes("OPTIONS", c.target);
+    const ReadResult r = client.request(req);
+    ASSERT_RESPONSE(r, req);
+    EXPECT_EQ(r.response.status, c.status) << c.target;
+    EXPECT_EQ(allow_of(r), c.allow) << c.target;
+    if (c.status == 200) {
+      EXPECT_EQ(r.response.header("Content-Length"), "0") << c.target;
     }
   }
-  EXPECT_NE(std::find(methods.begin(), methods.end(), "GET"), methods.end()) << *allow;
-  EXPECT_NE(std::find(methods.begin(), methods.end(), "PUT"), methods.end()) << *allow;
-  EXPECT_EQ(std::find(methods.begin(), methods.end(), "DELETE"), methods.end()) << *allow;
-  EXPECT_EQ(std::find(methods.begin(), methods.end(), "POST"), methods.end()) << *allow;
+}
+
+TEST_F(ServerHttpTest, OptionsRoutesWinAndHandleOptionsCanBeOff) {
+  ServerOptions options;
+  options.handle_options = false;
+  start_server(options, [](Server& s) {
+    standard_routes(s);
+    s.options("/plaintext", [](Request&, Response& res) { res.status(204).header("Allow", "GET"); });
+  });
+  const std::string own = request_bytes("OPTIONS", "/plaintext");
+  const ReadResult r = exchange(own);
+  ASSERT_RESPONSE(r, own);
+  EXPECT_EQ(r.response.status, 204);
+  EXPECT_EQ(allow_of(r), "GET");
+  // Off: OPTIONS without a route is an ordinary 405, and Allow omits it.
+  const std::string other = request_bytes("OPTIONS", "/users/1");
+  const ReadResult r2 = exchange(other);
+  ASSERT_RESPONSE(r2, other);
+  EXPECT_EQ(r2.response.status, 405);
+  EXPECT_EQ(allow_of(r2), "GET, HEAD, PUT");
+  const std::string star = request_bytes("OPTIONS", "*");
+  const ReadResult r3 = exchange(star);
+  ASSERT_RESPONSE(r3, star);
+  EXPECT_EQ(r3.response.status, 404);
+}
+
+TEST_F(ServerHttpTest, OtherHttpMajorVersionsAre505AndClose) {
+  start();
+  for (const std::string version : {"HTTP/2.0", "HTTP/3.0"}) {
+    const std::string req = "GET /plaintext " + version + "\r\nHost: x\r\n\r\n";
+    TestClient client(port());
+    const ReadResult r = client.request(req);
+    ASSERT_RESPONSE(r, req);
+    EXPECT_EQ(r.response.status, 505) << version;
+    EXPECT_CLOSED(client.wait_for_close()) << version;
+  }
 }
 
 TEST_F(ServerHttpTest, TrailingSlashRedirects) {
