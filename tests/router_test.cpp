@@ -262,6 +262,17 @@ TEST(RouterTest, CustomMethodTokens) {
   EXPECT_NE(frozen.find(Method::Get, "/x", params), nullptr);
 }
 
+TEST(RouterTest, MethodsListsWhatTheTableRoutes) {
+  Router<int> router;
+  EXPECT_TRUE(std::move(Router<int>{}).freeze().methods().empty());
+  ASSERT_FALSE(router.add(Method::Put, "/a/:x", 1));
+  ASSERT_FALSE(router.add("PURGE", "/cache/*rest", 2));
+  ASSERT_FALSE(router.add(Method::Get, "/a/:x", 3));
+  ASSERT_FALSE(router.add_any("/any", 4));  // adds no method of its own
+  auto frozen = std::move(router).freeze();
+  EXPECT_EQ(frozen.allow_header(frozen.methods()), "GET, PURGE, PUT");
+}
+
 TEST(RouterTest, PercentEncodedSlashDoesNotSplit) {
   expect_cases({{"GET", "/files/:name"}, {"GET", "/files/:dir/:name"}},
                {{"GET", "/files/a%2Fb", "200 /files/:name name=a%2Fb"},
