@@ -252,14 +252,33 @@ inline std::uint64_t hash_path(const char* p, std::size_t n) noexcept {
     std::memcpy(&head, p, 8);
     std::memcpy(&middle, p + (n - 8) / 2, 8);
     std::memcpy(&tail, p + n - 8, 8);
+  } else if (n >= 4) {
+    // Two overlapping 4-byte loads cover every byte; no variable-length copy.
+    std::uint32_t first;
+    std::uint32_t last;
+    std::memcpy(&first, p, 4);
+    std::memcpy(&last, p + n - 4, 4);
+    head = std::uint64_t{first} << 32 | last;
   } else if (n > 0) {
-    std::memcpy(&head, p, n);
+    head = std::uint64_t{static_cast<unsigned char>(p[0])} |
+           std::uint64_t{static_cast<unsigned char>(p[n / 2])} << 8 |
+           std::uint64_t{static_cast<unsigned char>(p[n - 1])} << 16;
   }
   std::uint64_t h = (head * 0x9E3779B97F4A7C15ull) ^ (middle * 0xC2B2AE3D27D4EB4Full) ^
                     (tail * 0x165667B19E3779F9ull) ^ n;
   h ^= h >> 31;
   h *= 0xD6E8FEB86659FD93ull;
   return h ^ (h >> 32);
+}
+
+// The byte each index filters on besides the length (see PathIndex): the
+// static index a path's last byte, the tail index (where every path ends in
+// '/') the byte after the leading '/'; 0 when there is none.
+inline unsigned last_byte(std::string_view path) noexcept {
+  return path.empty() ? 0u : static_cast<unsigned char>(path.back());
+}
+inline unsigned second_byte(std::string_view path) noexcept {
+  return path.size() < 2 ? 0u : static_cast<unsigned char>(path[1]);
 }
 
 }  // namespace
@@ -781,14 +800,29 @@ FrozenTrie TrieBuilder::freeze() const {
   for (const BuildNode& node : b.nodes) fused += fused_text(node) != kNil ? 1 : 0;
   const std::size_t node_count = b.nodes.size() - fused;
 
-  // Decided first: the static index needs to know each node's layout index.
+  // A node reached through static text that ends in '/' and whose only
+  // wildcard child is a plain parameter with routes: `/users/` of
+  // `/users/:id`. The tail index finds it by that text (find_tail()).
+  auto tail_parent = [&b](const BuildNode& node) {
+    if (node.first_wild == kNil || node.label_length == 0 ||
+        b.text[node.label_offset + node.label_length - 1] != '/') {
+      return false;
+    }
+    const BuildNode& param = b.nodes[node.first_wild];
+    return param.next == kNil && param.kind == kParam && param.type == kUntyped &&
+           param.slot_count != 0;
+  };
+
+  // Decided first: the indexes need to know each node's layout index.
   std::size_t static_endpoints = 0;
+  std::size_t tail_parents = 0;
   {
     std::vector<std::uint32_t> walk_stack{0};
     while (!walk_stack.empty()) {
       const BuildNode& node = b.nodes[walk_stack.back()];
       walk_stack.pop_back();
       static_endpoints += node.slot_count != 0 ? 1 : 0;
+      tail_parents += tail_parent(node) ? 1 : 0;
       for (std::uint32_t c = node.first_static; c != kNil; c = b.nodes[c].next) {
         walk_stack.push_back(c);
       }
@@ -800,7 +834,8 @@ FrozenTrie TrieBuilder::freeze() const {
   // probe, while on parameterised tables the probe would only add a miss to
   // every lookup (measured: +10 ns per GitHub-API lookup).
   const bool build_static_index = static_endpoints != 0 && static_endpoints * 2 >= b.route_count;
-  std::vector<std::uint32_t> layout_of(build_static_index ? b.nodes.size() : 0);
+  const bool build_tail_index = tail_parents != 0;
+  std::vector<std::uint32_t> layout_of(build_static_index || build_tail_index ? b.nodes.size() : 0);
 
   std::size_t name_bytes = 0;
   for (const std::string& n : b.names) name_bytes += n.size();
@@ -841,7 +876,7 @@ FrozenTrie TrieBuilder::freeze() const {
     const Pending at = stack.back();
     stack.pop_back();
     const BuildNode& src = b.nodes[at.node];
-    if (build_static_index) layout_of[at.node] = at.layout;
+    if (!layout_of.empty()) layout_of[at.node] = at.layout;
     // The node whose label and children this one takes: itself, or the
     // text fused into a param.
     const std::uint32_t text_node = fused_text(src);
@@ -888,47 +923,62 @@ FrozenTrie TrieBuilder::freeze() const {
     customs[i] = t.arena_.copy(b.custom_methods[i]);
   }
 
-  if (build_static_index) {
-    std::vector<std::pair<std::string, std::uint32_t>> statics;  // path, layout index
-    statics.reserve(static_endpoints);
+  if (build_static_index || build_tail_index) {
+    // Both indexes, from one walk over the static edges: the full text of
+    // each node reached, with its layout index.
+    using Entries = std::vector<std::pair<std::string, std::uint32_t>>;
+    Entries statics;
+    Entries tails;
+    statics.reserve(build_static_index ? static_endpoints : 0);
+    tails.reserve(build_tail_index ? tail_parents : 0);
     std::vector<std::pair<std::uint32_t, std::uint32_t>> walk_stack{{0u, 0u}};  // node, length
     std::string path;
-    std::size_t path_bytes = 0;
     while (!walk_stack.empty()) {
       const auto [n, length] = walk_stack.back();
       walk_stack.pop_back();
       const BuildNode& node = b.nodes[n];
       path.resize(length);
       path.append(b.text.data() + node.label_offset, node.label_length);
-      if (node.slot_count != 0 && path.size() <= 0xFFFF) {
-        statics.emplace_back(path, layout_of[n]);
-        path_bytes += path.size() + 2;
+      if (path.size() <= 0xFFFF) {
+        if (build_static_index && node.slot_count != 0) statics.emplace_back(path, layout_of[n]);
+        if (build_tail_index && tail_parent(node)) tails.emplace_back(path, layout_of[n]);
       }
       for (std::uint32_t c = node.first_static; c != kNil; c = b.nodes[c].next) {
         walk_stack.emplace_back(c, static_cast<std::uint32_t>(path.size()));
       }
     }
-    std::size_t entries = 2;
-    while (entries < statics.size() * 2) entries *= 2;
-    auto* index = t.arena_.allocate_array<std::uint32_t>(entries * 2);
-    std::memset(index, 0, entries * 8);
-    auto* paths = t.arena_.allocate_array<char>(path_bytes);
-    std::size_t cursor = 0;
-    for (const auto& [text, node] : statics) {
-      std::size_t slot = hash_path(text.data(), text.size()) & (entries - 1);
-      while (index[slot * 2] != 0) slot = (slot + 1) & (entries - 1);
-      index[slot * 2] = node + 1;
-      index[slot * 2 + 1] = static_cast<std::uint32_t>(cursor);
-      const auto length = static_cast<std::uint16_t>(text.size());
-      std::memcpy(paths + cursor, &length, 2);
-      std::memcpy(paths + cursor + 2, text.data(), text.size());
-      cursor += text.size() + 2;
-      t.static_lengths_ |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
-    }
-    t.static_index_ = index;
-    t.static_paths_ = paths;
-    t.static_mask_ = static_cast<std::uint32_t>(entries - 1);
-    t.static_only_ = std::all_of(b.nodes.begin(), b.nodes.end(),
+    auto build = [&t](const Entries& items, unsigned (*key)(std::string_view)) {
+      PathIndex index;
+      if (items.empty()) return index;
+      std::size_t entries = 2;
+      while (entries < items.size() * 2) entries *= 2;
+      std::size_t path_bytes = 0;
+      for (const auto& item : items) path_bytes += item.first.size() + 2;
+      auto* table = t.arena_.allocate_array<std::uint32_t>(entries * 2);
+      std::memset(table, 0, entries * 8);
+      auto* paths = t.arena_.allocate_array<char>(path_bytes);
+      std::size_t cursor = 0;
+      for (const auto& [text, node] : items) {
+        std::size_t slot = hash_path(text.data(), text.size()) & (entries - 1);
+        while (table[slot * 2] != 0) slot = (slot + 1) & (entries - 1);
+        table[slot * 2] = node + 1;
+        table[slot * 2 + 1] = static_cast<std::uint32_t>(cursor);
+        const auto length = static_cast<std::uint16_t>(text.size());
+        std::memcpy(paths + cursor, &length, 2);
+        std::memcpy(paths + cursor + 2, text.data(), text.size());
+        cursor += text.size() + 2;
+        index.lengths |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
+        index.keys |= std::uint64_t{1} << (key(text) & 63u);
+      }
+      index.entries = table;
+      index.paths = paths;
+      index.mask = static_cast<std::uint32_t>(entries - 1);
+      return index;
+    };
+    t.static_index_ = build(statics, last_byte);
+    t.tail_index_ = build(tails, second_byte);
+    t.static_only_ = t.static_index_.entries != nullptr &&
+                     std::all_of(b.nodes.begin(), b.nodes.end(),
                                  [](const BuildNode& n) { return n.kind == kStatic; }) &&
                      statics.size() == static_endpoints;
   }
@@ -1049,6 +1099,21 @@ inline std::size_t segment_end(const char* data, std::size_t pos, std::size_t si
   return pos;
 }
 
+// Where the last segment starts: one past the last '/', or 0 without one.
+inline std::size_t after_last_slash(const char* data, std::size_t size) noexcept {
+  std::size_t end = size;
+  if constexpr (kSwar) {
+    constexpr std::uint64_t kSlashes = kOnes * '/';
+    while (end >= 8) {
+      const std::uint64_t hit = zero_bytes(load64(data + end - 8) ^ kSlashes);
+      if (hit != 0) return end - static_cast<std::size_t>(std::countl_zero(hit) >> 3);
+      end -= 8;
+    }
+  }
+  while (end > 0 && data[end - 1] != '/') --end;
+  return end;
+}
+
 struct Frame {
   std::uint32_t node;
   std::uint32_t position;
@@ -1062,64 +1127,56 @@ bool FrozenTrie::walk(MethodId method, std::string_view path, Params& params,
   // The root has an empty label and, every pattern starting with '/', at
   // most one child: node 1, whose label starts with '/'. Start there.
   if (node_count_ < 2) return false;
-  const char* data = path.data();
+  const char* const data = path.data();
   const std::size_t size = path.size();
-  {
-    const TrieNode& first = nodes_[1];
-    if (size < first.label_length || !same_bytes(labels_ + first.label_offset, data,
-                                                 first.label_length)) {
-      return false;
-    }
+  const TrieNode* const nodes = nodes_;
+  if (size < nodes[1].label_length ||
+      !same_bytes(labels_ + nodes[1].label_offset, data, nodes[1].label_length)) {
+    return false;
   }
+  std::string_view* const values = TrieAccess::values(params);
   Frame stack[kMaxSegments + 2];
   std::size_t top = 0;
-  std::string_view* values = TrieAccess::values(params);
-
   std::uint32_t n = 1;
-  std::size_t pos = nodes_[1].label_length;
+  std::size_t pos = nodes[1].label_length;
   std::size_t depth = 0;
-  std::uint32_t wild = 0;  // first wildcard child still to try at n
+  std::uint32_t wild = 0;  // the next wildcard child of n to try, 0-based
   for (;;) {
-    const TrieNode& node = nodes_[n];
-    if (wild == 0) {
-      // Entering n: its label is consumed up to pos.
+    // Entering n, its label consumed up to pos: follow static children as
+    // deep as they match (a static edge outranks every wildcard), leaving a
+    // frame wherever wildcards remain to be tried on the way back.
+    for (;;) {
+      const TrieNode& node = nodes[n];
       if (pos == size) {
         if (node.slot_count != 0 && endpoint(node, method, params, depth, result)) return true;
         goto backtrack;
       }
-      // Static children, found by their first byte.
-      if (node.static_count != 0) {
-        const auto want = static_cast<unsigned char>(data[pos]);
-        const std::uint32_t count = node.static_count;
-        const std::uint32_t hit = find_first_byte(first_bytes_ + node.first_child, count, want);
-        if (hit != count) {
-          const std::uint32_t c = node.first_child + hit;
-          const TrieNode& child = nodes_[c];
-          // The first byte is known to match.
-          if (size - pos >= child.label_length &&
-              same_bytes(labels_ + child.label_offset + 1, data + pos + 1,
-                         child.label_length - 1u)) {
-            if (node.wild_count != 0) {
-              stack[top++] = {n, static_cast<std::uint32_t>(pos), 1,
-                              static_cast<std::uint32_t>(depth)};
-            }
-            n = c;
-            pos += child.label_length;
-            continue;
-          }
-        }
+      const std::uint32_t count = node.static_count;
+      const std::uint32_t hit = find_first_byte(first_bytes_ + node.first_child, count,
+                                                static_cast<unsigned char>(data[pos]));
+      if (hit == count) break;
+      const std::uint32_t c = node.first_child + hit;
+      const TrieNode& child = nodes[c];
+      // The first byte is known to match.
+      if (size - pos < child.label_length ||
+          !same_bytes(labels_ + child.label_offset + 1, data + pos + 1, child.label_length - 1u)) {
+        break;
       }
-      if (node.wild_count == 0) goto backtrack;
-      wild = 1;
+      if (node.wild_count != 0) {
+        stack[top++] = {n, static_cast<std::uint32_t>(pos), 0, static_cast<std::uint32_t>(depth)};
+      }
+      n = c;
+      pos += child.label_length;
     }
-    // Wildcard children, in priority order; `wild` is 1-based.
+    wild = 0;
+  wildcards:
+    // n's wildcard children from `wild` on, in priority order (pos < size).
     {
+      const TrieNode& node = nodes[n];
       const std::uint32_t base = node.first_child + node.static_count;
-      bool descended = false;
-      while (wild <= node.wild_count) {
-        const std::uint32_t c = base + wild - 1;
-        const TrieNode& child = nodes_[c];
-        ++wild;
+      while (wild < node.wild_count) {
+        const std::uint32_t c = base + wild++;
+        const TrieNode& child = nodes[c];
         if (child.kind == kParam) {
           const std::size_t end = segment_end(data, pos, size);
           if (end == pos) continue;
@@ -1137,23 +1194,18 @@ bool FrozenTrie::walk(MethodId method, std::string_view path, Params& params,
             }
             next = end + child.label_length;
           }
-          if (wild <= node.wild_count) {
+          if (wild < node.wild_count) {
             stack[top++] = {n, static_cast<std::uint32_t>(pos), wild,
                             static_cast<std::uint32_t>(depth)};
           }
           values[depth++] = segment;
           n = c;
           pos = next;
-          descended = true;
-          break;
+          goto descend;
         }
-        // Catch-all: the non-empty rest of the path (pos < size here).
+        // Catch-all: the non-empty rest of the path.
         values[depth] = std::string_view(data + pos, size - pos);
         if (endpoint(child, method, params, depth + 1, result)) return true;
-      }
-      if (descended) {
-        wild = 0;
-        continue;
       }
     }
   backtrack:
@@ -1163,23 +1215,51 @@ bool FrozenTrie::walk(MethodId method, std::string_view path, Params& params,
     pos = stack[top].position;
     wild = stack[top].next_wild;
     depth = stack[top].depth;
+    goto wildcards;
+  descend:;
   }
 }
 
-const TrieNode* FrozenTrie::find_static(std::string_view path) const noexcept {
-  std::uint32_t slot =
-      static_cast<std::uint32_t>(hash_path(path.data(), path.size())) & static_mask_;
+inline std::uint32_t PathIndex::find(std::string_view path) const noexcept {
+  std::uint32_t slot = static_cast<std::uint32_t>(hash_path(path.data(), path.size())) & mask;
   for (;;) {
-    const std::uint32_t node = static_index_[slot * 2];
-    if (node == 0) return nullptr;
-    const char* entry = static_paths_ + static_index_[slot * 2 + 1];
+    const std::uint32_t node = entries[slot * 2];
+    if (node == 0) return 0;
+    const char* entry = paths + entries[slot * 2 + 1];
     std::uint16_t length;
     std::memcpy(&length, entry, 2);
-    if (length == path.size() && same_bytes(entry + 2, path.data(), length)) {
-      return nodes_ + node - 1;
-    }
-    slot = (slot + 1) & static_mask_;
+    if (length == path.size() && same_bytes(entry + 2, path.data(), length)) return node;
+    slot = (slot + 1) & mask;
   }
+}
+
+// The common REST shape, `/users/:id`, without a walk: the path up to its
+// last '/' names, through tail_index_, the node whose only wildcard child is
+// a plain parameter with routes, and the rest of the path is that parameter.
+// Taken only where the walk would reach the same endpoint first: the node is
+// reached through static text alone (so the walk explores it before any
+// wildcard above it), none of its static children starts with the
+// segment's first byte, and the parameter has the method. Otherwise the walk
+// decides.
+inline bool FrozenTrie::find_tail(MethodId method, std::string_view path, Params& params,
+                                  TrieResult& result) const noexcept {
+  if (!tail_index_.may_hold_key(second_byte(path))) return false;  // before any scanning
+  const char* data = path.data();
+  const std::size_t size = path.size();
+  const std::size_t rest = after_last_slash(data, size);
+  if (rest == 0 || rest == size || !tail_index_.may_hold_length(rest)) return false;
+  const std::uint32_t hit = tail_index_.find(std::string_view(data, rest));
+  if (hit == 0) return false;
+  const TrieNode& parent = nodes_[hit - 1];
+  const std::uint32_t count = parent.static_count;
+  if (find_first_byte(first_bytes_ + parent.first_child, count,
+                      static_cast<unsigned char>(data[rest])) != count) {
+    return false;
+  }
+  TrieAccess::values(params)[0] = std::string_view(data + rest, size - rest);
+  // On a miss the walk visits this endpoint again: what it added to the
+  // allowed set is added again, so nothing needs undoing.
+  return endpoint(nodes_[parent.first_child + count], method, params, 1, result);
 }
 
 bool FrozenTrie::find(MethodId method, std::string_view path, Params& params,
@@ -1188,16 +1268,20 @@ bool FrozenTrie::find(MethodId method, std::string_view path, Params& params,
   // is: it wins outright when it has the method. Otherwise the walk decides
   // (other routes may still match, and 405 needs all of them) -- unless
   // there are no wildcards at all, when no other route can match.
-  if (static_index_ != nullptr) {
-    const bool may_be_static = (static_lengths_ >> std::min<std::size_t>(path.size(), 63)) & 1;
-    if (const TrieNode* node = may_be_static ? find_static(path) : nullptr) {
-      if (endpoint(*node, method, params, 0, result)) return true;
+  if (static_index_.entries != nullptr) {
+    const std::uint32_t node =
+        static_index_.may_hold_length(path.size()) && static_index_.may_hold_key(last_byte(path))
+            ? static_index_.find(path)
+            : 0;
+    if (node != 0) {
+      if (endpoint(nodes_[node - 1], method, params, 0, result)) return true;
       if (static_only_) return false;
       result.allowed = MethodSet{};
     } else if (static_only_) {
       return false;
     }
   }
+  if (tail_index_.entries != nullptr && find_tail(method, path, params, result)) return true;
   return walk(method, path, params, result);
 }
 
@@ -1473,7 +1557,46 @@ std::string FrozenTrie::check_invariants() const {
   for (std::uint32_t n = 1; n < node_count_; ++n) {
     if (parents[n] == 0xFFFFFFFFu) return bad(n, "unreachable");
   }
-  return {};
+  // Each index entry: its path leads from the root to its node through
+  // static labels alone; a tail entry's node also fits find_tail().
+  const auto check_index = [&](const PathIndex& index, bool tail) -> std::string {
+    if (index.entries == nullptr) return {};
+    for (std::uint32_t slot = 0; slot <= index.mask; ++slot) {
+      const std::uint32_t node = index.entries[slot * 2];
+      if (node == 0) continue;
+      if (node > node_count_) return "index entry past the nodes";
+      std::uint16_t length;
+      std::memcpy(&length, index.paths + index.entries[slot * 2 + 1], 2);
+      std::string_view path(index.paths + index.entries[slot * 2 + 1] + 2, length);
+      const std::string where =
+          (tail ? "tail index entry " : "static index entry ") + std::string(path);
+      if (!index.may_hold_length(path.size()) ||
+          !index.may_hold_key(tail ? second_byte(path) : last_byte(path))) {
+        return where + ": filtered out";
+      }
+      std::vector<std::uint32_t> chain;
+      for (std::uint32_t n = node - 1; n != 0; n = parents[n]) chain.push_back(n);
+      std::string text;
+      for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+        const TrieNode& x = nodes_[*it];
+        if (x.kind != kStatic) return where + ": reached through a wildcard";
+        text.append(labels_ + x.label_offset, x.label_length);
+      }
+      if (text != path) return where + ": path disagrees with the labels";
+      const TrieNode& x = nodes_[node - 1];
+      if (!tail && x.slot_count == 0) return where + ": no routes";
+      if (tail) {
+        const TrieNode& param = nodes_[x.first_child + x.static_count];
+        if (path.empty() || path.back() != '/' || x.wild_count != 1 || param.kind != kParam ||
+            param.type != kUntyped || param.slot_count == 0) {
+          return where + ": not a plain parameter's parent";
+        }
+      }
+    }
+    return {};
+  };
+  if (std::string error = check_index(static_index_, false); !error.empty()) return error;
+  return check_index(tail_index_, true);
 }
 
 // ---- QSBR ---------------------------------------------------------------------

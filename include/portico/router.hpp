@@ -228,6 +228,28 @@ struct TrieResult {
 };
 
 // The immutable trie. Works on handler indices; FrozenRouter<H> maps them to Hs.
+// An exact-match index from a static path to a layout node: open
+// addressing, `mask + 1` entries of {node + 1, offset of the path in `paths`
+// (a 2-byte length, then the bytes)}, load factor <= 1/2. Two one-word
+// filters in front: bit min(length, 63) is set for the length of every path
+// in it, and bit (key & 63) for its key byte, chosen by the index (the
+// static index: the last byte). A path failing either skips hashing
+// (`/users/123` against `/plaintext`: same length, another last byte).
+struct PathIndex {
+  const std::uint32_t* entries = nullptr;  // null: not built
+  const char* paths = nullptr;
+  std::uint64_t lengths = 0;
+  std::uint64_t keys = 0;
+  std::uint32_t mask = 0;
+
+  bool may_hold_length(std::size_t length) const noexcept {
+    return ((lengths >> (length < 63 ? length : 63)) & 1) != 0;
+  }
+  bool may_hold_key(unsigned key) const noexcept { return ((keys >> (key & 63u)) & 1) != 0; }
+  // The node stored for `path`, plus one; 0 when there is none.
+  std::uint32_t find(std::string_view path) const noexcept;
+};
+
 class FrozenTrie {
  public:
   FrozenTrie() = default;
@@ -257,7 +279,8 @@ class FrozenTrie {
                 TrieResult& result) const noexcept;
   bool walk(MethodId method, std::string_view path, Params& params,
             TrieResult& result) const noexcept;
-  const TrieNode* find_static(std::string_view path) const noexcept;
+  bool find_tail(MethodId method, std::string_view path, Params& params,
+                 TrieResult& result) const noexcept;
   bool find(MethodId method, std::string_view path, Params& params,
             TrieResult& result) const noexcept;
 
@@ -269,16 +292,11 @@ class FrozenTrie {
   const std::string_view* names_ = nullptr;
   const ParamPredicate* predicates_ = nullptr;  // by type id
   const std::string_view* custom_methods_ = nullptr;
-  // Exact-match index of fully static routes (see freeze()): open
-  // addressing, `static_mask_ + 1` entries of {layout node + 1, offset of
-  // the path in static_paths_ (a 2-byte length, then the bytes)}; null when
-  // the table chose not to build one.
-  const std::uint32_t* static_index_ = nullptr;
-  const char* static_paths_ = nullptr;
-  // Bit min(length, 63) is set for the length of every path in the index: a
-  // path of another length skips hashing (most param paths, in small tables).
-  std::uint64_t static_lengths_ = 0;
-  std::uint32_t static_mask_ = 0;
+  // Exact-match index of fully static routes (see freeze()).
+  PathIndex static_index_;
+  // Routes ending in a plain parameter after static text (`/users/:id`):
+  // the text up to the parameter ("/users/") -> the node it hangs from.
+  PathIndex tail_index_;
   // No wildcard anywhere: the static index alone decides every lookup.
   bool static_only_ = false;
   std::uint32_t node_count_ = 0;
