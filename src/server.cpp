@@ -1414,6 +1414,7 @@ void Connection::dispatch() noexcept {
     const bool answer_options = req.method_ == Method::Options && options.handle_options;
     res.status(answer_options ? 200 : 405);
     res.header("Allow", table.allow_header(advertised(match.allowed)));
+    if (!answer_options) res.text("Method Not Allowed");  // as 404 says "Not Found"
   } else {
     res.status(404);
     res.text("Not Found");

@@ -685,6 +685,7 @@ TEST_F(ServerHttpTest, MethodNotAllowedListsAllow) {
   ASSERT_RESPONSE(r, req);
   EXPECT_EQ(r.response.status, 405);
   EXPECT_EQ(allow_of(r), "GET, HEAD, OPTIONS, PUT");
+  EXPECT_EQ(r.response.body, "Method Not Allowed");
   // POST-only: no HEAD.
   const std::string get_echo = request_bytes("GET", "/echo");
   const ReadResult r2 = exchange(get_echo);
