@@ -1,7 +1,7 @@
 // portico-hello: the Server in the smallest useful program.
 //
-//   portico-hello [--host ADDR] [--port N] [--threads N] [--access-log common|json]
-//                 [--no-batch-io]
+//   portico-hello [--host ADDR] [--port N] [--threads N] [--workers N]
+//                 [--access-log common|json] [--no-batch-io]
 //
 //   GET  /plaintext  -> Hello, World!                  (text/plain)
 //   GET  /json       -> {"message":"Hello, World!"}    (application/json)
@@ -25,11 +25,13 @@ namespace {
 
 void usage(std::FILE* out) {
   std::fputs(
-      "usage: portico-hello [--host ADDR] [--port N] [--threads N] [--access-log common|json]\n"
-      "                     [--no-batch-io]\n"
+      "usage: portico-hello [--host ADDR] [--port N] [--threads N] [--workers N]\n"
+      "                     [--access-log common|json] [--no-batch-io]\n"
       "  --host ADDR     address to listen on (default 127.0.0.1)\n"
       "  --port N        port (default 8080; 0 picks a free one)\n"
       "  --threads N     reactor threads (default 1; 0 = one per CPU)\n"
+      "  --workers N     threads of the blocking-handler pool that answers /slow\n"
+      "                  (default 16, ServerOptions::worker_threads)\n"
       "  --access-log F  write an access log to stdout in format F\n"
       "  --no-batch-io   one recv(2)/send(2) per connection instead of one io_uring\n"
       "                  call for a loop iteration's reads and one for its sends\n"
@@ -62,6 +64,12 @@ int main(int argc, char** argv) {
     } else if (arg == "--threads" && has_value) {
       if (!parse_number(argv[++i], options.threads) || options.threads > 1024) {
         std::fprintf(stderr, "portico-hello: --threads wants a number 0-1024, got '%s'\n", argv[i]);
+        return 2;
+      }
+    } else if (arg == "--workers" && has_value) {
+      if (!parse_number(argv[++i], options.worker_threads) || options.worker_threads == 0 ||
+          options.worker_threads > 1024) {
+        std::fprintf(stderr, "portico-hello: --workers wants a number 1-1024, got '%s'\n", argv[i]);
         return 2;
       }
     } else if (arg == "--no-batch-io") {

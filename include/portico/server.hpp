@@ -131,8 +131,11 @@ struct ServerOptions {
   // method the table routes. Allow headers (405 too) then include OPTIONS.
   bool handle_options = true;
 
-  // The blocking-handler worker pool.
-  unsigned worker_threads = 4;
+  // The blocking-handler worker pool. Its handlers mostly wait (on a
+  // database, a file, another service), so it has more threads than a
+  // machine has cores: 16 handlers that each wait 50 ms answer 320 requests
+  // a second. Requests beyond the queue are answered 503.
+  unsigned worker_threads = 16;
   std::size_t worker_queue_capacity = 1024;
   // Seconds sent in Retry-After with a 503.
   unsigned retry_after_seconds = 1;
