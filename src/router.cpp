@@ -1127,56 +1127,64 @@ bool FrozenTrie::walk(MethodId method, std::string_view path, Params& params,
   // The root has an empty label and, every pattern starting with '/', at
   // most one child: node 1, whose label starts with '/'. Start there.
   if (node_count_ < 2) return false;
-  const char* const data = path.data();
+  const char* data = path.data();
   const std::size_t size = path.size();
-  const TrieNode* const nodes = nodes_;
-  if (size < nodes[1].label_length ||
-      !same_bytes(labels_ + nodes[1].label_offset, data, nodes[1].label_length)) {
-    return false;
+  {
+    const TrieNode& first = nodes_[1];
+    if (size < first.label_length || !same_bytes(labels_ + first.label_offset, data,
+                                                 first.label_length)) {
+      return false;
+    }
   }
-  std::string_view* const values = TrieAccess::values(params);
   Frame stack[kMaxSegments + 2];
   std::size_t top = 0;
+  std::string_view* values = TrieAccess::values(params);
+
   std::uint32_t n = 1;
-  std::size_t pos = nodes[1].label_length;
+  std::size_t pos = nodes_[1].label_length;
   std::size_t depth = 0;
-  std::uint32_t wild = 0;  // the next wildcard child of n to try, 0-based
+  std::uint32_t wild = 0;  // first wildcard child still to try at n
   for (;;) {
-    // Entering n, its label consumed up to pos: follow static children as
-    // deep as they match (a static edge outranks every wildcard), leaving a
-    // frame wherever wildcards remain to be tried on the way back.
-    for (;;) {
-      const TrieNode& node = nodes[n];
+    const TrieNode& node = nodes_[n];
+    if (wild == 0) {
+      // Entering n: its label is consumed up to pos.
       if (pos == size) {
         if (node.slot_count != 0 && endpoint(node, method, params, depth, result)) return true;
         goto backtrack;
       }
-      const std::uint32_t count = node.static_count;
-      const std::uint32_t hit = find_first_byte(first_bytes_ + node.first_child, count,
-                                                static_cast<unsigned char>(data[pos]));
-      if (hit == count) break;
-      const std::uint32_t c = node.first_child + hit;
-      const TrieNode& child = nodes[c];
-      // The first byte is known to match.
-      if (size - pos < child.label_length ||
-          !same_bytes(labels_ + child.label_offset + 1, data + pos + 1, child.label_length - 1u)) {
-        break;
+      // Static children, found by their first byte.
+      if (node.static_count != 0) {
+        const auto want = static_cast<unsigned char>(data[pos]);
+        const std::uint32_t count = node.static_count;
+        const std::uint32_t hit = find_first_byte(first_bytes_ + node.first_child, count, want);
+        if (hit != count) {
+          const std::uint32_t c = node.first_child + hit;
+          const TrieNode& child = nodes_[c];
+          // The first byte is known to match.
+          if (size - pos >= child.label_length &&
+              same_bytes(labels_ + child.label_offset + 1, data + pos + 1,
+                         child.label_length - 1u)) {
+            if (node.wild_count != 0) {
+              stack[top++] = {n, static_cast<std::uint32_t>(pos), 1,
+                              static_cast<std::uint32_t>(depth)};
+            }
+            n = c;
+            pos += child.label_length;
+            continue;
+          }
+        }
       }
-      if (node.wild_count != 0) {
-        stack[top++] = {n, static_cast<std::uint32_t>(pos), 0, static_cast<std::uint32_t>(depth)};
-      }
-      n = c;
-      pos += child.label_length;
+      if (node.wild_count == 0) goto backtrack;
+      wild = 1;
     }
-    wild = 0;
-  wildcards:
-    // n's wildcard children from `wild` on, in priority order (pos < size).
+    // Wildcard children, in priority order; `wild` is 1-based.
     {
-      const TrieNode& node = nodes[n];
       const std::uint32_t base = node.first_child + node.static_count;
-      while (wild < node.wild_count) {
-        const std::uint32_t c = base + wild++;
-        const TrieNode& child = nodes[c];
+      bool descended = false;
+      while (wild <= node.wild_count) {
+        const std::uint32_t c = base + wild - 1;
+        const TrieNode& child = nodes_[c];
+        ++wild;
         if (child.kind == kParam) {
           const std::size_t end = segment_end(data, pos, size);
           if (end == pos) continue;
@@ -1194,18 +1202,23 @@ bool FrozenTrie::walk(MethodId method, std::string_view path, Params& params,
             }
             next = end + child.label_length;
           }
-          if (wild < node.wild_count) {
+          if (wild <= node.wild_count) {
             stack[top++] = {n, static_cast<std::uint32_t>(pos), wild,
                             static_cast<std::uint32_t>(depth)};
           }
           values[depth++] = segment;
           n = c;
           pos = next;
-          goto descend;
+          descended = true;
+          break;
         }
-        // Catch-all: the non-empty rest of the path.
+        // Catch-all: the non-empty rest of the path (pos < size here).
         values[depth] = std::string_view(data + pos, size - pos);
         if (endpoint(child, method, params, depth + 1, result)) return true;
+      }
+      if (descended) {
+        wild = 0;
+        continue;
       }
     }
   backtrack:
@@ -1215,8 +1228,6 @@ bool FrozenTrie::walk(MethodId method, std::string_view path, Params& params,
     pos = stack[top].position;
     wild = stack[top].next_wild;
     depth = stack[top].depth;
-    goto wildcards;
-  descend:;
   }
 }
 

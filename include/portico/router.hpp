@@ -227,7 +227,6 @@ struct TrieResult {
   MethodSet allowed;
 };
 
-// The immutable trie. Works on handler indices; FrozenRouter<H> maps them to Hs.
 // An exact-match index from a static path to a layout node: open
 // addressing, `mask + 1` entries of {node + 1, offset of the path in `paths`
 // (a 2-byte length, then the bytes)}, load factor <= 1/2. Two one-word
@@ -250,6 +249,7 @@ struct PathIndex {
   std::uint32_t find(std::string_view path) const noexcept;
 };
 
+// The immutable trie. Works on handler indices; FrozenRouter<H> maps them to Hs.
 class FrozenTrie {
  public:
   FrozenTrie() = default;

@@ -21,12 +21,12 @@ base="http://127.0.0.1:${BASH_REMATCH[1]}"
 expect() {
   local method=$1 path=$2 status=$3 type=$4 body=$5
   shift 5
-  local got
-  got=$(curl -sS --max-time 10 -X "$method" -o /tmp/portico_hello_body.$$ \
-    -w '%{http_code} %{content_type}' "$@" "$base$path") || fail "$method $path: curl failed"
-  local got_body
-  got_body=$(cat /tmp/portico_hello_body.$$)
-  rm -f /tmp/portico_hello_body.$$
+  # The body, then a last line of its own with the status and content type.
+  local out got got_body
+  out=$(curl -sS --max-time 10 -X "$method" -w '\n%{http_code} %{content_type}' "$@" "$base$path") ||
+    fail "$method $path: curl failed"
+  got=${out##*$'\n'}
+  got_body=${out%$'\n'*}
   [[ $got == "$status $type" ]] || fail "$method $path: got '$got', want '$status $type'"
   [[ $got_body == "$body" ]] || fail "$method $path: body '$got_body', want '$body'"
   echo "ok: $method $path -> $status"
