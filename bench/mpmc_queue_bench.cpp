@@ -8,6 +8,8 @@
 //   TransferBatch/<queue>/<P>/<C> the same with 32-item batches
 //   TransferBlocking/<P>/<C>      MpmcQueue's blocking push/pop
 //   PushPopPair/<queue>           one thread: push one item, pop it back
+//   PushPopPair/floor_two_locked_ops  the two locked instructions any such
+//                                 pair needs, alone: the floor on this CPU
 //
 // Every queue is driven by the same loop: try, and after repeated failures
 // yield (a pure spinner collapses when threads outnumber cores). Consumers
@@ -358,8 +360,23 @@ void BM_TransferBlocking(benchmark::State& state) {
   run_transfer<Portico>(state, Ops::kBlocking);
 }
 
+// glibc takes a pthread mutex without an atomic instruction while the process
+// has never had a second thread (and never goes back once it has). A
+// single-benchmark run such as --benchmark_filter=PushPopPair would otherwise
+// time the mutex+deque as no server ever sees it (8.7 against 28.6 ns a pair
+// on the 2-vCPU machine, 2026-12-04): start and join one thread first, as the
+// Transfer cases do in a full run.
+void become_multithreaded() {
+  static const bool done = [] {
+    std::thread([] {}).join();
+    return true;
+  }();
+  (void)done;
+}
+
 template <class Q>
 void BM_PushPopPair(benchmark::State& state) {
+  become_multithreaded();
   auto queue = std::make_unique<Q>();
   typename Q::Producer producer(*queue);
   typename Q::Consumer consumer(*queue);
@@ -371,6 +388,27 @@ void BM_PushPopPair(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
+
+// The floor under any MPMC push+pop pair without per-producer handles: a push
+// must claim its slot and a pop its item with one atomic read-modify-write
+// each (both sides have several parties to agree among), and on x86 every
+// such instruction is locked. Two compare-exchanges, on two lines as the
+// queue's counters are, with the load that supplies each expected value.
+void BM_LockedPairFloor(benchmark::State& state) {
+  struct alignas(128) Counter {
+    std::atomic<std::uint64_t> value{0};
+  };
+  auto counters = std::make_unique<Counter[]>(2);
+  for (auto _ : state) {
+    for (int i = 0; i < 2; ++i) {
+      std::uint64_t seen = counters[i].value.load(std::memory_order_relaxed);
+      benchmark::DoNotOptimize(counters[i].value.compare_exchange_weak(
+          seen, seen + 1, std::memory_order_relaxed, std::memory_order_relaxed));
+    }
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(BM_LockedPairFloor)->Name("PushPopPair/floor_two_locked_ops");
 
 void transfer_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"P", "C"});
