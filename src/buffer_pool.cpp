@@ -172,6 +172,7 @@ PoolCore::PoolCore(const Config& config)
       populate_(config.populate),
       huge_pages_(config.huge_pages) {
   id_ = g_next_pool_id.fetch_add(1, std::memory_order_relaxed);
+  ring_cache_slot_ = static_cast<std::uint32_t>(id_ % kRingCacheSlots);
   ring_slots_ = config.ring_slots;
   // Descriptors for every block the pool may ever have, reserved up front as
   // virtual memory only (MAP_NORESERVE); a page is touched when its first
@@ -351,6 +352,7 @@ BlockHeader* PoolCore::acquire_slow() noexcept {
   auto* block = new (&descriptors_[index]) BlockHeader();
   block->data = slabs_[index / blocks_per_slab_] + (index % blocks_per_slab_) * block_size_;
   block->pool = this;
+  block->index = static_cast<std::uint32_t>(index);
   return block;
 }
 
@@ -519,6 +521,37 @@ void PoolCore::ring_closed(RemoteRing* ring) noexcept {
   detach_ring(ring);
 }
 
+bool PoolCore::ring_advance(RemoteRing* ring, std::uint32_t tail) noexcept {
+  constexpr std::uint32_t kSlotsPerLine = kPoolCacheLine / sizeof(std::uint16_t);
+  if (tail == ring->limit) {
+    // Acquire: the owner's reads of the slots it drained happen before we
+    // overwrite them.
+    const std::uint32_t limit = ring->head.load(std::memory_order_acquire) + ring->mask + 1;
+    if (limit == tail) return false;
+    ring->limit = limit;
+    // The owner drained the ring since we last looked, reading the lines
+    // ahead of tail: the write prefetches issued for them before were undone.
+    // Fetch them all again now, from tail's line on, so their transfers
+    // overlap instead of stalling one store per line.
+    if (ring->prefetch_ahead != 0) {
+      for (std::uint32_t ahead = 0; ahead <= ring->prefetch_ahead; ahead += kSlotsPerLine) {
+        prefetch_for_write(&ring->slots[(tail + ahead) & ring->mask]);
+      }
+    }
+  } else if (ring->prefetch_ahead != 0) {
+    // Entering a new line: fetch the one prefetch_ahead slots on for writing.
+    prefetch_for_write(&ring->slots[(tail + ring->prefetch_ahead) & ring->mask]);
+  }
+  std::uint32_t next = ring->limit;
+  if (ring->prefetch_ahead != 0) {
+    const std::uint32_t line_end = (tail | (kSlotsPerLine - 1)) + 1;
+    // Counters wrap: compare as a signed distance.
+    if (static_cast<std::int32_t>(next - line_end) > 0) next = line_end;
+  }
+  ring->next_check = next;
+  return true;
+}
+
 void PoolCore::release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept {
   if (tls_rings_exited || pool->ring_slots_ == 0) {
     pool->push_block(block);
@@ -549,7 +582,7 @@ void PoolCore::release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept 
     found->thread_next = rings.head;
     rings.head = found;
   }
-  tls_ring_cache[pool->id_ % kRingCacheSlots] = RingCacheEntry{pool->id_, found};
+  tls_ring_cache[pool->ring_cache_slot_] = RingCacheEntry{pool->id_, found};
   release_remote(block, pool);  // a cache hit now
 }
 

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -380,6 +381,42 @@ TEST(BufferPoolStressTest, FullRingFallsBackToTheStack) {
   const portico::BufferPoolStats stats = pool.stats();
   EXPECT_EQ(stats.blocks_in_use, 0u);
   EXPECT_EQ(stats.remote_frees, 14u);
+}
+
+// A ring large enough to prefetch (1024 slots), filled past full from
+// positions that are not line-aligned, drained, and reused by the next
+// thread, many laps over: the slow path that refreshes limit, prefetches and
+// picks the next check runs at every kind of position, and every block still
+// comes home exactly once (through the ring or, past full, the stack).
+TEST(BufferPoolStressTest, LargeRingWrapsAcrossDrainsAndThreads) {
+  constexpr std::size_t kSlots = 1024;
+  constexpr std::size_t kBatch = kSlots + 77;  // fills the ring, then spills
+  constexpr int kRounds = 9;
+  BufferPool pool(ringed_pool(2 * kSlots, kSlots));
+  std::uint64_t expected = 0;
+  std::size_t offset = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    // A few releases first so the next batch starts mid-line.
+    offset = (offset + 13) % 32;
+    std::vector<Buffer> lead = acquire_n(pool, offset);
+    std::vector<Buffer> out = acquire_n(pool, kBatch);
+    std::thread remote([&] {
+      lead.clear();
+      out.clear();
+    });
+    remote.join();
+    expected += offset + kBatch;
+    EXPECT_EQ(pool.reclaim(), offset + kBatch) << "round " << round;
+    EXPECT_EQ(pool.stats().blocks_in_use, 0u) << "round " << round;
+  }
+  EXPECT_EQ(pool.stats().remote_frees, expected);
+  // Every block is distinct after all those laps.
+  std::vector<Buffer> all = acquire_n(pool, 2 * kSlots);
+  std::vector<const char*> seen;
+  for (Buffer& b : all) seen.push_back(b.prepare().data());
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end());
+  EXPECT_FALSE(pool.acquire());
 }
 
 // Exited threads' rings are reused, so a stream of short-lived threads does

@@ -24,6 +24,10 @@ class PoolCore;
 struct alignas(kPoolCacheLine) BlockHeader {
   // References: the owning Buffer holds one implicitly, each BufferSlice one.
   std::atomic<std::uint32_t> refs{0};
+  // Position in the pool's descriptor array, what a remote release hands back
+  // (read from this line, which the release has already loaded, rather than
+  // computed from the pool's array base).
+  std::uint32_t index = 0;
   // Link in the owner's free list or the remote hand-back stack; only the
   // holder of a free block touches it.
   BlockHeader* next = nullptr;
@@ -53,6 +57,10 @@ struct RemoteRing {
   // Producer-private: head + slots as last read; tail may advance to it
   // before head is read again (only then, since head is the owner's line).
   std::uint32_t limit = 0;
+  // Producer-private: the next tail at which a release leaves the fast path,
+  // the earlier of limit and, when prefetching, the start of the next line
+  // of slots. One compare thus serves both (PoolCore::ring_advance).
+  std::uint32_t next_check = 0;
   std::uint32_t mask = 0;         // slots - 1, a power of two minus one
   // Set by PoolCore::close(); a producer that reads it after a push claims
   // back what is left in the ring itself (see PoolCore::close).
@@ -224,24 +232,16 @@ class PoolCore {
   // A release on a thread other than the owner: into this thread's ring for
   // the pool, found in one compare in the thread's cache.
   static void release_remote(BlockHeader* block, PoolCore* pool) noexcept {
-    const std::uint64_t id = pool->id_;
-    const RingCacheEntry& entry = tls_ring_cache[id % kRingCacheSlots];
-    if (entry.pool_id == id) [[likely]] {
+    const RingCacheEntry& entry = tls_ring_cache[pool->ring_cache_slot_];
+    if (entry.pool_id == pool->id_) [[likely]] {
       RemoteRing* ring = entry.ring;
       // Relaxed: only this thread writes tail.
       const std::uint32_t tail = ring->tail.load(std::memory_order_relaxed);
-      if (tail == ring->limit) [[unlikely]] {
-        // Acquire: the owner's reads of the slots it drained happen before
-        // we overwrite them.
-        ring->limit = ring->head.load(std::memory_order_acquire) + ring->mask + 1;
-        if (tail == ring->limit) {
-          pool->push_block(block);  // really full: the shared stack
-          return;
-        }
+      if (tail == ring->next_check && !ring_advance(ring, tail)) [[unlikely]] {
+        pool->push_block(block);  // the ring is full: the shared stack
+        return;
       }
-      ring->slots[tail & ring->mask] = static_cast<std::uint16_t>(block - pool->descriptors_);
-      if ((tail & 31) == 0 && ring->prefetch_ahead != 0) [[unlikely]]
-        prefetch_for_write(&ring->slots[(tail + ring->prefetch_ahead) & ring->mask]);
+      ring->slots[tail & ring->mask] = static_cast<std::uint16_t>(block->index);
       // Release: publishes the slot and the block's last uses to the drainer.
       ring->tail.store(tail + 1, std::memory_order_release);
       // From here on neither `block` nor `pool` may be touched: the drainer may
@@ -258,6 +258,11 @@ class PoolCore {
     release_remote_slow(block, pool);
   }
   static void release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept;
+  // The producer's slow path, at tail == next_check: once per line of slots
+  // when prefetching, and when tail reaches limit. Returns false if the ring
+  // is full. Otherwise it refreshes limit (re-reading head) where tail reached
+  // it, prefetches as need be, and sets next_check.
+  static bool ring_advance(RemoteRing* ring, std::uint32_t tail) noexcept;
   // This thread found its ring closed after a push: claims what is left in it,
   // counts it against the dead pool and detaches from the ring.
   static void ring_closed(RemoteRing* ring) noexcept;
@@ -274,6 +279,7 @@ class PoolCore {
   bool poison_;
   std::uint32_t ring_slots_;  // slots per remote ring; 0: rings off (max_blocks > 65536)
   std::uint64_t id_;          // unique in the process, never reused; never 0
+  std::uint32_t ring_cache_slot_;  // id_ % kRingCacheSlots, kept to save the fast path an op
   BlockHeader* descriptors_;
   std::size_t block_size_;
   std::size_t max_blocks_;
