@@ -14,7 +14,7 @@
 #   mpmc_queue_bench  the PushPopPair cases, pinned to one CPU (taskset -c 0)
 #   buffer_pool_bench acquire+release of 16 KiB blocks against glibc and
 #                     mimalloc, and 1024 local against 1024 cross-core releases
-# (about 70 s a round; default 5 rounds). It prints, and writes to
+# (25–50 s a round on the 2-vCPU machine; default 5 rounds). It prints, and writes to
 # bench/results/core.md (git-ignored), one line per goal with its median
 # ratio, the range over rounds, and whether the median meets it. The JSON of
 # every run stays in bench/results/core/. Installs nothing; the peers
