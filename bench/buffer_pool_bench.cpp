@@ -4,21 +4,23 @@
 //
 //   *_AcquireRelease   one block out at a time: acquire + release per item
 //   *_Burst64          64 blocks out, then all returned (LIFO), per item
-//   *_Release{Local,Remote}  only the release of 1024 blocks, timed on the
-//                      releasing thread; Remote = another thread than the one
-//                      that allocated them, pinned to another CPU (label
-//                      "cross-core"). Both cases time their releases on the
-//                      same CPU, the second: Local has the owner there, Remote
-//                      the releaser (and the owner on the first). The releasing thread first takes
-//                      the handles into its own vector and reads each block
-//                      and descriptor, as a consumer would. The owner drains
-//                      the remote thread's ring when its free list runs dry,
-//                      i.e. in the next iteration's acquires. PoolAllocRing64:
+//   BM_Release<Alloc, false|true>  only the release of 1024 blocks, timed
+//                      on the releasing thread: false = local (the owner),
+//                      true = another thread, pinned to another CPU (label
+//                      "cross-core"). Both time their releases on the same
+//                      CPU, the second: the owner runs there when local, the
+//                      releaser when remote (the owner then on the first).
+//                      The releasing thread first takes the handles into its
+//                      own vector and reads each block and descriptor, as a
+//                      consumer would. The owner drains the remote thread's
+//                      ring when its free list runs dry, i.e. in the next
+//                      iteration's acquires. PoolAllocRing64:
 //                      remote_ring_slots = 64, so 960 of each 1024 remote
 //                      releases find the ring full and take the CAS stack.
 //
 // Quote only ratios between cases of one run, interleaved and repeated, e.g.
 //   buffer_pool_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
+// or issue 3's goals paired over rounds: bench/core_goals.sh.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
