@@ -172,7 +172,6 @@ PoolCore::PoolCore(const Config& config)
       populate_(config.populate),
       huge_pages_(config.huge_pages) {
   id_ = g_next_pool_id.fetch_add(1, std::memory_order_relaxed);
-  ring_cache_slot_ = static_cast<std::uint32_t>(id_ % kRingCacheSlots);
   ring_slots_ = config.ring_slots;
   // Descriptors for every block the pool may ever have, reserved up front as
   // virtual memory only (MAP_NORESERVE); a page is touched when its first
@@ -582,7 +581,7 @@ void PoolCore::release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept 
     found->thread_next = rings.head;
     rings.head = found;
   }
-  tls_ring_cache[pool->ring_cache_slot_] = RingCacheEntry{pool->id_, found};
+  tls_ring_cache[pool->id_ % kRingCacheSlots] = RingCacheEntry{pool->id_, found};
   release_remote(block, pool);  // a cache hit now
 }
 

@@ -75,9 +75,11 @@ def goals(rows, med, idle):
         cpu, rps, p99 = (paired(rows, (w, "portico"), (w, "nginx"), k) for k in ("cpu_us_per_req", "rps", "p99_us"))
         # This workload is client-bound (every server gets the same req/s), so
         # req/s within 3% of nginx's counts as "no fewer".
-        ok = cpu <= 0.9 and rps >= 0.97 and (p99 is None or p99 <= 1.0)
+        # No run measured both servers' CPU and req/s (all NaN): not met.
+        ok = cpu is not None and rps is not None and cpu <= 0.9 and rps >= 0.97 and (p99 is None or p99 <= 1.0)
+        fmt = lambda v: "–" if v is None else f"{v:.2f}"
         lines.append((ok, f"keepalive /plaintext CPU/req <= 0.9x nginx at >= req/s (-3%), <= p99, paired by run:"
-                          f" CPU {cpu:.2f}x, req/s {rps:.2f}x, p99 {'–' if p99 is None else f'{p99:.2f}'}x"
+                          f" CPU {fmt(cpu)}x, req/s {fmt(rps)}x, p99 {fmt(p99)}x"
                           f" (ratios of the medians: {pc / nc:.2f}x, {pr / nr:.2f}x, {ratio(pp, np_)}x)"))
     for kind in ("keepalive", "pipelined"):
         r = routing_ratio(rows, kind, "portico")

@@ -232,8 +232,9 @@ class PoolCore {
   // A release on a thread other than the owner: into this thread's ring for
   // the pool, found in one compare in the thread's cache.
   static void release_remote(BlockHeader* block, PoolCore* pool) noexcept {
-    const RingCacheEntry& entry = tls_ring_cache[pool->ring_cache_slot_];
-    if (entry.pool_id == pool->id_) [[likely]] {
+    const std::uint64_t id = pool->id_;
+    const RingCacheEntry& entry = tls_ring_cache[id % kRingCacheSlots];
+    if (entry.pool_id == id) [[likely]] {
       RemoteRing* ring = entry.ring;
       // Relaxed: only this thread writes tail.
       const std::uint32_t tail = ring->tail.load(std::memory_order_relaxed);
@@ -279,7 +280,6 @@ class PoolCore {
   bool poison_;
   std::uint32_t ring_slots_;  // slots per remote ring; 0: rings off (max_blocks > 65536)
   std::uint64_t id_;          // unique in the process, never reused; never 0
-  std::uint32_t ring_cache_slot_;  // id_ % kRingCacheSlots, kept to save the fast path an op
   BlockHeader* descriptors_;
   std::size_t block_size_;
   std::size_t max_blocks_;
