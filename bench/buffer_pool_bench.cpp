@@ -17,6 +17,8 @@
 //                      iteration's acquires. PoolAllocRing64:
 //                      remote_ring_slots = 64, so 960 of each 1024 remote
 //                      releases find the ring full and take the CAS stack.
+//   BM_ReclaimRemote   the owner's side: reclaim() of 1024 blocks another
+//                      thread, on the other CPU, released into its ring.
 //
 // Quote only ratios between cases of one run, interleaved and repeated, e.g.
 //   buffer_pool_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
@@ -269,6 +271,34 @@ void BM_Release(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kReleaseBatch);
 }
 
+// The owner's side of the hand-back: reclaim() taking 1024 blocks that another
+// thread (on another CPU) released into its ring, timed on the owner. The
+// other side of BM_Release<PoolAlloc, true>: a ring that made releases cheap
+// by moving their cost into the drain would show here.
+void BM_ReclaimRemote(benchmark::State& state) {
+  PinnedPair pinned(PinnedPair::Owner::kFirstCpu);
+  PoolAlloc alloc(static_cast<std::size_t>(state.range(0)));
+  Helper helper(pinned.helper_cpu());
+  std::vector<portico::Buffer> held(kReleaseBatch);
+  for (auto _ : state) {
+    for (auto& h : held) h = alloc.get();
+    helper.run([&] {
+      for (auto& h : held) h.reset();
+    });
+    const auto start = Clock::now();
+    const std::size_t reclaimed = alloc.pool.reclaim();
+    // Until its stores are done too: without the fence the clock would stop
+    // with the last few dozen descriptor writes still in the store buffer.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    state.SetIterationTime(std::chrono::duration<double>(Clock::now() - start).count());
+    if (reclaimed != kReleaseBatch) {
+      state.SkipWithError("reclaim() did not take every block back");
+      return;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kReleaseBatch);
+}
+
 #define PORTICO_SIZES ->Arg(4096)->Arg(16384)
 
 BENCHMARK(BM_AcquireRelease<PoolAlloc>) PORTICO_SIZES;
@@ -281,6 +311,7 @@ BENCHMARK(BM_Release<PoolAlloc, false>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<PoolAlloc, true>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<PoolAllocRing64, false>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<PoolAllocRing64, true>)->Arg(16384)->UseManualTime();
+BENCHMARK(BM_ReclaimRemote)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<GlibcAlloc, false>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<GlibcAlloc, true>)->Arg(16384)->UseManualTime();
 BENCHMARK(BM_Release<MimallocAlloc, false>)->Arg(16384)->UseManualTime();

@@ -13,7 +13,8 @@
 #   mpmc_queue_bench  the Transfer and TransferBatch cases (all threads free)
 #   mpmc_queue_bench  the PushPopPair cases, pinned to one CPU (taskset -c 0)
 #   buffer_pool_bench acquire+release of 16 KiB blocks against glibc and
-#                     mimalloc, and 1024 local against 1024 cross-core releases
+#                     mimalloc, 1024 local against 1024 cross-core releases,
+#                     and the owner's reclaim() of 1024 cross-core releases
 # (25–50 s a round on the 2-vCPU machine; default 5 rounds). It prints, and writes to
 # bench/results/core.md (git-ignored), one line per goal with its median
 # ratio, the range over rounds, and whether the median meets it. The JSON of
@@ -26,7 +27,7 @@ root=$(cd "$here/.." && pwd)
 rounds=5
 bench_dir="$root/build/release/bench"
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -67,6 +68,6 @@ for ((r = 1; r <= rounds; r++)); do
   run "$out/pair_$r.json" taskset -c 0 "$bench_dir/mpmc_queue_bench" \
     --benchmark_filter='^PushPopPair/' --benchmark_min_time=0.5
   run "$out/pool_$r.json" "$bench_dir/buffer_pool_bench" --benchmark_min_time=0.2 \
-    --benchmark_filter='^BM_AcquireRelease<.*>/16384$|^BM_Release<PoolAlloc, '
+    --benchmark_filter='^BM_AcquireRelease<.*>/16384$|^BM_Release<PoolAlloc, |^BM_ReclaimRemote'
 done
 python3 "$here/core_goals.py" "$out" | tee "$root/bench/results/core.md"
