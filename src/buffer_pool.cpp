@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -52,9 +53,7 @@ std::atomic<std::size_t> g_live_cores{0};
 std::atomic<std::uint64_t> g_next_pool_id{1};
 std::atomic<std::size_t> g_live_rings{0};
 
-// Static objects whose addresses no block or ring can have: mark a closed
-// hand-back stack and a closed ring list.
-BlockHeader g_orphan_sentinel;
+// A static object whose address no ring can have: marks a closed ring list.
 RemoteRing g_ring_sentinel;
 
 // The process-wide barrier that lets a ring push do without a fence (see
@@ -86,13 +85,15 @@ bool write_prefetch_available() noexcept {
 #endif
 }
 
-// Eight lines (256 slots) ahead: measured best of 64/128/256/512 on the
-// 2-vCPU EPYC machine the benchmarks run on. Rings of under 1024 slots do
-// without: their lines are few and the drain may still be reading them.
-constexpr std::uint32_t kPrefetchAhead = 256;
+// Four lines (128 slots) ahead: 64 and 128 measured best of 32/64/128/256/512
+// on the 2-vCPU EPYC machine the benchmarks run on (buffer_pool_bench's
+// cross-core BM_Release; 32, 256 and 512 clearly worse). Rings of under 1024
+// slots do without: their lines are few and the drain may still be reading them.
+constexpr std::uint32_t kPrefetchAhead = 128;
+constexpr std::uint32_t kPrefetchMinSlots = 1024;
 
 void free_ring(RemoteRing* ring) noexcept {
-  delete[] ring->slots;
+  std::free(ring->slots);  // std::atomic<std::uint16_t> is trivially destructible
   delete ring;
   g_live_rings.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -101,19 +102,25 @@ void unref_ring(RemoteRing* ring) noexcept {
   // Acq_rel: whoever frees the ring sees every other holder's uses done.
   if (ring->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) free_ring(ring);
 }
-// Takes what is left in a ring of a closed pool: the closer and the ring's
-// producer may both try, so the range is claimed by CAS on head.
+// Marks every slot of a ring of a closed pool kRingClosed and counts the
+// tokens it took. close() does it twice, around its process-wide barrier, and
+// the ring's producer may do it too once it has seen kRingClosed; each token
+// is taken by one exchange, so it is counted once whoever takes it.
 std::uint32_t claim_ring(RemoteRing* ring) noexcept {
-  std::uint32_t head = ring->head.load(std::memory_order_acquire);
-  for (;;) {
-    // Acquire: the slots up to tail are published (we do not read them, but
-    // the blocks' last uses must happen before the core that owns them dies).
-    const std::uint32_t tail = ring->tail.load(std::memory_order_acquire);
-    if (head == tail) return 0;
-    if (ring->head.compare_exchange_weak(head, tail, std::memory_order_acq_rel,
-                                         std::memory_order_acquire))
-      return tail - head;
+  std::uint32_t claimed = 0;
+  for (std::uint32_t i = 0; i < ring->slot_count; ++i) {
+    // Acq_rel: acquire for a token's block's last uses (they must happen before
+    // the core that owns the block dies); release publishes orphan_refs_ to a
+    // producer that reads kRingClosed here with acquire.
+    if (is_ring_token(ring->slots[i].exchange(kRingClosed, std::memory_order_acq_rel)))
+      ++claimed;
   }
+  return claimed;
+}
+
+// What a free slot holds at position `index`.
+constexpr std::uint16_t free_mark(std::uint32_t index) noexcept {
+  return index % kRingSlotsPerLine == kRingSlotsPerLine - 1 ? kRingFreeLineEnd : kRingFree;
 }
 
 std::size_t round_up(std::size_t n, std::size_t unit) {
@@ -209,10 +216,6 @@ std::size_t PoolCore::live_cores() noexcept {
   return g_live_cores.load(std::memory_order_relaxed);
 }
 
-BlockHeader* PoolCore::orphan_sentinel() noexcept {
-  return &g_orphan_sentinel;
-}
-
 std::size_t PoolCore::live_rings() noexcept {
   return g_live_rings.load(std::memory_order_relaxed);
 }
@@ -289,20 +292,38 @@ std::size_t PoolCore::count_stack(BlockHeader* list, BlockHeader** last) noexcep
 }
 
 std::size_t PoolCore::drain_ring(RemoteRing* ring) noexcept {
-  // Relaxed: before close() only the owner writes head.
-  std::uint32_t head = ring->head.load(std::memory_order_relaxed);
-  // Acquire: pairs with the producer's release-store of tail, so the slots
-  // and the blocks' last uses are visible.
-  const std::uint32_t tail = ring->tail.load(std::memory_order_acquire);
-  if (head == tail) return 0;
-  const std::uint32_t count = tail - head;
-  for (; head != tail; ++head) {
-    BlockHeader* block = descriptors_ + ring->slots[head & ring->mask];
-    block->next = free_head_;
-    free_head_ = block;
+  const std::uint32_t mask = ring->slot_count - 1;
+  const std::uint32_t first = ring->head;
+  std::uint32_t count = 0;
+  // Locals: the acquire loads below would make the compiler reload and store
+  // the members each time, a second store per block.
+  BlockHeader* const descriptors = descriptors_;
+  BlockHeader* free_head = free_head_;
+  // Take the tokens first, then free their slots: each block taken writes its
+  // descriptor's line, which the releasing thread read, and those writes wait
+  // a cross-core round trip each; interleaved with the slot writes they would
+  // have half the store buffer to overlap in. Meanwhile the producer sees the
+  // taken tokens and waits, as on a full ring.
+  // At most one lap: a producer refilling behind us waits for the next drain.
+  for (; count <= mask; ++count) {
+    // Each line of slots is fetched for writing as we reach it: fetched to be
+    // read, it would come over shared and take a second round trip to free.
+    if (((first + count) & (kRingSlotsPerLine - 1)) == 0 || count == 0)
+      prefetch_for_write(&ring->slots[(first + count) & mask]);
+    // Acquire: pairs with the producer's release-store of the token, so the
+    // block's last uses are visible.
+    const std::uint16_t token = ring->slots[(first + count) & mask].load(std::memory_order_acquire);
+    if (!is_ring_token(token)) break;
+    BlockHeader* block = descriptors + (token - 1);
+    block->next = free_head;
+    free_head = block;
   }
-  // Release: our reads of the slots happen before the producer reuses them.
-  ring->head.store(tail, std::memory_order_release);
+  free_head_ = free_head;
+  for (std::uint32_t i = first; i != first + count; ++i) {
+    // Relaxed: the producer writes this slot again only after reading it free.
+    ring->slots[i & mask].store(free_mark(i & mask), std::memory_order_relaxed);
+  }
+  ring->head = first + count;
   return count;
 }
 
@@ -351,7 +372,7 @@ BlockHeader* PoolCore::acquire_slow() noexcept {
   auto* block = new (&descriptors_[index]) BlockHeader();
   block->data = slabs_[index / blocks_per_slab_] + (index % blocks_per_slab_) * block_size_;
   block->pool = this;
-  block->index = static_cast<std::uint32_t>(index);
+  block->ring_token = static_cast<std::uint16_t>(index + 1);  // used only if <= kMaxRingBlocks
   return block;
 }
 
@@ -373,12 +394,14 @@ PoolCore::Counters PoolCore::counters() const noexcept {
 // before (close drains it) or sees the sentinel (the pusher counts itself).
 // The rings need more care, since a push is a plain release-store: the ring
 // list is closed with a sentinel (no ring joins later), each ring is marked
-// closed, then membarrier() runs a full fence on every thread of the process.
-// A producer pushes (store tail), then reads `closed`. Either its push is
-// visible to close() after the barrier, or it reads closed; if both, the CAS
-// on head in claim_ring() lets exactly one of them count each block. So no
-// block is stranded in a ring, and no producer touches the core after its push
-// unless it has claimed blocks the core is still waiting for.
+// closed and every slot of it set to kRingClosed (taking the tokens there),
+// then membarrier() runs a full fence on every thread of the process, and the
+// slots are swept once more. A producer stores its token, then reads the next
+// slot. Either its store is visible to the second sweep, or its load comes
+// after the barrier and reads kRingClosed (and the producer sweeps the ring
+// itself); every token is taken by an exchange, so exactly one of them counts
+// it. So no block is stranded in a ring, and no producer touches the core
+// after its push unless it has claimed blocks the core is still waiting for.
 void PoolCore::close() noexcept {
   owner_.store(nullptr, std::memory_order_relaxed);
   const std::size_t out = in_use_.load(std::memory_order_relaxed);
@@ -390,8 +413,9 @@ void PoolCore::close() noexcept {
   if (closed_rings_ != nullptr) {
     for (RemoteRing* ring = closed_rings_; ring != nullptr; ring = ring->pool_next) {
       // Release: publishes orphan_refs_ (and closed_rings_, for whoever frees
-      // the core) to a producer that reads closed with acquire.
+      // the core) to a thread that reads closed with acquire.
       ring->closed.store(true, std::memory_order_release);
+      drained += claim_ring(ring);
     }
     process_wide_barrier();
     for (RemoteRing* ring = closed_rings_; ring != nullptr; ring = ring->pool_next) {
@@ -419,7 +443,7 @@ RemoteRing* PoolCore::attach_ring() noexcept {
   for (RemoteRing* ring = head; ring != nullptr; ring = ring->pool_next) {
     bool detached = false;
     // Acquire: pairs with the release store of the thread that detached, so
-    // its last writes to the producer fields (tail, limit) are ours now.
+    // its last write to the cursor is ours now.
     if (!ring->attached.load(std::memory_order_relaxed) &&
         ring->attached.compare_exchange_strong(detached, true, std::memory_order_acquire,
                                                std::memory_order_relaxed)) {
@@ -431,15 +455,21 @@ RemoteRing* PoolCore::attach_ring() noexcept {
   }
   auto* ring = new (std::nothrow) RemoteRing();
   if (ring == nullptr) return nullptr;
-  ring->slots = new (std::nothrow) std::uint16_t[ring_slots_];
-  if (ring->slots == nullptr) {
+  // Line-aligned, so that every 32nd slot ends a line.
+  const std::size_t bytes = round_up((ring_slots_ + 1) * sizeof(std::uint16_t), kPoolCacheLine);
+  void* slots = std::aligned_alloc(kPoolCacheLine, bytes);
+  if (slots == nullptr) {
     delete ring;
     return nullptr;
   }
+  ring->slots = static_cast<std::atomic<std::uint16_t>*>(slots);
+  for (std::uint32_t i = 0; i < ring_slots_; ++i)
+    new (&ring->slots[i]) std::atomic<std::uint16_t>(free_mark(i));
+  new (&ring->slots[ring_slots_]) std::atomic<std::uint16_t>(kRingClosed);  // wrap here
+  ring->slot_count = ring_slots_;
+  ring->cursor = ring->slots;
   g_live_rings.fetch_add(1, std::memory_order_relaxed);
-  ring->mask = ring_slots_ - 1;
-  ring->limit = ring_slots_;
-  if (ring_slots_ >= 4 * kPrefetchAhead && write_prefetch_available())
+  if (ring_slots_ >= kPrefetchMinSlots && write_prefetch_available())
     ring->prefetch_ahead = kPrefetchAhead;
   ring->pool_id = id_;
   ring->core = this;
@@ -472,9 +502,13 @@ ThreadRings& thread_rings() noexcept {
   return rings;
 }
 
+// Takes `ring` out of this thread's cache, keeping its cursor in the ring.
 void forget_cached(RemoteRing* ring) noexcept {
   RingCacheEntry& entry = tls_ring_cache[ring->pool_id % kRingCacheSlots];
-  if (entry.ring == ring) entry = RingCacheEntry{0, nullptr};
+  if (entry.ring == ring) {
+    ring->cursor = entry.cursor;
+    entry = RingCacheEntry{0, nullptr, nullptr};
+  }
 }
 
 void unlink_from_thread(ThreadRings& rings, RemoteRing* ring) noexcept {
@@ -499,7 +533,7 @@ void detach_ring(RemoteRing* ring) noexcept {
     if (claimed != 0) core->release_orphaned(claimed);
     return;
   }
-  // Release: our producer-field writes before a reusing thread's CAS (acquire).
+  // Release: our cursor before a reusing thread's CAS (acquire).
   ring->attached.store(false, std::memory_order_release);
   unref_ring(ring);
 }
@@ -520,35 +554,50 @@ void PoolCore::ring_closed(RemoteRing* ring) noexcept {
   detach_ring(ring);
 }
 
-bool PoolCore::ring_advance(RemoteRing* ring, std::uint32_t tail) noexcept {
-  constexpr std::uint32_t kSlotsPerLine = kPoolCacheLine / sizeof(std::uint16_t);
-  if (tail == ring->limit) {
-    // Acquire: the owner's reads of the slots it drained happen before we
-    // overwrite them.
-    const std::uint32_t limit = ring->head.load(std::memory_order_acquire) + ring->mask + 1;
-    if (limit == tail) return false;
-    ring->limit = limit;
-    // The owner drained the ring since we last looked, reading the lines
-    // ahead of tail: the write prefetches issued for them before were undone.
-    // Fetch them all again now, from tail's line on, so their transfers
-    // overlap instead of stalling one store per line.
-    if (ring->prefetch_ahead != 0) {
-      for (std::uint32_t ahead = 0; ahead <= ring->prefetch_ahead; ahead += kSlotsPerLine) {
-        prefetch_for_write(&ring->slots[(tail + ahead) & ring->mask]);
-      }
-    }
-  } else if (ring->prefetch_ahead != 0) {
-    // Entering a new line: fetch the one prefetch_ahead slots on for writing.
-    prefetch_for_write(&ring->slots[(tail + ring->prefetch_ahead) & ring->mask]);
+namespace {
+
+// Fetches for writing the lines from `at`'s through the one prefetch_ahead
+// slots on: after the owner drained a full ring, whose lines it wrote, so the
+// transfers overlap instead of stalling one store per line.
+void prefetch_lines_from(const RemoteRing* ring, std::uint32_t at) noexcept {
+  const std::uint32_t mask = ring->slot_count - 1;
+  for (std::uint32_t ahead = 0; ahead <= ring->prefetch_ahead; ahead += kRingSlotsPerLine) {
+    prefetch_for_write(&ring->slots[(at + ahead) & mask]);
   }
-  std::uint32_t next = ring->limit;
-  if (ring->prefetch_ahead != 0) {
-    const std::uint32_t line_end = (tail | (kSlotsPerLine - 1)) + 1;
-    // Counters wrap: compare as a signed distance.
-    if (static_cast<std::int32_t>(next - line_end) > 0) next = line_end;
+}
+
+}  // namespace
+
+void PoolCore::ring_step(RingCacheEntry& entry, std::atomic<std::uint16_t>* slot) noexcept {
+  RemoteRing* ring = entry.ring;
+  std::atomic<std::uint16_t>* next = slot + 1;
+  if (next == ring->slots + ring->slot_count) next = ring->slots;  // the end: wrap
+  // Acquire: a kRingClosed read here sees orphan_refs_ set (close() stored it
+  // before its exchanges), and a freed slot's drain happens before our store.
+  const std::uint16_t seen = next->load(std::memory_order_acquire);
+  if (seen == kRingClosed) {
+    ring_closed(ring);  // takes our token too, unless close() already has
+    return;
   }
-  ring->next_check = next;
-  return true;
+  entry.cursor = next;
+  if (is_ring_token(seen)) {
+    // Full until the owner drains it: releases miss the cache meanwhile and
+    // look at this slot again (release_remote()).
+    entry.pool_id |= kRingFullBit;
+    return;
+  }
+  if (seen == kRingFreeLineEnd && ring->prefetch_ahead != 0) {
+    // Entering a line's last slot: fetch the line prefetch_ahead slots on.
+    const auto at = static_cast<std::uint32_t>(next - ring->slots) + ring->prefetch_ahead;
+    prefetch_for_write(&ring->slots[at & (ring->slot_count - 1)]);
+  }
+}
+
+void PoolCore::ring_reopened(RingCacheEntry& entry, std::uint64_t pool_id) noexcept {
+  entry.pool_id = pool_id;
+  const RemoteRing* ring = entry.ring;
+  if (ring->prefetch_ahead != 0)
+    prefetch_lines_from(ring, static_cast<std::uint32_t>(entry.cursor - ring->slots));
 }
 
 void PoolCore::release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept {
@@ -581,8 +630,13 @@ void PoolCore::release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept 
     found->thread_next = rings.head;
     rings.head = found;
   }
-  tls_ring_cache[pool->id_ % kRingCacheSlots] = RingCacheEntry{pool->id_, found};
-  release_remote(block, pool);  // a cache hit now
+  RingCacheEntry& entry = tls_ring_cache[pool->id_ % kRingCacheSlots];
+  if (entry.ring != nullptr) forget_cached(entry.ring);  // evicted: keeps its cursor
+  // Cached as full, so that release_remote() looks at the cursor's slot first
+  // (a token: still full). A kRingClosed slot is written anyway: the push then
+  // meets kRingClosed in the next slot, or close() takes it.
+  entry = RingCacheEntry{pool->id_ | kRingFullBit, found->cursor, found};
+  release_remote(block, pool);
 }
 
 }  // namespace detail
@@ -639,13 +693,12 @@ namespace {
 
 constexpr std::size_t kMaxRingSlots = 65536;
 constexpr std::size_t kDefaultMaxRingSlots = 4096;
-// Ring slots hold 16-bit block indices.
-constexpr std::size_t kMaxRingBlocks = 65536;
 
 // Slots per remote ring: a power of two. By default enough for every block
 // (a ring can never hold more than max_blocks), up to 4096 (8 KiB).
 std::uint32_t ring_slots(const BufferPoolOptions& options) {
-  if (options.max_blocks > kMaxRingBlocks) return 0;
+  // Ring slots hold 16-bit block tokens.
+  if (options.max_blocks > detail::kMaxRingBlocks) return 0;
   std::size_t want = options.remote_ring_slots;
   if (want == 0) want = std::min(options.max_blocks, kDefaultMaxRingSlots);
   std::size_t slots = 1;

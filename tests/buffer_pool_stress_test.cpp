@@ -586,6 +586,53 @@ TEST(BufferPoolStressTest, PoolDestroyedWhileRemoteThreadsRelease) {
   }
 }
 
+// The same with rings large enough to prefetch (1024 slots) and releases long
+// enough that close() may land while the workers cross line ends and wrap.
+// Each worker stays alive until the core is checked: its thread's exit would
+// settle a closed ring by itself, so the check sees whether every release
+// that met the closed ring counted its block then (or close() took it).
+TEST(BufferPoolStressTest, PoolDestroyedWhileRemoteThreadsWrapLargeRings) {
+  constexpr int kRounds = 40;
+  constexpr int kWorkers = 2;
+  constexpr std::size_t kSlots = 1024;
+  constexpr std::size_t kPerWorker = 700;  // the second batch wraps the ring
+  const std::size_t live_before = BufferPool::live_pool_cores();
+  const std::size_t rings_before = BufferPool::live_remote_rings();
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::vector<Buffer>> held(kWorkers);
+    std::vector<std::vector<Buffer>> second(kWorkers);
+    std::latch first_done(kWorkers + 1);
+    std::latch start(kWorkers + 1);
+    std::latch released(kWorkers + 1);
+    std::latch checked(1);
+    std::vector<std::thread> workers;
+    {
+      BufferPool pool(ringed_pool(4 * kSlots, kSlots));
+      for (int w = 0; w < kWorkers; ++w) held[w] = acquire_n(pool, kPerWorker);
+      for (int w = 0; w < kWorkers; ++w) {
+        workers.emplace_back([&, w] {
+          held[w].clear();  // fills 700 of the ring's 1024 slots
+          first_done.arrive_and_wait();
+          start.arrive_and_wait();
+          second[w].clear();  // wraps, racing close()
+          released.arrive_and_wait();
+          checked.wait();
+        });
+      }
+      first_done.arrive_and_wait();
+      EXPECT_EQ(pool.reclaim(), kWorkers * kPerWorker);
+      for (int w = 0; w < kWorkers; ++w) second[w] = acquire_n(pool, kPerWorker);
+      start.arrive_and_wait();
+    }  // the pool dies while the workers release
+    released.arrive_and_wait();
+    const std::size_t live = BufferPool::live_pool_cores();
+    checked.count_down();
+    for (std::thread& t : workers) t.join();
+    ASSERT_EQ(live, live_before) << "round " << round;
+    ASSERT_EQ(BufferPool::live_remote_rings(), rings_before) << "round " << round;
+  }
+}
+
 // Conservation through small rings: workers overflow them into the stack
 // while the owner drains both.
 TEST(BufferPoolStressTest, RemoteFreesThroughSmallRingsAreConserved) {

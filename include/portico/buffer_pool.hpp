@@ -50,11 +50,11 @@ struct BufferPoolOptions {
   Poison poison = Poison::kBuildDefault;
   // Blocks released on a thread other than the owner go home through a ring
   // per (releasing thread, pool), which the owner drains when its free list
-  // runs dry (or on reclaim()): a remote release is two stores, no atomic
-  // read-modify-write, and never parks a block out of the owner's sight. A
-  // release that finds its ring full takes a shared lock-free stack instead
-  // (one CAS), as does every remote release of a pool of more than 65536
-  // blocks. Slots per ring, rounded up to a power of two; 0 (the default):
+  // runs dry (or on reclaim()): a remote release is two stores and a load, no
+  // atomic read-modify-write, and never parks a block out of the owner's
+  // sight. A release that finds its ring full takes a shared lock-free stack
+  // instead (one CAS), as does every remote release of a pool of more than
+  // 65533 blocks. Slots per ring, rounded up to a power of two; 0 (the default):
   // max_blocks, up to 4096. A ring costs 2 bytes a slot, allocated on a
   // thread's first remote release into the pool and reused by later threads
   // once it exits. REQUIRES: <= 65536.

@@ -24,10 +24,11 @@ class PoolCore;
 struct alignas(kPoolCacheLine) BlockHeader {
   // References: the owning Buffer holds one implicitly, each BufferSlice one.
   std::atomic<std::uint32_t> refs{0};
-  // Position in the pool's descriptor array, what a remote release hands back
-  // (read from this line, which the release has already loaded, rather than
-  // computed from the pool's array base).
-  std::uint32_t index = 0;
+  // What a remote release writes into its ring: the block's position in the
+  // pool's descriptor array plus one (never a RingMark). Read from this line,
+  // which the release has already loaded, rather than computed from the
+  // pool's array base.
+  std::uint16_t ring_token = 0;
   // Link in the owner's free list or the remote hand-back stack; only the
   // holder of a free block touches it.
   BlockHeader* next = nullptr;
@@ -43,45 +44,62 @@ inline const void* this_thread_tag() noexcept {
   return &tls_thread_tag;
 }
 
+// What a ring slot holds besides a block's token (1 ... kMaxRingBlocks).
+enum RingMark : std::uint16_t {
+  kRingFree = 0,
+  // Free, and the last slot of its cache line (every 32nd): the producer's
+  // cheap check of the next slot leaves the fast path there, once a line, to
+  // prefetch the lines ahead.
+  kRingFreeLineEnd = 0xfffe,
+  // Not writable: in every slot of a closed pool's ring, and for good in the
+  // slot past the last, where the producer wraps.
+  kRingClosed = 0xffff,
+};
+inline constexpr std::size_t kMaxRingBlocks = kRingFreeLineEnd - 1;
+inline constexpr std::uint32_t kRingSlotsPerLine = kPoolCacheLine / sizeof(std::uint16_t);
+inline constexpr bool is_ring_token(std::uint16_t v) noexcept {
+  return v != kRingFree && v < kRingFreeLineEnd;
+}
+
 // A single-producer/single-consumer hand-back ring: one per (remote thread,
-// pool). The remote thread that is attached to it pushes the blocks it
-// releases (a store and a release-store, no atomic read-modify-write); the
-// pool's owner drains every ring when its free list runs dry. Rings belong to
-// their pool's core (linked in PoolCore::rings_) and are reused by later
-// threads once their thread exits; the ring's memory is reference-counted
-// (core + attached thread), so a thread may still look at its ring after the
-// block it pushed let the core be freed.
+// pool). The slots themselves say which are full, as in FastForward (Giacomoni
+// et al., PPoPP 2008): there are no shared head or tail indices. The remote
+// thread attached to the ring writes each block it releases into the slot at
+// its cursor (a release-store) and then reads the next slot: one load that
+// tells it whether that slot is free, whether the ring has wrapped, whether a
+// new cache line begins, and whether the pool is closing. The pool's owner
+// drains every ring when its free list runs dry, freeing each slot it takes.
+// Rings belong to their pool's core (linked in PoolCore::rings_) and are
+// reused by later threads once their thread exits; the ring's memory is
+// reference-counted (core + attached thread), so a thread may still look at
+// its ring after the block it pushed let the core be freed.
 struct RemoteRing {
-  // ---- the producer's line: written by the attached thread; `closed` once by close()
-  alignas(kPoolCacheLine) std::atomic<std::uint32_t> tail{0};  // next slot to fill
-  // Producer-private: head + slots as last read; tail may advance to it
-  // before head is read again (only then, since head is the owner's line).
-  std::uint32_t limit = 0;
-  // Producer-private: the next tail at which a release leaves the fast path,
-  // the earlier of limit and, when prefetching, the start of the next line
-  // of slots. One compare thus serves both (PoolCore::ring_advance).
-  std::uint32_t next_check = 0;
-  std::uint32_t mask = 0;         // slots - 1, a power of two minus one
-  // Set by PoolCore::close(); a producer that reads it after a push claims
-  // back what is left in the ring itself (see PoolCore::close).
-  std::atomic<bool> closed{false};
-  // Block indices into the pool's descriptor array: 16 bits, so 32 slots share
-  // a cache line and the line transfers between producer and owner, the
-  // main cost of a remote release, are amortised over 32 releases.
-  std::uint16_t* slots = nullptr;
-  RemoteRing* thread_next = nullptr;  // producer-private: its thread's list of rings
-  std::uint64_t pool_id = 0;
-  // Slots ahead of tail whose line is fetched for writing each time tail
-  // enters a new line (0: off): the owner's drain pulled those lines to its
-  // core, and fetching them back one at a time, on the first store, stalls
-  // the producer for a cross-core round trip per 32 releases.
+  // ---- the producer's: written by the attached thread only
+  // The next slot to fill, saved here while the ring is not in its thread's
+  // ring cache (which holds the live copy). Its slot is free, unless the ring
+  // was left full (a token) or its pool closed.
+  alignas(kPoolCacheLine) std::atomic<std::uint16_t>* cursor = nullptr;
+  RemoteRing* thread_next = nullptr;  // its thread's list of rings
+  // ---- read-only once made
+  // slot_count + 1 slots, line-aligned; the last holds kRingClosed for good.
+  // 16 bits a slot, so 32 share a cache line and the line transfers between
+  // producer and owner, the main cost of a remote release, are amortised
+  // over 32 releases.
+  std::atomic<std::uint16_t>* slots = nullptr;
+  std::uint32_t slot_count = 0;  // a power of two
+  // Slots ahead of the cursor whose line is fetched for writing each time the
+  // cursor enters a new line (0: off): the owner's drain pulled those lines to
+  // its core, and fetching them back one at a time, on the first store,
+  // stalls the producer for a cross-core round trip per 32 releases.
   std::uint32_t prefetch_ahead = 0;
-  // ---- the consumer's line: the owner (after close: closer and producer, by CAS)
-  alignas(kPoolCacheLine) std::atomic<std::uint32_t> head{0};
-  // ---- registration: set once, or touched only when a thread attaches/detaches
-  alignas(kPoolCacheLine) PoolCore* core = nullptr;
+  std::uint64_t pool_id = 0;
+  PoolCore* core = nullptr;
   RemoteRing* pool_next = nullptr;  // immutable once linked into the core's list
-  std::atomic<bool> attached{true};
+  // ---- the owner's
+  alignas(kPoolCacheLine) std::uint32_t head = 0;  // the next slot to drain
+  // ---- registration: touched when a thread attaches or detaches, and by close()
+  alignas(kPoolCacheLine) std::atomic<bool> attached{true};
+  std::atomic<bool> closed{false};     // set once by PoolCore::close()
   std::atomic<std::uint32_t> refs{2};  // the core's list + the attached thread
 };
 
@@ -96,18 +114,25 @@ inline void prefetch_for_write(const void* p) noexcept {
 #endif
 }
 
-// Each thread's map from pool id to its ring there: direct-mapped by id, so a
-// hit costs one compare. Trivially destructible and zero-initialised (id 0 is
-// never a pool's), so reaching it costs no guard. Ids are never reused: an
+// Each thread's map from pool id to its ring there, with the ring's cursor:
+// direct-mapped by id, so a hit costs one compare and the release touches only
+// this entry and the slot. Trivially destructible and zero-initialised (id 0
+// is never a pool's), so reaching it costs no guard. Ids are never reused: an
 // entry of a dead pool can never match a new pool at the same address, and its
 // ring pointer is never followed. Every ring the thread attached to is also on
-// its thread list (src/buffer_pool.cpp), so an eviction loses nothing.
+// its thread list (src/buffer_pool.cpp); an eviction saves the cursor there.
 inline constexpr std::size_t kRingCacheSlots = 8;
-struct RingCacheEntry {
+// Or'ed into pool_id while the ring is full: the id compare misses, and
+// release_remote() looks whether the owner has drained the cursor's slot since.
+inline constexpr std::uint64_t kRingFullBit = std::uint64_t{1} << 63;
+struct alignas(32) RingCacheEntry {
   std::uint64_t pool_id;
+  std::atomic<std::uint16_t>* cursor;
   RemoteRing* ring;
 };
 inline thread_local RingCacheEntry tls_ring_cache[kRingCacheSlots]{};
+
+inline constinit BlockHeader orphan_sentinel_block{};
 
 // Out of line (src/buffer_pool.cpp): rare or debug-only paths.
 void poison_block(BlockHeader* block) noexcept;
@@ -207,7 +232,9 @@ class PoolCore {
   bool map_slab() noexcept;
   // Walks a stack taken from remote_head_: its blocks and its last block.
   static std::size_t count_stack(BlockHeader* list, BlockHeader** last) noexcept;
-  static BlockHeader* orphan_sentinel() noexcept;
+  // Marks a closed hand-back stack: an address no block can have. Inline, as
+  // every push onto the stack compares with it.
+  static BlockHeader* orphan_sentinel() noexcept { return &orphan_sentinel_block; }
   static RemoteRing* ring_sentinel() noexcept;
 
   // Treiber push of one block onto the shared stack, for releases whose ring
@@ -232,53 +259,62 @@ class PoolCore {
   // A release on a thread other than the owner: into this thread's ring for
   // the pool, found in one compare in the thread's cache.
   static void release_remote(BlockHeader* block, PoolCore* pool) noexcept {
-    const std::uint64_t id = pool->id_;
-    const RingCacheEntry& entry = tls_ring_cache[id % kRingCacheSlots];
-    if (entry.pool_id == id) [[likely]] {
-      RemoteRing* ring = entry.ring;
-      // Relaxed: only this thread writes tail.
-      const std::uint32_t tail = ring->tail.load(std::memory_order_relaxed);
-      if (tail == ring->next_check && !ring_advance(ring, tail)) [[unlikely]] {
-        pool->push_block(block);  // the ring is full: the shared stack
+    RingCacheEntry& entry = tls_ring_cache[pool->id_ % kRingCacheSlots];
+    if (entry.pool_id != pool->id_) [[unlikely]] {
+      if (entry.pool_id != (pool->id_ | kRingFullBit)) {
+        release_remote_slow(block, pool);  // not cached
         return;
       }
-      ring->slots[tail & ring->mask] = static_cast<std::uint16_t>(block->index);
-      // Release: publishes the slot and the block's last uses to the drainer.
-      ring->tail.store(tail + 1, std::memory_order_release);
-      // From here on neither `block` nor `pool` may be touched: the drainer may
-      // have freed the pool's core. The ring stays ours (we hold a reference).
-      // The compiler barrier keeps the load below after the store above; the
-      // hardware's store-load reordering is cut by close()'s process-wide
-      // barrier (membarrier), so either close() sees this push or we see
-      // `closed` (or both; the claim by CAS on head settles who counts it).
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-      if (ring->closed.load(std::memory_order_relaxed)) [[unlikely]]
-        ring_closed(ring);
+      // The ring was full. Acquire: a slot the owner drained since is read
+      // before we overwrite it, and kRingClosed after close() set orphan_refs_.
+      if (is_ring_token(entry.cursor->load(std::memory_order_acquire))) {
+        pool->push_block(block);  // still full: the shared stack
+        return;
+      }
+      ring_reopened(entry, pool->id_);
+    }
+    std::atomic<std::uint16_t>* slot = entry.cursor;  // free: checked by the last release
+    // Release: publishes the token and the block's last uses to the drainer.
+    slot->store(block->ring_token, std::memory_order_release);
+    // From here on neither `block` nor `pool` may be touched: the drainer may
+    // have freed the pool's core. The ring stays ours (we hold a reference).
+    // The compiler barrier keeps the load below after the store above; the
+    // hardware's store-load reordering is cut by close()'s process-wide
+    // barrier (membarrier), so either close() sees this token or we see
+    // kRingClosed in the next slot (or both; close() and we both take
+    // tokens by exchange, so each is counted once).
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    // Relaxed: anything but kRingFree is looked at again, with acquire.
+    if (slot[1].load(std::memory_order_relaxed) != kRingFree) [[unlikely]] {
+      ring_step(entry, slot);
       return;
     }
-    release_remote_slow(block, pool);
+    entry.cursor = slot + 1;
   }
+  // The owner drained the full ring at the entry's cursor: marks it cached
+  // again and fetches the lines ahead, which the drain wrote, back.
+  static void ring_reopened(RingCacheEntry& entry, std::uint64_t pool_id) noexcept;
   static void release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept;
-  // The producer's slow path, at tail == next_check: once per line of slots
-  // when prefetching, and when tail reaches limit. Returns false if the ring
-  // is full. Otherwise it refreshes limit (re-reading head) where tail reached
-  // it, prefetches as need be, and sets next_check.
-  static bool ring_advance(RemoteRing* ring, std::uint32_t tail) noexcept;
-  // This thread found its ring closed after a push: claims what is left in it,
-  // counts it against the dead pool and detaches from the ring.
+  // The producer's slow path after a push into `slot`, whose next slot was not
+  // plain free: a line end (prefetch, once per 32 releases), the end of the
+  // slots (wrap), a token (the ring is full) or kRingClosed (the pool closes).
+  static void ring_step(RingCacheEntry& entry, std::atomic<std::uint16_t>* slot) noexcept;
+  // This thread found its ring closed: claims what is left in it, counts it
+  // against the dead pool and detaches from the ring.
   static void ring_closed(RemoteRing* ring) noexcept;
   // A ring of this pool for the calling (remote) thread: a detached one reused
   // or a new one linked in; nullptr when the pool is closing or rings are off.
   // REQUIRES: the caller holds a block of this pool (so the core is alive).
   RemoteRing* attach_ring() noexcept;
-  // Drains one ring into the free list (owner only). Returns the blocks taken.
+  // Drains one ring into the free list (owner only), freeing its slots.
+  // Returns the blocks taken.
   std::size_t drain_ring(RemoteRing* ring) noexcept;
 
   // ---- read-mostly: set at construction, by bind() and by close() -----------
   alignas(kPoolCacheLine) std::atomic<const void*> owner_{nullptr};
   // With owner_, what every release reads: all on one cache line.
   bool poison_;
-  std::uint32_t ring_slots_;  // slots per remote ring; 0: rings off (max_blocks > 65536)
+  std::uint32_t ring_slots_;  // slots per remote ring; 0: rings off (max_blocks > kMaxRingBlocks)
   std::uint64_t id_;          // unique in the process, never reused; never 0
   BlockHeader* descriptors_;
   std::size_t block_size_;
