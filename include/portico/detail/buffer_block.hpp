@@ -260,28 +260,33 @@ class PoolCore {
   // the pool, found in one compare in the thread's cache.
   static void release_remote(BlockHeader* block, PoolCore* pool) noexcept {
     RingCacheEntry& entry = tls_ring_cache[pool->id_ % kRingCacheSlots];
-    if (entry.pool_id != pool->id_) [[unlikely]] {
-      if (entry.pool_id != (pool->id_ | kRingFullBit)) {
-        release_remote_slow(block, pool);  // not cached
-        return;
-      }
-      // The ring was full. Acquire: a slot the owner drained since is read
-      // before we overwrite it, and kRingClosed after close() set orphan_refs_.
-      if (is_ring_token(entry.cursor->load(std::memory_order_acquire))) {
-        pool->push_block(block);  // still full: the shared stack
-        return;
-      }
-      ring_reopened(entry, pool->id_);
+    if (entry.pool_id == pool->id_) [[likely]] {
+      push_to_ring(entry, block);
+      return;
     }
+    if (entry.pool_id != (pool->id_ | kRingFullBit)) {
+      release_remote_slow(block, pool);  // not cached
+      return;
+    }
+    // The ring was full. Acquire: a slot the owner drained since is read
+    // before we overwrite it, and kRingClosed after close() set orphan_refs_.
+    if (is_ring_token(entry.cursor->load(std::memory_order_acquire))) {
+      pool->push_block(block);  // still full: the shared stack
+      return;
+    }
+    ring_reopened(entry, pool->id_);
+    push_to_ring(entry, block);
+  }
+  static void push_to_ring(RingCacheEntry& entry, BlockHeader* block) noexcept {
     std::atomic<std::uint16_t>* slot = entry.cursor;  // free: checked by the last release
     // Release: publishes the token and the block's last uses to the drainer.
     slot->store(block->ring_token, std::memory_order_release);
-    // From here on neither `block` nor `pool` may be touched: the drainer may
-    // have freed the pool's core. The ring stays ours (we hold a reference).
-    // The compiler barrier keeps the load below after the store above; the
-    // hardware's store-load reordering is cut by close()'s process-wide
-    // barrier (membarrier), so either close() sees this token or we see
-    // kRingClosed in the next slot (or both; close() and we both take
+    // From here on neither `block` nor its pool may be touched: the drainer
+    // may have freed the pool's core. The ring stays ours (we hold a
+    // reference). The compiler barrier keeps the load below after the store
+    // above; the hardware's store-load reordering is cut by close()'s
+    // process-wide barrier (membarrier), so either close() sees this token or
+    // we see kRingClosed in the next slot (or both; close() and we both take
     // tokens by exchange, so each is counted once).
     std::atomic_signal_fence(std::memory_order_seq_cst);
     // Relaxed: anything but kRingFree is looked at again, with acquire.
