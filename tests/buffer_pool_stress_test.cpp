@@ -18,6 +18,7 @@
 #include <latch>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -358,6 +359,40 @@ TEST(BufferPoolStressTest, RemoteFreesSurviveTheThreadsExit) {
   EXPECT_EQ(pool.stats().blocks_in_use, 7u);
   EXPECT_EQ(pool.reclaim(), 7u);
   EXPECT_EQ(pool.stats().blocks_in_use, 0u);
+}
+
+// Ring slots hold 16-bit tokens (block index + 1) beside two marker values:
+// the largest pool with rings has 65533 blocks, and its last block's token is
+// the largest. Released remotely, last block first, every block comes home;
+// one block more and the pool makes no ring, every remote release taking the
+// stack.
+TEST(BufferPoolStressTest, RingTokensReachTheLargestPoolWithRings) {
+  for (const std::size_t blocks : {std::size_t{65533}, std::size_t{65534}}) {
+    BufferPoolOptions options;
+    options.block_size = 64;
+    options.max_blocks = blocks;
+    options.slab_size = 1024 * 1024;
+    options.huge_pages = BufferPoolOptions::HugePages::kNone;
+    BufferPool pool(options);
+    const std::size_t rings_before = BufferPool::live_remote_rings();
+    std::vector<Buffer> out = acquire_n(pool, blocks);
+    ASSERT_FALSE(pool.acquire()) << blocks;
+    std::size_t rings_during = 0;
+    std::thread remote([&] {
+      while (!out.empty()) out.pop_back();  // the highest index first
+      rings_during = BufferPool::live_remote_rings();
+    });
+    remote.join();
+    EXPECT_EQ(rings_during, rings_before + (blocks == 65533 ? 1 : 0)) << blocks;
+    EXPECT_EQ(pool.reclaim(), blocks);
+    EXPECT_EQ(pool.stats().blocks_in_use, 0u);
+    EXPECT_EQ(pool.stats().remote_frees, blocks);
+    // Every block is usable again, each once.
+    std::vector<Buffer> again = acquire_n(pool, blocks);
+    std::set<const char*> distinct;
+    for (Buffer& b : again) distinct.insert(b.prepare().data());
+    EXPECT_EQ(distinct.size(), blocks);
+  }
 }
 
 // A ring of 4 slots, 11 remote frees and no drain in between: 4 go through the
