@@ -306,13 +306,13 @@ std::size_t PoolCore::drain_ring(RemoteRing* ring) noexcept {
   // taken tokens and waits, as on a full ring.
   // At most one lap: a producer refilling behind us waits for the next drain.
   for (; count <= mask; ++count) {
+    std::atomic<std::uint16_t>& slot = ring->slots[(first + count) & mask];
     // Each line of slots is fetched for writing as we reach it: fetched to be
     // read, it would come over shared and take a second round trip to free.
-    if (((first + count) & (kRingSlotsPerLine - 1)) == 0 || count == 0)
-      prefetch_for_write(&ring->slots[(first + count) & mask]);
+    if (((first + count) & (kRingSlotsPerLine - 1)) == 0 || count == 0) prefetch_for_write(&slot);
     // Acquire: pairs with the producer's release-store of the token, so the
     // block's last uses are visible.
-    const std::uint16_t token = ring->slots[(first + count) & mask].load(std::memory_order_acquire);
+    const std::uint16_t token = slot.load(std::memory_order_acquire);
     if (!is_ring_token(token)) break;
     BlockHeader* block = descriptors + (token - 1);
     block->next = free_head;
@@ -554,20 +554,6 @@ void PoolCore::ring_closed(RemoteRing* ring) noexcept {
   detach_ring(ring);
 }
 
-namespace {
-
-// Fetches for writing the lines from `at`'s through the one prefetch_ahead
-// slots on: after the owner drained a full ring, whose lines it wrote, so the
-// transfers overlap instead of stalling one store per line.
-void prefetch_lines_from(const RemoteRing* ring, std::uint32_t at) noexcept {
-  const std::uint32_t mask = ring->slot_count - 1;
-  for (std::uint32_t ahead = 0; ahead <= ring->prefetch_ahead; ahead += kRingSlotsPerLine) {
-    prefetch_for_write(&ring->slots[(at + ahead) & mask]);
-  }
-}
-
-}  // namespace
-
 void PoolCore::ring_step(RingCacheEntry& entry, std::atomic<std::uint16_t>* slot) noexcept {
   RemoteRing* ring = entry.ring;
   std::atomic<std::uint16_t>* next = slot + 1;
@@ -595,9 +581,16 @@ void PoolCore::ring_step(RingCacheEntry& entry, std::atomic<std::uint16_t>* slot
 
 void PoolCore::ring_reopened(RingCacheEntry& entry, std::uint64_t pool_id) noexcept {
   entry.pool_id = pool_id;
+  // The drain wrote the lines from the cursor's on: fetch them all back for
+  // writing now, through the one prefetch_ahead slots on, so the transfers
+  // overlap instead of stalling one store per line.
   const RemoteRing* ring = entry.ring;
-  if (ring->prefetch_ahead != 0)
-    prefetch_lines_from(ring, static_cast<std::uint32_t>(entry.cursor - ring->slots));
+  if (ring->prefetch_ahead == 0) return;
+  const auto at = static_cast<std::uint32_t>(entry.cursor - ring->slots);
+  const std::uint32_t mask = ring->slot_count - 1;
+  for (std::uint32_t ahead = 0; ahead <= ring->prefetch_ahead; ahead += kRingSlotsPerLine) {
+    prefetch_for_write(&ring->slots[(at + ahead) & mask]);
+  }
 }
 
 void PoolCore::release_remote_slow(BlockHeader* block, PoolCore* pool) noexcept {
