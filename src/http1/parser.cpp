@@ -1,0 +1,431 @@
+// The HTTP/1 parser: llhttp's callbacks record spans and enforce the limits;
+// the checks below add what RFC 9112 says a recipient MUST reject and llhttp
+// 8.1 accepts (each has a byte-exact case in tests/http1_parser_test.cpp).
+#include "http1/parser.hpp"
+
+#include <cstring>
+
+#include "portico/detail/swar.hpp"
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+namespace http1 {
+
+namespace {
+
+const Limits kDefaultLimits{};
+
+constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+// True if the field name `field` is `lower` (lowercase letters and other
+// bytes, a literal) in any case. Branch-light: runs on every field.
+inline bool is_field(std::string_view field, std::string_view lower) noexcept {
+  if (field.size() != lower.size()) return false;
+  unsigned char differ = 0;
+  for (std::size_t i = 0; i < field.size(); ++i) {
+    const bool letter = lower[i] >= 'a' && lower[i] <= 'z';
+    differ |= static_cast<unsigned char>((field[i] | (letter ? 0x20 : 0)) ^ lower[i]);
+  }
+  return differ == 0;
+}
+
+// Bytes a request-target may not hold that llhttp lets through: HTAB,
+// bytes >= 0x80 and '#' (a fragment is never sent; RFC 9112 §3.2).
+inline bool target_is_clean(std::string_view target) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= target.size(); i += 8) {
+    const std::uint64_t v = load64(target.data() + i);
+    if ((v & (kOnes * 0x80)) | zero_bytes(v ^ (kOnes * '\t')) | zero_bytes(v ^ (kOnes * '#')))
+      return false;
+  }
+  for (; i < target.size(); ++i) {
+    const auto c = static_cast<unsigned char>(target[i]);
+    if (c >= 0x80 || c == '\t' || c == '#') return false;
+  }
+  return true;
+}
+
+// RFC 3986 reg-name and IPv4address bytes: unreserved, sub-delims and '%'
+// (pct-encoded is checked loosely: '%' is allowed, its digits are bytes of
+// the same set).
+constexpr bool reg_name_byte(unsigned char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '.' || c == '_' || c == '~' || c == '%' || c == '!' || c == '$' ||
+         c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' || c == '+' || c == ',' ||
+         c == ';' || c == '=';
+}
+
+struct HostBytes {
+  bool reg_name[256] = {};
+  constexpr HostBytes() {
+    for (int c = 0; c < 256; ++c) reg_name[c] = reg_name_byte(static_cast<unsigned char>(c));
+  }
+};
+constexpr HostBytes kHostBytes{};
+
+// Host = uri-host [ ":" port ] (RFC 9110 §7.2); uri-host is an IP-literal
+// in brackets or a reg-name (which covers IPv4address); port = *DIGIT.
+// An empty value is valid (an empty authority).
+bool host_is_valid(std::string_view host) noexcept {
+  std::size_t i = 0;
+  if (!host.empty() && host[0] == '[') {
+    const std::size_t close = host.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (i = 1; i < close; ++i) {
+      const auto c = static_cast<unsigned char>(host[i]);
+      if (!kHostBytes.reg_name[c] && c != ':') return false;
+    }
+    i = close + 1;
+  } else {
+    while (i < host.size() && kHostBytes.reg_name[static_cast<unsigned char>(host[i])]) ++i;
+  }
+  if (i == host.size()) return true;
+  if (host[i] != ':') return false;
+  for (++i; i < host.size(); ++i) {
+    if (host[i] < '0' || host[i] > '9') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct Callbacks {
+  static Parser& of(llhttp_t* p) noexcept { return *static_cast<Parser*>(p->data); }
+  static std::uint32_t offset(const Parser& parser, const char* at) noexcept {
+    return static_cast<std::uint32_t>(at - parser.base_);
+  }
+  static void extend(Span& span, std::uint32_t at, std::size_t n) noexcept {
+    if (span.length == 0) span.offset = at;
+    span.length += static_cast<std::uint32_t>(n);
+  }
+  // The head so far ends at at+n; it started at offset 0 of the message.
+  static int check_head_size(Parser& parser, const char* at, std::size_t n) noexcept {
+    if (offset(parser, at) + n > parser.limits_->max_header_bytes)
+      return parser.reject(431, "header section too large");
+    return 0;
+  }
+
+  static int on_method(llhttp_t* p, const char* at, std::size_t n) {
+    Parser& parser = of(p);
+    extend(parser.method_, offset(parser, at), n);
+    return 0;
+  }
+  static int on_url(llhttp_t* p, const char* at, std::size_t n) {
+    Parser& parser = of(p);
+    const std::uint32_t where = offset(parser, at);
+    // One SP between method and target (RFC 9112 §3); llhttp takes several.
+    if (parser.target_.length == 0 && where != parser.method_.end() + 1)
+      return parser.reject(400, "more than one space after the method");
+    extend(parser.target_, where, n);
+    if (parser.target_.length > parser.limits_->max_request_line)
+      return parser.reject(414, "request-target too long");
+    return 0;
+  }
+  static int on_url_complete(llhttp_t* p) {
+    Parser& parser = of(p);
+    if (!target_is_clean(parser.target_.view(parser.base_)))
+      return parser.reject(400, "invalid byte in the request-target");
+    return 0;
+  }
+  static int on_version(llhttp_t* p, const char* at, std::size_t n) {
+    Parser& parser = of(p);
+    const std::uint32_t where = offset(parser, at);
+    // One SP between target and "HTTP/" (RFC 9112 §3).
+    if (parser.mode_ == Mode::kRequest && parser.version_.length == 0 &&
+        where != parser.target_.end() + 6)
+      return parser.reject(400, "more than one space before the version");
+    extend(parser.version_, where, n);
+    return 0;
+  }
+  static int on_header_field(llhttp_t* p, const char* at, std::size_t n) {
+    Parser& parser = of(p);
+    const std::uint32_t where = offset(parser, at);
+    // The line before ended in CR LF: llhttp takes a bare LF after the
+    // start line.
+    if (parser.name_.length == 0 && !parser.line_endings_ok(where, 2))
+      return parser.reject(400, "line not ended by CR LF");
+    extend(parser.name_, where, n);
+    return parser.head_done_ ? 0 : check_head_size(parser, at, n);
+  }
+  static int on_header_value(llhttp_t* p, const char* at, std::size_t n) {
+    Parser& parser = of(p);
+    // llhttp reports an empty value as an empty piece at the next line.
+    if (n == 0) return 0;
+    const std::uint32_t where = offset(parser, at);
+    if (!parser.in_value_) {
+      // The value's first byte must follow "name:" and optional whitespace
+      // on the same line: anything else is an obs-fold (RFC 9112 §5.2).
+      std::uint32_t before = where;
+      while (before > 0 && is_ows(parser.base_[before - 1])) --before;
+      if (before == 0 || parser.base_[before - 1] != ':')
+        return parser.reject(400, "obsolete line folding");
+      parser.in_value_ = true;
+      parser.value_ = {where, 0};
+    } else if (where != parser.value_end_) {
+      return parser.reject(400, "obsolete line folding");  // a continuation line
+    }
+    parser.value_.length += static_cast<std::uint32_t>(n);
+    parser.value_end_ = where + static_cast<std::uint32_t>(n);
+    return parser.head_done_ ? 0 : check_head_size(parser, at, n);
+  }
+  static int on_header_value_complete(llhttp_t* p) {
+    Parser& parser = of(p);
+    Span value = parser.value_;
+    if (!parser.in_value_) value = {parser.name_.end(), 0};
+    while (value.length > 0 && is_ows(parser.base_[value.end() - 1])) --value.length;
+    const Span name = parser.name_;
+    parser.name_ = {};
+    parser.value_ = {};
+    parser.in_value_ = false;
+    return parser.field_complete(name, value);
+  }
+  static int on_headers_complete(llhttp_t* p) {
+    Parser& parser = of(p);
+    parser.head_done_ = true;
+    if (const int error = parser.head_complete_checks()) return error;
+    if (parser.mode_ == Mode::kResponse) {
+      // No body, whatever the fields say (RFC 9112 §6.3): an answer to HEAD,
+      // 1xx (101 aside: llhttp turns it into a tunnel), 204 and 304.
+      const int status = p->status_code;
+      if (parser.no_body_ || (status < 200 && status != 101) || status == 204 || status == 304)
+        return 1;
+    }
+    const bool body = (p->flags & F_CHUNKED) != 0 || parser.declared_length_ > 0 ||
+                      (parser.mode_ == Mode::kResponse && llhttp_message_needs_eof(p) != 0);
+    if (!body) return 0;
+    parser.head_reported_ = true;
+    return HPE_PAUSED;  // the caller sees the head before any body byte
+  }
+  static int on_body(llhttp_t* p, const char* at, std::size_t n) {
+    Parser& parser = of(p);
+    if (parser.body_bytes_ + n > parser.limits_->max_body_bytes)
+      return parser.reject(413, "body too large");
+    parser.body_bytes_ += n;
+    if (parser.sink_ != nullptr) {
+      parser.sink_(parser.sink_user_, at, n);
+      return 0;
+    }
+    // De-chunk in place: each piece moves back to follow the previous one,
+    // over chunk framing the parser has already consumed.
+    const std::uint32_t where = offset(parser, at);
+    if (parser.body_.length == 0) {
+      parser.body_.offset = where;
+    } else if (parser.body_.end() != where) {
+      std::memmove(parser.base_ + parser.body_.end(), at, n);
+    }
+    parser.body_.length += static_cast<std::uint32_t>(n);
+    return 0;
+  }
+  static int on_message_complete(llhttp_t* p) {
+    of(p).message_done_ = true;
+    return HPE_PAUSED;  // one message per execute(): the caller acts before the next
+  }
+
+  static const llhttp_settings_t& settings() noexcept {
+    static const llhttp_settings_t kSettings = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_method = &on_method;
+      s.on_url = &on_url;
+      s.on_url_complete = &on_url_complete;
+      s.on_version = &on_version;
+      s.on_header_field = &on_header_field;
+      s.on_header_value = &on_header_value;
+      s.on_header_value_complete = &on_header_value_complete;
+      s.on_headers_complete = &on_headers_complete;
+      s.on_body = &on_body;
+      s.on_message_complete = &on_message_complete;
+      return s;
+    }();
+    return kSettings;
+  }
+};
+
+void Parser::reset(Mode mode, const Limits* limits) noexcept {
+  llhttp_init(&parser_, mode == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
+              &Callbacks::settings());
+  parser_.data = this;
+  limits_ = limits != nullptr ? limits : &kDefaultLimits;
+  base_ = nullptr;
+  from_ = 0;
+  recent_ = 0;
+  recent_count_ = 0;
+  method_ = target_ = version_ = name_ = value_ = host_ = body_ = {};
+  value_end_ = 0;
+  fields_.clear();
+  trailers_.clear();
+  declared_length_ = 0;
+  body_bytes_ = 0;
+  sink_ = nullptr;
+  sink_user_ = nullptr;
+  error_reason_ = "";
+  error_status_ = 0;
+  hosts_ = 0;
+  mode_ = mode;
+  no_body_ = false;
+  in_value_ = false;
+  head_done_ = false;
+  head_reported_ = false;
+  expect_continue_ = false;
+  message_done_ = false;
+}
+
+int Parser::reject(int status, const char* reason) noexcept {
+  error_status_ = static_cast<std::uint16_t>(status);
+  error_reason_ = reason;
+  llhttp_set_error_reason(&parser_, reason);
+  return HPE_USER;
+}
+
+int Parser::field_complete(Span name, Span value) noexcept {
+  const std::string_view field = name.view(base_);
+  // field-name = token, and no whitespace before the colon (RFC 9112 §5.1:
+  // a server MUST reject it; llhttp keeps the space in the name).
+  if (field.empty() || is_ows(field.back())) return reject(400, "invalid field name");
+  if (head_done_) {
+    if (trailers_.size() >= limits_->max_header_count) return reject(431, "too many trailer fields");
+    trailers_.push_back({name, value});
+    return 0;
+  }
+  if (fields_.size() >= limits_->max_header_count) return reject(431, "too many header fields");
+  fields_.push_back({name, value});
+  if (mode_ != Mode::kRequest) return 0;
+  switch (field.size()) {
+    case 4:
+      if (is_field(field, "host")) {
+        ++hosts_;
+        host_ = value;
+        if (!host_is_valid(value.view(base_))) return reject(400, "invalid Host");
+      }
+      break;
+    case 6:
+      if (is_field(field, "expect")) {
+        if (!is_field(value.view(base_), "100-continue")) return reject(417, "unknown expectation");
+        expect_continue_ = true;
+      }
+      break;
+    case 14:  // framing fields spelt with '_' are refused: some peers fold '_' into '-'
+      if (is_field(field, "content_length")) return reject(400, "Content_Length field");
+      break;
+    case 17:
+      if (is_field(field, "transfer_encoding")) return reject(400, "Transfer_Encoding field");
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int Parser::head_complete_checks() noexcept {
+  const llhttp_t& p = parser_;
+  declared_length_ = (p.flags & F_CONTENT_LENGTH) != 0 ? p.content_length : 0;
+  // (The head's last four bytes are checked when execute() returns: this
+  // callback has no position.)
+  if (mode_ == Mode::kResponse) {
+    // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, and a
+    // Transfer-Encoding that does not end in chunked leaves the length unknown.
+    if ((p.flags & F_TRANSFER_ENCODING) != 0 &&
+        ((p.flags & F_CHUNKED) == 0 || p.http_minor == 0))
+      return reject(502, "Transfer-Encoding without final chunked");
+    return 0;
+  }
+  if (declared_length_ > limits_->max_body_bytes) return reject(413, "body too large");
+  // A request line without a version is HTTP/0.9, which has no headers and
+  // no status line: it would not understand the answer.
+  if (p.http_major == 0) return reject(400, "HTTP/0.9 is not supported");
+  if (p.http_major != 1) return reject(505, "only HTTP/1.x is served");
+  const bool http11 = p.http_minor >= 1;
+  if ((p.flags & F_TRANSFER_ENCODING) != 0 && !http11)
+    return reject(400, "Transfer-Encoding in HTTP/1.0");
+  // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host field (HTTP/1.0
+  // may omit it).
+  if (hosts_ > 1 || (hosts_ == 0 && http11)) return reject(400, "missing or repeated Host");
+  if (!http11) expect_continue_ = false;
+  return 0;
+}
+
+// The byte at `offset`, which is before `at`; from the history when it
+// came in an earlier execute(). -1 when it is not known.
+int Parser::byte_before(std::uint32_t at, std::uint32_t back) const noexcept {
+  if (at - from_ >= back) return static_cast<unsigned char>(base_[at - back]);
+  const std::uint32_t older = back - (at - from_);  // 1: the byte just before from_
+  if (older > recent_count_) return -1;
+  return static_cast<unsigned char>(recent_ >> (8 * (older - 1)));
+}
+
+// The `count` bytes before `at` end a line as RFC 9112 requires: CR LF
+// (count 2) or CR LF CR LF (count 4).
+bool Parser::line_endings_ok(std::uint32_t at, std::uint32_t count) const noexcept {
+  static constexpr char kEnd[4] = {'\r', '\n', '\r', '\n'};
+  for (std::uint32_t back = 1; back <= count; ++back) {
+    if (byte_before(at, back) != kEnd[4 - back]) return false;
+  }
+  return true;
+}
+
+void Parser::remember(std::uint32_t to) noexcept {
+  // The last bytes fed, for a line ending that straddles two calls.
+  for (std::uint32_t i = (to - from_ > 4 ? to - 4 : from_); i < to; ++i)
+    recent_ = (recent_ << 8) | static_cast<unsigned char>(base_[i]);
+  recent_count_ = recent_count_ + (to - from_) > 4 ? 4 : recent_count_ + (to - from_);
+}
+
+Progress Parser::execute(char* base, std::uint32_t from, std::uint32_t to) noexcept {
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
+  base_ = base;
+  from_ = from;
+  const llhttp_errno_t err = llhttp_execute(&parser_, base + from, to - from);
+  if (err == HPE_OK) {
+    remember(to);
+    return {Event::kNeedMore, to};
+  }
+  const auto at = static_cast<std::uint32_t>(llhttp_get_error_pos(&parser_) - base);
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    // llhttp 8.1 takes any byte after a CR as its LF, and a bare LF to end
+    // the head (request smuggling): the head's last bytes must be CR LF CR
+    // LF, and a chunked body's last line must end in CR LF.
+    bool ends_ok = true;
+    if (!message_done_ || !head_reported_) {
+      ends_ok = line_endings_ok(at, 4);  // the head ends here
+    } else if (chunked()) {
+      ends_ok = line_endings_ok(at, 2);
+    }
+    if (!ends_ok) {
+      reject(400, "line not ended by CR LF");
+      return {Event::kError, at};
+    }
+    if (message_done_) return {Event::kMessage, at};
+    remember(at);
+    return {Event::kHead, at};
+  }
+  if (error_status_ == 0) {
+    // A well-formed version llhttp does not know (HTTP/1.2, HTTP/3.0) is not
+    // served rather than malformed; HTTP/1.01 or HTTP/01.1 is malformed.
+    const std::string_view version = version_.view(base);
+    const bool well_formed = version.size() == 3 && version[0] >= '0' && version[0] <= '9' &&
+                             version[1] == '.' && version[2] >= '0' && version[2] <= '9' &&
+                             (at == to || base[at] == '\r');
+    error_status_ = err == HPE_INVALID_VERSION && well_formed ? 505 : 400;
+    error_reason_ = llhttp_get_error_reason(&parser_);
+    if (error_reason_ == nullptr) error_reason_ = llhttp_errno_name(err);
+  }
+  return {Event::kError, at};
+}
+
+Progress Parser::finish(char* base, std::uint32_t at) noexcept {
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
+  base_ = base;
+  const llhttp_errno_t err = llhttp_finish(&parser_);
+  if ((err == HPE_OK || err == HPE_PAUSED) && message_done_) return {Event::kMessage, at};
+  if (error_status_ == 0) {
+    error_status_ = 400;
+    error_reason_ = "message truncated";
+  }
+  return {Event::kError, at};
+}
+
+}  // namespace http1
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico

@@ -1,0 +1,166 @@
+// http1/parser.hpp (internal) — Parser: one HTTP/1.x message at a time, a
+// request or a response, over llhttp in strict mode plus the field, framing
+// and line-ending rules of RFC 9112 and RFC 9110 §5.5 that llhttp lets
+// through. Knows nothing of sockets, routes or server options.
+// Thread-safety: a Parser belongs to one thread at a time.
+// Lifetimes: every Span is an offset from the `base` passed to execute(); the
+// caller keeps a message's head at the same offsets from base until the head
+// has been read (and, when the body is assembled in place, the body until the
+// message is done). Spans stay meaningful across a move of the whole buffer.
+#pragma once
+
+#include <llhttp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+namespace http1 {
+
+// Bytes [offset, offset + length) of the caller's buffer.
+struct Span {
+  std::uint32_t offset = 0;
+  std::uint32_t length = 0;
+
+  std::uint32_t end() const noexcept { return offset + length; }
+  std::string_view view(const char* base) const noexcept { return {base + offset, length}; }
+};
+
+// One header or trailer field: the name as received, the value without the
+// whitespace around it.
+struct Field {
+  Span name;
+  Span value;
+};
+
+enum class Mode : std::uint8_t { kRequest, kResponse };
+
+struct Limits {
+  std::size_t max_request_line = 8 * 1024;    // request-target bytes: 414
+  std::size_t max_header_bytes = 64 * 1024;   // the head, start line included: 431
+  std::size_t max_header_count = 100;         // header (and trailer) fields: 431
+  std::uint64_t max_body_bytes = UINT64_MAX;  // body bytes after de-chunking: 413
+};
+
+// What execute() stopped at.
+enum class Event : std::uint8_t {
+  kNeedMore,  // every byte given was consumed; feed more
+  kHead,      // the head is complete and a body follows (execute again for it)
+  kMessage,   // the message is complete (its head too, when no kHead came)
+  kError,     // error_status() and error_reason() say why; the parser is spent
+};
+
+struct Progress {
+  Event event;
+  std::uint32_t at;  // offset from base where parsing stopped (the next byte)
+};
+
+// Receives body bytes as they are parsed (de-chunked), in order, when the
+// body is streamed. `at` points into the caller's buffer.
+using BodySink = void (*)(void* user, const char* at, std::size_t length) noexcept;
+
+class Parser {
+ public:
+  Parser() noexcept { reset(Mode::kRequest, nullptr); }
+  Parser(const Parser&) = delete;
+  Parser& operator=(const Parser&) = delete;
+
+  // Starts a new message. `limits` must outlive the parse (nullptr: the
+  // defaults). Keeps the capacity of the field lists, so a steady state
+  // allocates nothing. The body is assembled in place unless a sink is set.
+  void reset(Mode mode, const Limits* limits) noexcept;
+  // Streams the body to `sink` instead of assembling it. REQUIRES: before
+  // the first execute() of the message.
+  void stream_body(BodySink sink, void* user) noexcept {
+    sink_ = sink;
+    sink_user_ = user;
+  }
+  // Response mode: the request was HEAD (or the response otherwise has no
+  // body whatever its fields say). REQUIRES: before the first execute().
+  void expect_no_body() noexcept { no_body_ = true; }
+
+  // Parses base[from, to). Stops after the head when a body follows, after
+  // the message, or at an error. REQUIRES: when the body is assembled, the
+  // bytes from the head's first byte on stay in place at the same offsets
+  // from base; with a sink, the head's bytes do until kHead (or kMessage).
+  Progress execute(char* base, std::uint32_t from, std::uint32_t to) noexcept;
+  // The peer closed: ends a close-delimited response body (kMessage), or
+  // reports a truncated message (kError).
+  Progress finish(char* base, std::uint32_t at) noexcept;
+
+  // ---- the message (the head from kHead or kMessage on) -------------------
+  Mode mode() const noexcept { return mode_; }
+  Span method() const noexcept { return method_; }   // request mode
+  Span target() const noexcept { return target_; }   // request mode
+  int status() const noexcept { return parser_.status_code; }  // response mode
+  int version_major() const noexcept { return parser_.http_major; }
+  int version_minor() const noexcept { return parser_.http_minor; }
+  const std::vector<Field>& fields() const noexcept { return fields_; }
+  // Trailer fields of a chunked body, kept apart from the header fields
+  // (RFC 9110 §6.5.1 forbids merging them).
+  const std::vector<Field>& trailers() const noexcept { return trailers_; }
+  // llhttp's verdict from the version and Connection fields.
+  bool keep_alive() const noexcept { return llhttp_should_keep_alive(&parser_) != 0; }
+  // An Upgrade request, or a 101 response: the bytes after it are not HTTP.
+  bool upgrade() const noexcept { return parser_.upgrade != 0; }
+  bool chunked() const noexcept { return (parser_.flags & F_CHUNKED) != 0; }
+  bool has_content_length() const noexcept { return (parser_.flags & F_CONTENT_LENGTH) != 0; }
+  std::uint64_t content_length() const noexcept { return declared_length_; }
+  // Request mode: `Expect: 100-continue` on an HTTP/1.1 request.
+  bool expect_continue() const noexcept { return expect_continue_; }
+  // Request mode: the Host field's value (empty Span when absent).
+  Span host() const noexcept { return host_; }
+  // The assembled body (no sink): de-chunked, contiguous.
+  Span body() const noexcept { return body_; }
+  std::uint64_t body_bytes() const noexcept { return body_bytes_; }
+  bool head_complete() const noexcept { return head_done_; }
+
+  // After kError: the status a server answers (400, 413, 414, 417, 431,
+  // 505) and a short reason.
+  int error_status() const noexcept { return error_status_; }
+  const char* error_reason() const noexcept { return error_reason_; }
+
+ private:
+  friend struct Callbacks;
+
+  int reject(int status, const char* reason) noexcept;
+  int field_complete(Span name, Span value) noexcept;
+  int head_complete_checks() noexcept;
+  int byte_before(std::uint32_t at, std::uint32_t back) const noexcept;
+  bool line_endings_ok(std::uint32_t at, std::uint32_t count) const noexcept;
+  void remember(std::uint32_t to) noexcept;
+
+  llhttp_t parser_;
+  const Limits* limits_ = nullptr;
+  char* base_ = nullptr;           // the buffer of the execute() running
+  std::uint32_t from_ = 0;         // where that execute() started
+  std::uint32_t recent_ = 0;       // the last 4 bytes before from_, newest in the low byte
+  std::uint32_t recent_count_ = 0; // how many of them there are (at most 4)
+  Span method_, target_, version_, name_, value_, host_, body_;
+  std::uint32_t value_end_ = 0;    // where the value's last piece ended
+  std::vector<Field> fields_;
+  std::vector<Field> trailers_;
+  std::uint64_t declared_length_ = 0;
+  std::uint64_t body_bytes_ = 0;
+  BodySink sink_ = nullptr;
+  void* sink_user_ = nullptr;
+  const char* error_reason_ = "";
+  std::uint16_t error_status_ = 0;
+  std::uint8_t hosts_ = 0;
+  Mode mode_ = Mode::kRequest;
+  bool no_body_ = false;
+  bool in_value_ = false;          // a value's first piece was seen
+  bool head_done_ = false;
+  bool head_reported_ = false;     // kHead was returned for this message
+  bool expect_continue_ = false;
+  bool message_done_ = false;
+};
+
+}  // namespace http1
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico
