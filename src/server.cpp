@@ -12,7 +12,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -37,6 +36,8 @@
 #include "portico/detail/syscalls.hpp"
 #include "portico/mpmc_queue.hpp"
 #include "portico/reactor.hpp"
+#include "http1/parser.hpp"
+#include "http1/writer.hpp"
 #include "io_batch.hpp"
 
 #if defined(PORTICO_HAVE_MIMALLOC)
@@ -308,33 +309,16 @@ class InputBuffer {
 
 // ---- one request/response exchange -------------------------------------------
 
-struct Span {
-  std::uint32_t offset = 0;
-  std::uint32_t length = 0;
-  void extend(std::uint32_t at, std::uint32_t n) noexcept {
-    if (length == 0) offset = at;
-    length += n;
-  }
-  std::string_view view(const char* base) const noexcept { return {base + offset, length}; }
-};
-
 struct Exchange {
-  llhttp_t parser;
+  http1::Parser parser;
   Request request;
   Response response;
   Connection* connection = nullptr;
   ReactorContext* context = nullptr;
   Exchange* next_free = nullptr;
 
-  // Parse state: spans into the connection's input buffer.
-  Span method, url, field, value, body;
-  std::vector<std::pair<Span, Span>> header_spans;  // capacity kept across requests
-  int error_status = 0;  // set by a callback that rejects the request
-  bool url_done = false;
-  bool headers_done = false;
-  bool expect_continue = false;
-  bool keep_alive = true;
-  bool upgrade = false;
+  bool keep_alive = true;       // set at dispatch; cleared by the response
+  bool continue_due = false;    // Expect: 100-continue and the body is not all here
   bool stream_started = false;  // Completion::write() sent the head already
 
   // Dispatch state.
@@ -507,6 +491,10 @@ class ServerCore {
   explicit ServerCore(const ServerOptions& options) : options_(options) {
     server_line_ = options.server_name.empty() ? std::string()
                                                : "Server: " + options.server_name + "\r\n";
+    limits_ = http1::Limits{.max_request_line = options.max_request_line,
+                            .max_header_bytes = options.max_header_bytes,
+                            .max_header_count = options.max_header_count,
+                            .max_body_bytes = options.max_body_bytes};
   }
   ~ServerCore() { stop_and_wait(); }
 
@@ -534,6 +522,7 @@ class ServerCore {
 
   const ServerOptions& options() const noexcept { return options_; }
   const std::string& server_line() const noexcept { return server_line_; }
+  const http1::Limits& limits() const noexcept { return limits_; }
   std::vector<Middleware>& middleware() noexcept { return middleware_; }
   RouteTable& table() noexcept { return *table_; }
   bool offload(Exchange* exchange) noexcept { return jobs_ && jobs_->try_push(exchange); }
@@ -544,6 +533,7 @@ class ServerCore {
   void worker_main();
 
   ServerOptions options_;
+  http1::Limits limits_;
   std::string server_line_;
   std::vector<Middleware> middleware_;
   mutable std::mutex routes_mutex_;  // serialises route changes and publishing
@@ -606,6 +596,7 @@ class Connection final : public IoHandler {
   // -errno); true if the connection should read again.
   bool take_read(ssize_t result, std::size_t asked, std::uint32_t events) noexcept;
   void process_input() noexcept;
+  void send_continue_if_due(Exchange& ex) noexcept;
   void dispatch() noexcept;
   MethodSet advertised(MethodSet routed) const noexcept;
   void run_handler() noexcept;
@@ -673,8 +664,6 @@ class Connection final : public IoHandler {
   bool queued_send_ : 1 = false;  // output waits in ReactorContext::queued_sends
   bool queued_read_ : 1 = false;  // a read waits in ReactorContext::queued_reads
   bool closed_ : 1 = false;       // fd closed; the object waits for a completion
-
-  friend struct ParserCallbacks;
 };
 
 // An idle keep-alive connection costs this object and nothing else (no read
@@ -683,154 +672,10 @@ class Connection final : public IoHandler {
 // memory per idle connection, and the reactor keeps 8-16 more (its fd table).
 static_assert(sizeof(Connection) <= 160, "idle connection state outgrew its budget");
 
-// ---- llhttp callbacks -----------------------------------------------------------
-
-// True if the header name `field` is `lower` (lowercase letters only) in any
-// case. Inline and branch-light: every request's fields are checked.
-inline bool is_field(std::string_view field, std::string_view lower) noexcept {
-  if (field.size() != lower.size()) return false;
-  unsigned char differ = 0;
-  for (std::size_t i = 0; i < field.size(); ++i)
-    differ |= static_cast<unsigned char>((field[i] | 0x20) ^ lower[i]);
-  return differ == 0;
-}
-
-struct ParserCallbacks {
-  static Exchange& of(llhttp_t* p) noexcept { return *static_cast<Exchange*>(p->data); }
-  static const char* base(Exchange& ex) noexcept { return ex.connection->in_.data(); }
-  static std::uint32_t offset(Exchange& ex, const char* at) noexcept {
-    return static_cast<std::uint32_t>(at - base(ex));
-  }
-  static int reject(llhttp_t* p, int status, const char* reason) noexcept {
-    of(p).error_status = status;
-    llhttp_set_error_reason(p, reason);
-    return HPE_USER;
-  }
-
-  // The head so far ends at at+n: the message starts at offset 0.
-  static int check_head_size(llhttp_t* p, Exchange& ex, const char* at, std::size_t n) {
-    if (offset(ex, at) + n > ex.context->core.options().max_header_bytes)
-      return reject(p, 431, "header section too large");
-    return 0;
-  }
-  static int on_method(llhttp_t* p, const char* at, std::size_t n) {
-    Exchange& ex = of(p);
-    ex.method.extend(offset(ex, at), static_cast<std::uint32_t>(n));
-    return 0;
-  }
-  static int on_url(llhttp_t* p, const char* at, std::size_t n) {
-    Exchange& ex = of(p);
-    ex.url.extend(offset(ex, at), static_cast<std::uint32_t>(n));
-    if (ex.url.length > ex.context->core.options().max_request_line)
-      return reject(p, 414, "request-target too long");
-    return 0;
-  }
-  static int on_url_complete(llhttp_t* p) {
-    of(p).url_done = true;
-    return 0;
-  }
-  static int on_header_field(llhttp_t* p, const char* at, std::size_t n) {
-    Exchange& ex = of(p);
-    ex.field.extend(offset(ex, at), static_cast<std::uint32_t>(n));
-    return check_head_size(p, ex, at, n);
-  }
-  static int on_header_value(llhttp_t* p, const char* at, std::size_t n) {
-    Exchange& ex = of(p);
-    ex.value.extend(offset(ex, at), static_cast<std::uint32_t>(n));
-    return check_head_size(p, ex, at, n);
-  }
-  static int on_header_value_complete(llhttp_t* p) {
-    Exchange& ex = of(p);
-    const ServerOptions& options = ex.context->core.options();
-    if (ex.header_spans.size() >= options.max_header_count)
-      return reject(p, 431, "too many header fields");
-    // A value that was empty has no offset of its own; point it at the field.
-    if (ex.value.length == 0) ex.value.offset = ex.field.offset + ex.field.length;
-    ex.header_spans.emplace_back(ex.field, ex.value);
-    ex.field = {};
-    ex.value = {};
-    return 0;
-  }
-  static int on_headers_complete(llhttp_t* p) {
-    Exchange& ex = of(p);
-    ex.headers_done = true;
-    const ServerOptions& options = ex.context->core.options();
-    const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
-    if (has_length && p->content_length > options.max_body_bytes)
-      return reject(p, 413, "body too large");
-    // A request line without a version is HTTP/0.9, which has no headers and
-    // no status line: it would not understand the answer.
-    if (p->http_major == 0) return reject(p, 400, "HTTP/0.9 is not supported");
-    if (p->http_major != 1) return reject(p, 505, "only HTTP/1.x is served");
-    const char* b = base(ex);
-    int hosts = 0;
-    for (const auto& [name, value] : ex.header_spans) {
-      const std::string_view field = name.view(b);
-      if (is_field(field, "host")) {
-        ++hosts;
-      } else if (is_field(field, "expect")) {
-        if (!iequals(value.view(b), "100-continue")) return reject(p, 417, "unknown expectation");
-        ex.expect_continue = p->http_major == 1 && p->http_minor >= 1;
-      }
-    }
-    // RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host field
-    // (HTTP/1.0 may omit it).
-    const bool http11 = p->http_major == 1 && p->http_minor >= 1;
-    if (hosts > 1 || (hosts == 0 && http11)) return reject(p, 400, "missing or repeated Host");
-    return 0;
-  }
-  static int on_body(llhttp_t* p, const char* at, std::size_t n) {
-    Exchange& ex = of(p);
-    if (ex.body.length + n > ex.context->core.options().max_body_bytes)
-      return reject(p, 413, "body too large");
-    // De-chunk in place: each piece moves back to follow the previous one,
-    // over chunk framing the parser has already consumed.
-    const std::uint32_t at_offset = offset(ex, at);
-    if (ex.body.length == 0) {
-      ex.body.offset = at_offset;
-    } else {
-      const std::uint32_t end = ex.body.offset + ex.body.length;
-      if (end != at_offset) std::memmove(ex.connection->in_.data() + end, at, n);
-    }
-    ex.body.length += static_cast<std::uint32_t>(n);
-    return 0;
-  }
-  static int on_message_complete(llhttp_t* p) {
-    Exchange& ex = of(p);
-    ex.keep_alive = llhttp_should_keep_alive(p) != 0;
-    ex.upgrade = p->upgrade != 0;
-    // Stop after each message: it is dispatched before the next is parsed,
-    // and the parser position tells where the next one starts.
-    return HPE_PAUSED;
-  }
-
-  static const llhttp_settings_t& settings() noexcept {
-    static const llhttp_settings_t kSettings = [] {
-      llhttp_settings_t s;
-      llhttp_settings_init(&s);
-      s.on_method = &on_method;
-      s.on_url = &on_url;
-      s.on_url_complete = &on_url_complete;
-      s.on_header_field = &on_header_field;
-      s.on_header_value = &on_header_value;
-      s.on_header_value_complete = &on_header_value_complete;
-      s.on_headers_complete = &on_headers_complete;
-      s.on_body = &on_body;
-      s.on_message_complete = &on_message_complete;
-      return s;
-    }();
-    return kSettings;
-  }
-};
-
 void Exchange::reset_parse() noexcept {
-  llhttp_init(&parser, HTTP_REQUEST, &ParserCallbacks::settings());
-  parser.data = this;
-  method = url = field = value = body = {};
-  header_spans.clear();
-  error_status = 0;
-  url_done = headers_done = expect_continue = upgrade = stream_started = false;
+  parser.reset(http1::Mode::kRequest, &context->core.limits());
   keep_alive = true;
+  continue_due = stream_started = false;
   route = nullptr;
   route_ref = nullptr;
   route_hold.reset();
@@ -1139,7 +984,7 @@ void Connection::read_input(std::uint32_t events, int first_round) noexcept {
         write_simple(503, "Retry-After: 1\r\n", "");
         close_after_write_ = true;
       } else {
-        fail(exchange_ != nullptr && exchange_->headers_done ? 413 : 431);
+        fail(exchange_ != nullptr && exchange_->parser.head_complete() ? 413 : 431);
       }
       return;
     }
@@ -1224,6 +1069,14 @@ void ReactorContext::flush_reads() noexcept {
   queued_reads.clear();
 }
 
+// Expect: 100-continue with the body not all here: the client waits for
+// this before sending it.
+void Connection::send_continue_if_due(Exchange& ex) noexcept {
+  if (!ex.continue_due || closed_ || close_after_write_) return;
+  ex.continue_due = false;
+  http1::write_continue(context_.out);
+}
+
 void Connection::process_input() noexcept {
   const ServerOptions& options = context_.core.options();
   while (!closed_ && !close_after_write_ && phase_ != Phase::kDeferred) {
@@ -1240,39 +1093,33 @@ void Connection::process_input() noexcept {
       phase_start_ = now_ticks();
     }
     Exchange& ex = *exchange_;
-    char* base = in_.data();
-    const llhttp_errno_t err = llhttp_execute(&ex.parser, base + parsed_, available);
-    if (err == HPE_OK) {
-      parsed_ = static_cast<std::uint32_t>(in_.size());
-      if (!ex.headers_done) {
-        if (!ex.url_done && parsed_ > options.max_request_line + 16) {
-          fail(414);
-        } else if (parsed_ > options.max_header_bytes) {
+    const http1::Progress progress =
+        ex.parser.execute(in_.data(), parsed_, static_cast<std::uint32_t>(in_.size()));
+    parsed_ = progress.at;
+    switch (progress.event) {
+      case http1::Event::kNeedMore:
+        if (!ex.parser.head_complete() && parsed_ > options.max_header_bytes) {
           fail(431);
+          return;
         }
-      } else if (phase_ == Phase::kHead) {
+        send_continue_if_due(ex);
+        return;
+      case http1::Event::kHead:
         phase_ = Phase::kBody;
         phase_start_ = now_ticks();
-      }
-      if (ex.headers_done && ex.expect_continue && !closed_ && !close_after_write_) {
-        // The client waits for this before sending the body.
-        ex.expect_continue = false;
-        context_.out.append("HTTP/1.1 100 Continue\r\n\r\n"sv);
-      }
-      break;
+        ex.continue_due = ex.parser.expect_continue();
+        if (parsed_ == in_.size()) send_continue_if_due(ex);
+        continue;  // the body, or as much of it as is here
+      case http1::Event::kMessage:
+        dispatch();
+        if (phase_ == Phase::kDeferred || closed_) return;
+        complete_exchange();
+        continue;
+      case http1::Event::kError:
+        bump(context_.counters.bad_requests);
+        fail(ex.parser.error_status());
+        return;
     }
-    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-      parsed_ = static_cast<std::uint32_t>(llhttp_get_error_pos(&ex.parser) - base);
-      dispatch();
-      if (phase_ == Phase::kDeferred || closed_) return;
-      complete_exchange();
-      continue;
-    }
-    // A parse error or a limit a callback enforced. A version llhttp does
-    // not know (HTTP/3.0, HTTP/1.2) is not served rather than malformed.
-    bump(context_.counters.bad_requests);
-    fail(ex.error_status != 0 ? ex.error_status : err == HPE_INVALID_VERSION ? 505 : 400);
-    return;
   }
 }
 
@@ -1322,28 +1169,27 @@ void Connection::dispatch() noexcept {
   const char* base = in_.data();
 
   // Views into the buffer, now that it no longer moves for this request.
-  req.method_name_ = ex.method.view(base);
+  const http1::Parser& parsed = ex.parser;
+  req.method_name_ = parsed.method().view(base);
   req.method_ = parse_method(req.method_name_);
-  req.target_ = ex.url.view(base);
+  req.target_ = parsed.target().view(base);
   const std::string_view path_and_query = target_path(req.target_);
   const std::size_t question = path_and_query.find('?');
   req.path_ = path_and_query.substr(0, question);
   req.query_ = question == std::string_view::npos ? std::string_view{}
                                                   : path_and_query.substr(question + 1);
-  const std::size_t count = ex.header_spans.size();
+  const std::vector<http1::Field>& fields = parsed.fields();
+  const std::size_t count = fields.size();
   if (req.headers_.size() < count) req.headers_.resize(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    std::string_view value = ex.header_spans[i].second.view(base);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    req.headers_[i] = Header{ex.header_spans[i].first.view(base), value};
-  }
+  for (std::size_t i = 0; i < count; ++i)
+    req.headers_[i] = Header{fields[i].name.view(base), fields[i].value.view(base)};
   req.header_count_ = count;
-  req.body_ = ex.body.view(base);
-  req.version_minor_ = ex.parser.http_minor;
+  req.body_ = parsed.body().view(base);
+  req.version_minor_ = parsed.version_minor();
   ++requests_;
   bump(context_.counters.requests);
 
-  bool keep_alive = ex.keep_alive && !ex.upgrade && !context_.shutting_down;
+  bool keep_alive = parsed.keep_alive() && !parsed.upgrade() && !context_.shutting_down;
   if (options.max_requests_per_connection != 0 && requests_ >= options.max_requests_per_connection)
     keep_alive = false;
   ex.keep_alive = keep_alive;
@@ -1534,7 +1380,7 @@ void Connection::write_head(Exchange& ex, Framing framing, std::size_t length) n
   }
   if (!ex.keep_alive) {
     out.append("Connection: close\r\n"sv);
-  } else if (ex.parser.http_minor == 0) {
+  } else if (ex.parser.version_minor() == 0) {
     out.append("Connection: keep-alive\r\n"sv);
   }
   out.append("\r\n"sv);
@@ -1547,7 +1393,7 @@ Connection::Framing Connection::framing_of(Exchange& ex) noexcept {
   const int status = ex.response.status_;
   if (status < 200 || status == 204 || status == 304) return Framing::kNone;
   if (!ex.response.chunked_) return Framing::kLength;
-  if (ex.parser.http_minor >= 1) return Framing::kChunked;
+  if (ex.parser.version_minor() >= 1) return Framing::kChunked;
   ex.keep_alive = false;
   close_after_write_ = true;
   return Framing::kNone;
@@ -1556,7 +1402,7 @@ Connection::Framing Connection::framing_of(Exchange& ex) noexcept {
 void Connection::append_chunk(Exchange& ex, std::string_view bytes) noexcept {
   if (bytes.empty() || ex.head_request) return;
   OutputBuffer& out = context_.out;
-  if (ex.parser.http_minor == 0) {  // close-delimited
+  if (ex.parser.version_minor() == 0) {  // close-delimited
     out.append(bytes);
     return;
   }
@@ -1591,7 +1437,7 @@ void Connection::serialize(Exchange& ex, std::string_view body) noexcept {
     // Streamed: the head went out with the first write(); the rest of the
     // body is the last chunk, then the terminator.
     append_chunk(ex, body);
-    if (ex.parser.http_minor >= 1 && !ex.head_request) out.append("0\r\n\r\n"sv);
+    if (ex.parser.version_minor() >= 1 && !ex.head_request) out.append("0\r\n\r\n"sv);
   } else {
     const Framing framing = framing_of(ex);
     write_head(ex, framing, body.size());
