@@ -1178,7 +1178,7 @@ void Connection::dispatch() noexcept {
   req.path_ = path_and_query.substr(0, question);
   req.query_ = question == std::string_view::npos ? std::string_view{}
                                                   : path_and_query.substr(question + 1);
-  const std::vector<http1::Field>& fields = parsed.fields();
+  const std::span<const http1::Field> fields = parsed.fields();
   const std::size_t count = fields.size();
   if (req.headers_.size() < count) req.headers_.resize(count);
   for (std::size_t i = 0; i < count; ++i)

@@ -50,7 +50,7 @@ namespace driver_detail {
 inline void collect(void* user, const char* at, std::size_t n) noexcept {
   static_cast<std::string*>(user)->append(at, n);
 }
-inline std::vector<std::pair<std::string, std::string>> strings(const std::vector<Field>& fields,
+inline std::vector<std::pair<std::string, std::string>> strings(std::span<const Field> fields,
                                                                 const char* base) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const Field& f : fields) out.emplace_back(f.name.view(base), f.value.view(base));

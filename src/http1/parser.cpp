@@ -3,6 +3,7 @@
 // 8.1 accepts (each has a byte-exact case in tests/http1_parser_test.cpp).
 #include "http1/parser.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "portico/detail/swar.hpp"
@@ -33,59 +34,70 @@ inline bool is_field(std::string_view field, std::string_view lower) noexcept {
 // Bytes a request-target may not hold that llhttp lets through: HTAB,
 // bytes >= 0x80 and '#' (a fragment is never sent; RFC 9112 §3.2).
 inline bool target_is_clean(std::string_view target) noexcept {
-  std::size_t i = 0;
-  for (; i + 8 <= target.size(); i += 8) {
-    const std::uint64_t v = load64(target.data() + i);
-    if ((v & (kOnes * 0x80)) | zero_bytes(v ^ (kOnes * '\t')) | zero_bytes(v ^ (kOnes * '#')))
-      return false;
+  // llhttp let through only HTAB below 0x21, so a byte is bad if it is
+  // below 0x21, is '#', or has its high bit set.
+  const auto dirty = [](std::uint64_t v) {
+    return (((v - kOnes * 0x21) | v) & (kOnes * 0x80)) | zero_bytes(v ^ (kOnes * '#'));
+  };
+  const std::size_t n = target.size();
+  if (n < 8) {
+    for (const char c : target) {
+      if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) >= 0x80 || c == '#')
+        return false;
+    }
+    return true;
   }
-  for (; i < target.size(); ++i) {
-    const auto c = static_cast<unsigned char>(target[i]);
-    if (c >= 0x80 || c == '\t' || c == '#') return false;
+  // Whole words, the last one overlapping the one before.
+  for (std::size_t i = 0; i + 8 < n; i += 8) {
+    if (dirty(load64(target.data() + i))) return false;
   }
-  return true;
+  return dirty(load64(target.data() + n - 8)) == 0;
 }
 
-// RFC 3986 reg-name and IPv4address bytes: unreserved, sub-delims and '%'
-// (pct-encoded is checked loosely: '%' is allowed, its digits are bytes of
-// the same set).
-constexpr bool reg_name_byte(unsigned char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~' || c == '%' || c == '!' || c == '$' ||
-         c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' || c == '+' || c == ',' ||
-         c == ';' || c == '=';
-}
-
+// What each byte weighs in a Host value: 0 for RFC 3986 reg-name and
+// IPv4address bytes (unreserved, sub-delims, '%'), 1 for ':', 64 for any
+// other. The sum over a value says at once: a plain name (0), name:port (1)
+// or something else (an IP-literal, or invalid).
 struct HostBytes {
-  bool reg_name[256] = {};
+  std::uint8_t weight[256] = {};
   constexpr HostBytes() {
-    for (int c = 0; c < 256; ++c) reg_name[c] = reg_name_byte(static_cast<unsigned char>(c));
+    for (int c = 0; c < 256; ++c) {
+      const bool reg_name = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                            c == '~' || c == '%' || c == '!' || c == '$' || c == '&' ||
+                            c == '\'' || c == '(' || c == ')' || c == '*' || c == '+' ||
+                            c == ',' || c == ';' || c == '=';
+      weight[c] = reg_name ? 0 : c == ':' ? 1 : 64;
+    }
   }
 };
 constexpr HostBytes kHostBytes{};
+
+// True if host[from, size) is *DIGIT.
+bool all_digits(std::string_view host, std::size_t from) noexcept {
+  for (std::size_t i = from; i < host.size(); ++i) {
+    if (host[i] < '0' || host[i] > '9') return false;
+  }
+  return true;
+}
 
 // Host = uri-host [ ":" port ] (RFC 9110 §7.2); uri-host is an IP-literal
 // in brackets or a reg-name (which covers IPv4address); port = *DIGIT.
 // An empty value is valid (an empty authority).
 bool host_is_valid(std::string_view host) noexcept {
-  std::size_t i = 0;
-  if (!host.empty() && host[0] == '[') {
-    const std::size_t close = host.find(']');
-    if (close == std::string_view::npos || close == 1) return false;
-    for (i = 1; i < close; ++i) {
-      const auto c = static_cast<unsigned char>(host[i]);
-      if (!kHostBytes.reg_name[c] && c != ':') return false;
-    }
-    i = close + 1;
-  } else {
-    while (i < host.size() && kHostBytes.reg_name[static_cast<unsigned char>(host[i])]) ++i;
+  std::uint32_t sum = 0;  // one pass, no branch per byte
+  for (const char c : host) sum += kHostBytes.weight[static_cast<unsigned char>(c)];
+  if (sum == 0) return true;
+  if (sum == 1) return all_digits(host, host.find(':') + 1);
+  // An IP-literal: "[" address "]" [ ":" port ].
+  if (host[0] != '[') return false;
+  const std::size_t close = host.find(']');
+  if (close == std::string_view::npos || close == 1) return false;
+  for (std::size_t i = 1; i < close; ++i) {
+    if (kHostBytes.weight[static_cast<unsigned char>(host[i])] > 1) return false;
   }
-  if (i == host.size()) return true;
-  if (host[i] != ':') return false;
-  for (++i; i < host.size(); ++i) {
-    if (host[i] < '0' || host[i] > '9') return false;
-  }
-  return true;
+  if (close + 1 == host.size()) return true;
+  return host[close + 1] == ':' && all_digits(host, close + 2);
 }
 
 }  // namespace
@@ -122,30 +134,9 @@ struct Callbacks {
       return parser.reject(414, "request-target too long");
     return 0;
   }
-  static int on_url_complete(llhttp_t* p) {
-    Parser& parser = of(p);
-    if (!target_is_clean(parser.target_.view(parser.base_)))
-      return parser.reject(400, "invalid byte in the request-target");
-    return 0;
-  }
-  static int on_version(llhttp_t* p, const char* at, std::size_t n) {
-    Parser& parser = of(p);
-    const std::uint32_t where = offset(parser, at);
-    // One SP between target and "HTTP/" (RFC 9112 §3).
-    if (parser.mode_ == Mode::kRequest && parser.version_.length == 0 &&
-        where != parser.target_.end() + 6)
-      return parser.reject(400, "more than one space before the version");
-    extend(parser.version_, where, n);
-    return 0;
-  }
   static int on_header_field(llhttp_t* p, const char* at, std::size_t n) {
     Parser& parser = of(p);
-    const std::uint32_t where = offset(parser, at);
-    // The line before ended in CR LF: llhttp takes a bare LF after the
-    // start line.
-    if (parser.name_.length == 0 && !parser.line_endings_ok(where, 2))
-      return parser.reject(400, "line not ended by CR LF");
-    extend(parser.name_, where, n);
+    extend(parser.name_, offset(parser, at), n);
     return parser.head_done_ ? 0 : check_head_size(parser, at, n);
   }
   static int on_header_value(llhttp_t* p, const char* at, std::size_t n) {
@@ -228,8 +219,6 @@ struct Callbacks {
       llhttp_settings_init(&s);
       s.on_method = &on_method;
       s.on_url = &on_url;
-      s.on_url_complete = &on_url_complete;
-      s.on_version = &on_version;
       s.on_header_field = &on_header_field;
       s.on_header_value = &on_header_value;
       s.on_header_value_complete = &on_header_value_complete;
@@ -242,6 +231,16 @@ struct Callbacks {
   }
 };
 
+bool Parser::FieldList::grow(Field field) noexcept {
+  try {
+    items.resize(std::max<std::size_t>(16, items.size() * 2));
+  } catch (...) {
+    return false;
+  }
+  items[count++] = field;
+  return true;
+}
+
 void Parser::reset(Mode mode, const Limits* limits) noexcept {
   llhttp_init(&parser_, mode == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
               &Callbacks::settings());
@@ -251,10 +250,10 @@ void Parser::reset(Mode mode, const Limits* limits) noexcept {
   from_ = 0;
   recent_ = 0;
   recent_count_ = 0;
-  method_ = target_ = version_ = name_ = value_ = host_ = body_ = {};
+  method_ = target_ = name_ = value_ = host_ = body_ = {};
   value_end_ = 0;
-  fields_.clear();
-  trailers_.clear();
+  fields_.count = 0;
+  trailers_.count = 0;
   declared_length_ = 0;
   body_bytes_ = 0;
   sink_ = nullptr;
@@ -284,37 +283,59 @@ int Parser::field_complete(Span name, Span value) noexcept {
   // a server MUST reject it; llhttp keeps the space in the name).
   if (field.empty() || is_ows(field.back())) return reject(400, "invalid field name");
   if (head_done_) {
-    if (trailers_.size() >= limits_->max_header_count) return reject(431, "too many trailer fields");
-    trailers_.push_back({name, value});
-    return 0;
+    if (trailers_.count >= limits_->max_header_count) return reject(431, "too many trailer fields");
+    return trailers_.append({name, value}) ? 0 : reject(431, "out of memory for trailer fields");
   }
-  if (fields_.size() >= limits_->max_header_count) return reject(431, "too many header fields");
-  fields_.push_back({name, value});
+  if (fields_.count >= limits_->max_header_count) return reject(431, "too many header fields");
+  if (!fields_.append({name, value})) return reject(431, "out of memory for header fields");
   if (mode_ != Mode::kRequest) return 0;
   switch (field.size()) {
     case 4:
-      if (is_field(field, "host")) {
-        ++hosts_;
-        host_ = value;
-        if (!host_is_valid(value.view(base_))) return reject(400, "invalid Host");
-      }
-      break;
     case 6:
-      if (is_field(field, "expect")) {
-        if (!is_field(value.view(base_), "100-continue")) return reject(417, "unknown expectation");
-        expect_continue_ = true;
-      }
-      break;
-    case 14:  // framing fields spelt with '_' are refused: some peers fold '_' into '-'
-      if (is_field(field, "content_length")) return reject(400, "Content_Length field");
-      break;
+    case 14:
     case 17:
-      if (is_field(field, "transfer_encoding")) return reject(400, "Transfer_Encoding field");
-      break;
+      return request_field(field, value);
     default:
-      break;
+      return 0;
+  }
+}
+
+// The fields a request's own checks read: Host, Expect, and framing fields
+// spelt with '_' (refused: some peers fold '_' into '-').
+int Parser::request_field(std::string_view field, Span value) noexcept {
+  if (is_field(field, "host")) {
+    ++hosts_;
+    host_ = value;
+    if (!host_valid(value.view(base_))) return reject(400, "invalid Host");
+  } else if (is_field(field, "expect")) {
+    if (!is_field(value.view(base_), "100-continue")) return reject(417, "unknown expectation");
+    expect_continue_ = true;
+  } else if (is_field(field, "content_length") || is_field(field, "transfer_encoding")) {
+    return reject(400, "framing field with '_'");
   }
   return 0;
+}
+
+// A connection's requests, and a service's clients, repeat one Host: the
+// last valid one is kept, and a value equal to it needs no second look.
+bool Parser::host_valid(std::string_view host) noexcept {
+  const std::size_t n = host.size();
+  if (n == host_memo_length_) {
+    // Two overlapping words compare up to 16 bytes without a call.
+    if (n >= 8 && n <= 16) {
+      if (load64(host.data()) == load64(host_memo_) &&
+          load64(host.data() + n - 8) == load64(host_memo_ + n - 8))
+        return true;
+    } else if (std::memcmp(host.data(), host_memo_, n) == 0) {
+      return true;
+    }
+  }
+  if (!host_is_valid(host)) return false;
+  if (host.size() <= sizeof host_memo_) {
+    std::memcpy(host_memo_, host.data(), host.size());
+    host_memo_length_ = static_cast<std::uint8_t>(host.size());
+  }
+  return true;
 }
 
 int Parser::head_complete_checks() noexcept {
@@ -328,6 +349,8 @@ int Parser::head_complete_checks() noexcept {
     if ((p.flags & F_TRANSFER_ENCODING) != 0 &&
         ((p.flags & F_CHUNKED) == 0 || p.http_minor == 0))
       return reject(502, "Transfer-Encoding without final chunked");
+    if (fields_.count != 0 && !crlf_before(fields_.items[0].name.offset))
+      return reject(502, "line not ended by CR LF");
     return 0;
   }
   if (declared_length_ > limits_->max_body_bytes) return reject(413, "body too large");
@@ -335,6 +358,15 @@ int Parser::head_complete_checks() noexcept {
   // no status line: it would not understand the answer.
   if (p.http_major == 0) return reject(400, "HTTP/0.9 is not supported");
   if (p.http_major != 1) return reject(505, "only HTTP/1.x is served");
+  // One SP between target and version (RFC 9112 §3; llhttp takes several),
+  // a request-target without the bytes llhttp lets through, and a request
+  // line ended by CR LF (llhttp takes a bare LF there; the field lines
+  // after it it checks itself, and a head without fields ends in CR LF CR
+  // LF, checked when execute() returns).
+  if (base_[target_.end() + 1] != 'H') return reject(400, "more than one space before the version");
+  if (!target_is_clean(target_.view(base_))) return reject(400, "invalid byte in the request-target");
+  if (fields_.count != 0 && !crlf_before(fields_.items[0].name.offset))
+    return reject(400, "line not ended by CR LF");
   const bool http11 = p.http_minor >= 1;
   if ((p.flags & F_TRANSFER_ENCODING) != 0 && !http11)
     return reject(400, "Transfer-Encoding in HTTP/1.0");
@@ -354,9 +386,8 @@ int Parser::byte_before(std::uint32_t at, std::uint32_t back) const noexcept {
   return static_cast<unsigned char>(recent_ >> (8 * (older - 1)));
 }
 
-// The `count` bytes before `at` end a line as RFC 9112 requires: CR LF
-// (count 2) or CR LF CR LF (count 4).
-bool Parser::line_endings_ok(std::uint32_t at, std::uint32_t count) const noexcept {
+// Slow path of line_endings_ok(): the ending straddles two execute() calls.
+bool Parser::line_endings_straddle(std::uint32_t at, std::uint32_t count) const noexcept {
   static constexpr char kEnd[4] = {'\r', '\n', '\r', '\n'};
   for (std::uint32_t back = 1; back <= count; ++back) {
     if (byte_before(at, back) != kEnd[4 - back]) return false;
@@ -372,7 +403,7 @@ void Parser::remember(std::uint32_t to) noexcept {
 }
 
 Progress Parser::execute(char* base, std::uint32_t from, std::uint32_t to) noexcept {
-  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
+  if (parser_.error == HPE_PAUSED) llhttp_resume(&parser_);
   base_ = base;
   from_ = from;
   const llhttp_errno_t err = llhttp_execute(&parser_, base + from, to - from);
@@ -380,7 +411,7 @@ Progress Parser::execute(char* base, std::uint32_t from, std::uint32_t to) noexc
     remember(to);
     return {Event::kNeedMore, to};
   }
-  const auto at = static_cast<std::uint32_t>(llhttp_get_error_pos(&parser_) - base);
+  const auto at = static_cast<std::uint32_t>(parser_.error_pos - base);
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
     // llhttp 8.1 takes any byte after a CR as its LF, and a bare LF to end
     // the head (request smuggling): the head's last bytes must be CR LF CR
@@ -400,21 +431,27 @@ Progress Parser::execute(char* base, std::uint32_t from, std::uint32_t to) noexc
     return {Event::kHead, at};
   }
   if (error_status_ == 0) {
-    // A well-formed version llhttp does not know (HTTP/1.2, HTTP/3.0) is not
-    // served rather than malformed; HTTP/1.01 or HTTP/01.1 is malformed.
-    const std::string_view version = version_.view(base);
-    const bool well_formed = version.size() == 3 && version[0] >= '0' && version[0] <= '9' &&
-                             version[1] == '.' && version[2] >= '0' && version[2] <= '9' &&
-                             (at == to || base[at] == '\r');
-    error_status_ = err == HPE_INVALID_VERSION && well_formed ? 505 : 400;
+    error_status_ = err == HPE_INVALID_VERSION && unsupported_version(at, to) ? 505 : 400;
     error_reason_ = llhttp_get_error_reason(&parser_);
     if (error_reason_ == nullptr) error_reason_ = llhttp_errno_name(err);
   }
   return {Event::kError, at};
 }
 
+// llhttp stopped at `at` on the version of a request line: a well-formed
+// version it does not know (HTTP/1.2, HTTP/3.0) is not served rather than
+// malformed; HTTP/1.01 or HTTP/01.1 is malformed.
+bool Parser::unsupported_version(std::uint32_t at, std::uint32_t to) const noexcept {
+  if (mode_ != Mode::kRequest || target_.length == 0) return false;
+  const std::uint32_t version = target_.end() + 6;  // after " HTTP/"
+  if (at != version + 3) return false;
+  const char* v = base_ + version;
+  return v[0] >= '0' && v[0] <= '9' && v[1] == '.' && v[2] >= '0' && v[2] <= '9' &&
+         (at == to || base_[at] == '\r');
+}
+
 Progress Parser::finish(char* base, std::uint32_t at) noexcept {
-  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
+  if (parser_.error == HPE_PAUSED) llhttp_resume(&parser_);
   base_ = base;
   const llhttp_errno_t err = llhttp_finish(&parser_);
   if ((err == HPE_OK || err == HPE_PAUSED) && message_done_) return {Event::kMessage, at};

@@ -13,6 +13,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -99,10 +101,10 @@ class Parser {
   int status() const noexcept { return parser_.status_code; }  // response mode
   int version_major() const noexcept { return parser_.http_major; }
   int version_minor() const noexcept { return parser_.http_minor; }
-  const std::vector<Field>& fields() const noexcept { return fields_; }
+  std::span<const Field> fields() const noexcept { return fields_.view(); }
   // Trailer fields of a chunked body, kept apart from the header fields
   // (RFC 9110 §6.5.1 forbids merging them).
-  const std::vector<Field>& trailers() const noexcept { return trailers_; }
+  std::span<const Field> trailers() const noexcept { return trailers_.view(); }
   // llhttp's verdict from the version and Connection fields.
   bool keep_alive() const noexcept { return llhttp_should_keep_alive(&parser_) != 0; }
   // An Upgrade request, or a 101 response: the bytes after it are not HTTP.
@@ -130,8 +132,26 @@ class Parser {
   int reject(int status, const char* reason) noexcept;
   int field_complete(Span name, Span value) noexcept;
   int head_complete_checks() noexcept;
+  int request_field(std::string_view field, Span value) noexcept;
+  bool host_valid(std::string_view host) noexcept;
+  bool unsupported_version(std::uint32_t at, std::uint32_t to) const noexcept;
   int byte_before(std::uint32_t at, std::uint32_t back) const noexcept;
-  bool line_endings_ok(std::uint32_t at, std::uint32_t count) const noexcept;
+  // The `count` bytes before `at` end a line as RFC 9112 requires: CR LF
+  // (count 2) or CR LF CR LF (count 4).
+  bool line_endings_ok(std::uint32_t at, std::uint32_t count) const noexcept {
+    if (at - from_ < count) return line_endings_straddle(at, count);
+    if (count == 2) return crlf_before(at);
+    std::uint32_t four;
+    std::memcpy(&four, base_ + at - 4, 4);
+    std::uint32_t crlfcrlf;
+    std::memcpy(&crlfcrlf, "\r\n\r\n", 4);
+    return four == crlfcrlf;
+  }
+  // base_[at - 2, at) is CR LF. REQUIRES: both bytes are in base_.
+  bool crlf_before(std::uint32_t at) const noexcept {
+    return base_[at - 2] == '\r' && base_[at - 1] == '\n';
+  }
+  bool line_endings_straddle(std::uint32_t at, std::uint32_t count) const noexcept;
   void remember(std::uint32_t to) noexcept;
 
   llhttp_t parser_;
@@ -140,10 +160,22 @@ class Parser {
   std::uint32_t from_ = 0;         // where that execute() started
   std::uint32_t recent_ = 0;       // the last 4 bytes before from_, newest in the low byte
   std::uint32_t recent_count_ = 0; // how many of them there are (at most 4)
-  Span method_, target_, version_, name_, value_, host_, body_;
+  Span method_, target_, name_, value_, host_, body_;
   std::uint32_t value_end_ = 0;    // where the value's last piece ended
-  std::vector<Field> fields_;
-  std::vector<Field> trailers_;
+  // Fields in storage kept across messages: a steady state allocates nothing.
+  struct FieldList {
+    std::vector<Field> items;
+    std::uint32_t count = 0;
+    bool append(Field field) noexcept {
+      if (count == items.size()) return grow(field);
+      items[count++] = field;
+      return true;
+    }
+    bool grow(Field field) noexcept;  // false when out of memory
+    std::span<const Field> view() const noexcept { return {items.data(), count}; }
+  };
+  FieldList fields_;
+  FieldList trailers_;
   std::uint64_t declared_length_ = 0;
   std::uint64_t body_bytes_ = 0;
   BodySink sink_ = nullptr;
@@ -158,6 +190,8 @@ class Parser {
   bool head_reported_ = false;     // kHead was returned for this message
   bool expect_continue_ = false;
   bool message_done_ = false;
+  std::uint8_t host_memo_length_ = 0;  // kept across messages
+  char host_memo_[62] = {};
 };
 
 }  // namespace http1
