@@ -431,7 +431,7 @@ Progress Parser::execute(char* base, std::uint32_t from, std::uint32_t to) noexc
     return {Event::kHead, at};
   }
   if (error_status_ == 0) {
-    error_status_ = err == HPE_INVALID_VERSION && unsupported_version(at, to) ? 505 : 400;
+    error_status_ = err == HPE_INVALID_VERSION && unsupported_version(at) ? 505 : 400;
     error_reason_ = llhttp_get_error_reason(&parser_);
     if (error_reason_ == nullptr) error_reason_ = llhttp_errno_name(err);
   }
@@ -440,14 +440,16 @@ Progress Parser::execute(char* base, std::uint32_t from, std::uint32_t to) noexc
 
 // llhttp stopped at `at` on the version of a request line: a well-formed
 // version it does not know (HTTP/1.2, HTTP/3.0) is not served rather than
-// malformed; HTTP/1.01 or HTTP/01.1 is malformed.
-bool Parser::unsupported_version(std::uint32_t at, std::uint32_t to) const noexcept {
+// malformed. llhttp 8.1 knows 0.9, 1.0, 1.1 and 2.0: when the version is one
+// of those, it stopped on the byte after it (HTTP/1.01), which is malformed.
+bool Parser::unsupported_version(std::uint32_t at) const noexcept {
   if (mode_ != Mode::kRequest || target_.length == 0) return false;
   const std::uint32_t version = target_.end() + 6;  // after " HTTP/"
   if (at != version + 3) return false;
   const char* v = base_ + version;
-  return v[0] >= '0' && v[0] <= '9' && v[1] == '.' && v[2] >= '0' && v[2] <= '9' &&
-         (at == to || base_[at] == '\r');
+  if (!(v[0] >= '0' && v[0] <= '9' && v[1] == '.' && v[2] >= '0' && v[2] <= '9')) return false;
+  const std::string_view known(v, 3);
+  return known != "0.9" && known != "1.0" && known != "1.1" && known != "2.0";
 }
 
 Progress Parser::finish(char* base, std::uint32_t at) noexcept {
