@@ -180,7 +180,7 @@ using ParamPredicate = bool (*)(std::string_view segment);
 template <class H>
 class FrozenRouter;
 
-// ---- internals shared by the templates (compiled once in src/router.cpp) ----
+// ---- internals shared by the templates (compiled once in src/router/) -------
 
 namespace detail {
 

@@ -1,4 +1,4 @@
-// portico/buffer_pool.cpp — the slow paths of BufferPool: slab mapping,
+// src/core/buffer_pool.cpp — the slow paths of BufferPool: slab mapping,
 // draining the remote hand-backs (rings and stack), remote threads' rings,
 // poisoning, and the pool-destruction protocol.
 #include "portico/buffer_pool.hpp"
