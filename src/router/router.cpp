@@ -625,14 +625,13 @@ std::size_t TrieBuilder::route_count() const noexcept {
 
 void TrieBuilder::reserve(std::size_t routes, std::size_t pattern_bytes) {
   Impl& b = *impl_;
-  // Realistic tables need 1.04 (120k-route gateway), 1.12 (GitHub API) to
-  // 1.36 (static) builder nodes per route; a larger table regrows once.
-  // Large blocks are mapped with every page present, so over-reserving
-  // costs time too.
+  // 1.25 builder nodes per route covers realistic tables (bench/README.md);
+  // a larger one regrows once. Large blocks are mapped with every page
+  // present, so over-reserving costs time too.
   b.nodes.reserve(b.nodes.size() + routes + routes / 4);
   b.slots.reserve(b.slots.size() + routes);
-  // Only new leaf labels are stored: 6% of the pattern bytes on the gateway
-  // table, 16% on the GitHub one, 43% on the static one.
+  // Only new leaf labels are stored: a quarter of the pattern bytes covers
+  // all but all-static tables (bench/README.md).
   b.text.reserve(b.text.size() + pattern_bytes / 4);
 }
 
@@ -832,7 +831,7 @@ FrozenTrie TrieBuilder::freeze() const {
   // by its full path (load factor <= 1/2; 8 bytes per entry plus the path).
   // Worth it when most routes are static: then most lookups end in one
   // probe, while on parameterised tables the probe would only add a miss to
-  // every lookup (measured: +10 ns per GitHub-API lookup).
+  // every lookup (bench/README.md).
   const bool build_static_index = static_endpoints != 0 && static_endpoints * 2 >= b.route_count;
   const bool build_tail_index = tail_parents != 0;
   std::vector<std::uint32_t> layout_of(build_static_index || build_tail_index ? b.nodes.size() : 0);
@@ -1060,10 +1059,9 @@ inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
 // The index of `want` among the `count` distinct bytes at `bytes`, or
 // `count`. A plain scan: fan-out is bounded by the distinct first bytes
 // (rarely more than a few dozen), and the index then comes from the loop
-// counter, which the CPU predicts and runs ahead with. Measured on the
-// GitHub table (best of 2000 passes): 32.5 ns per lookup, against 39.5 ns
-// with a branch-free binary search over more than 8 bytes and 49 ns with a
-// word-at-a-time compare -- both make the index wait for the loads.
+// counter, which the CPU predicts and runs ahead with. It beat a
+// branch-free binary search and a word-at-a-time compare on the GitHub table
+// (bench/README.md): both make the index wait for the loads.
 inline std::uint32_t find_first_byte(const unsigned char* bytes, std::uint32_t count,
                                      unsigned char want) noexcept {
   for (std::uint32_t i = 0; i < count; ++i) {
