@@ -7,9 +7,9 @@
 #include <atomic>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "portico/router.hpp"
+#include "published_stress.hpp"
 
 namespace {
 
@@ -44,51 +44,30 @@ TEST(RouterPublishTest, ReadersNeverSeeHalfBuiltOrFreedTables) {
   constexpr int kGenerations = 300;
   {
     portico::PublishedRouter<Handler> published(make_table(0), kReaders);
-    std::atomic<bool> stop{false};
-    std::atomic<long> lookups{0};
-    std::atomic<int> errors{0};
-    std::vector<std::thread> readers;
-    for (int r = 0; r < kReaders; ++r) {
-      readers.emplace_back([&] {
-        auto reader = published.register_reader();
-        if (!reader) {
-          errors.fetch_add(1);
-          return;
-        }
-        portico::Params params;
-        long local = 0;
-        int last = 0;
-        while (!stop.load(std::memory_order_relaxed)) {
-          const auto& table = reader->table();
+    const portico::testing::StressCounts counts = portico::testing::stress_readers(
+        published, kReaders,
+        [](portico::PublishedRouter<Handler>::Reader& reader, int& last) {
+          portico::Params params;
+          const auto& table = reader.table();
           const Handler* users = table.find(portico::Method::Get, "/users/7", params);
           const Handler* files = table.find(portico::Method::Get, "/static/a/b", params);
           // Both come from one table: same generation, never going back.
           if (users == nullptr || files == nullptr || users->generation != files->generation ||
               users->generation < last) {
-            errors.fetch_add(1);
-          } else {
-            last = users->generation;
-            const std::string gen = "/gen/" + std::to_string(last);
-            if (table.find(portico::Method::Get, gen, params) == nullptr) errors.fetch_add(1);
+            return false;
           }
-          ++local;
-          if (local % 16 == 0) reader->quiescent();
-          if (local % 1024 == 0) {
-            reader->offline();  // an idle reactor
-            reader->online();
+          last = users->generation;
+          const std::string gen = "/gen/" + std::to_string(last);
+          return table.find(portico::Method::Get, gen, params) != nullptr;
+        },
+        [&] {
+          for (int g = 1; g <= kGenerations; ++g) {
+            published.publish(make_table(g));
+            if (g % 50 == 0) std::this_thread::yield();
           }
-        }
-        lookups.fetch_add(local);
-      });
-    }
-    for (int g = 1; g <= kGenerations; ++g) {
-      published.publish(make_table(g));
-      if (g % 50 == 0) std::this_thread::yield();
-    }
-    stop.store(true);
-    for (auto& t : readers) t.join();
-    EXPECT_EQ(errors.load(), 0);
-    EXPECT_GT(lookups.load(), 0);
+        });
+    EXPECT_EQ(counts.errors, 0);
+    EXPECT_GT(counts.reads, 0);
     // With every reader gone, everything retired can go.
     EXPECT_EQ(published.reclaim(), 0u);
     EXPECT_EQ(published.pending_reclaim(), 0u);

@@ -128,7 +128,7 @@ TEST(RouterTest, ParamNeverMatchesEmptySegment) {
 // non-empty rest, the rest being everything after the catch-all's slash. So
 // "/users//repos" is no match for ":user" but is one for "*rest", with the
 // rest "/repos" (its empty first segment included), as the reference
-// matchers (router_reference.hpp, bench/tables/gen_tables.py) say too.
+// matchers (router_reference.hpp, bench/router/tables/gen_tables.py) say too.
 TEST(RouterTest, CatchAllTakesANonEmptyRestStartingWithEmptySegments) {
   expect_cases({{"GET", "/users/*rest"}, {"GET", "/users/:user/repos"}},
                {{"GET", "/users//repos", "200 /users/*rest rest=/repos"},

@@ -201,7 +201,7 @@ int bench(const char* routes_name, const std::string& routes_text,
           const std::string& requests_text) {
   using Clock = std::chrono::steady_clock;
   Table table;
-  // Timed like the peers in bench/peers: from route lines already split
+  // Timed like the peers in bench/router/peers: from route lines already split
   // into words to the frozen table.
   const std::vector<RouteLine> lines = parse_routes(routes_text);
   const auto build_start = Clock::now();

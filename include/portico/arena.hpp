@@ -23,7 +23,7 @@ namespace detail {
 // (Linux: mmap with MAP_POPULATE -- one system call instead of a page fault
 // per 4 KiB page, which dominated building large route tables). Returns
 // nullptr where that is not available or fails; the caller then falls back
-// to operator new. Defined in src/router.cpp.
+// to operator new. Defined in src/router/router.cpp.
 void* map_populated(std::size_t bytes) noexcept;
 void unmap_populated(void* memory, std::size_t bytes) noexcept;
 // Blocks at least this large go to map_populated().

@@ -1,6 +1,8 @@
 // portico/http.hpp — what a handler sees: Request (views into the pooled read
-// buffer), Response (built in request-scoped storage and written with writev)
-// and Completion (finishes a deferred response from any thread).
+// buffer), Response (built in request-scoped storage, then serialised into
+// the reactor's output buffer and sent with one send per read batch, batched
+// through io_uring where available) and Completion (finishes a deferred
+// response from any thread).
 // Thread-safety: a Request/Response pair belongs to the reactor thread that
 // parsed it while its handler runs; after Response::defer() it belongs to
 // whoever holds the Completion until Completion::done(), then to the reactor

@@ -90,8 +90,8 @@ class MpmcQueue {
 
   // Constructs an item in place from `args` if there is room.
   // try_emplace and try_pop are declared inline: GCC otherwise kept them out
-  // of line, and the call cost about 1 ns of a push+pop pair's 13 (two locked
-  // instructions alone take 12 ns on the 2-vCPU machines this targets).
+  // of line, and the call was a measurable part of a push+pop pair
+  // (bench/README.md).
   template <class... Args>
   inline bool try_emplace(Args&&... args) noexcept(std::is_nothrow_constructible_v<T, Args&&...>);
 
@@ -198,9 +198,9 @@ class MpmcQueue {
   static constexpr int kYieldTries = 16;
 
   // Sequence number first, payload after it, no padding per slot: several
-  // slots share a line, which measured 2-3x faster than one slot per line on
-  // the 2-vCPU machines this targets (the counters, not the slots, are what
-  // producers and consumers fight over).
+  // slots share a line, faster than one slot per line (bench/README.md)
+  // because the counters, not the slots, are what producers and consumers
+  // fight over.
   struct Slot {
     std::atomic<std::uint64_t> seq;
     alignas(T) unsigned char storage[sizeof(T)];

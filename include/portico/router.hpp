@@ -1,9 +1,10 @@
 // portico/router.hpp — the standalone router: Router<H> (the builder),
 // FrozenRouter<H> (an immutable path-compressed radix trie laid out in one
-// arena) and PublishedRouter<H> (many readers, one publisher, QSBR reclaim).
+// arena) and PublishedRouter<H> (a Published<FrozenRouter<H>>: many readers,
+// one publisher).
 // Thread-safety: Router<H> belongs to one thread. A FrozenRouter<H> is
 // immutable: any number of threads may look up in it at once. PublishedRouter:
-// see its own comment.
+// as Published<T> in portico/published.hpp.
 // Lifetimes: Params values are views into the path passed to match(); Params
 // names and RouteMatch::handler point into the FrozenRouter and stay valid as
 // long as that table lives (for a published table: until the reader's next
@@ -11,7 +12,6 @@
 #pragma once
 
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "portico/arena.hpp"
+#include "portico/published.hpp"
 
 namespace portico {
 inline namespace v0 {
@@ -74,7 +75,7 @@ enum class MatchStatus : std::uint8_t {
 namespace detail {
 struct TrieAccess;
 struct ParamsAccess;  // the server's: re-points names at request-owned copies
-}
+}  // namespace detail
 
 // The parameters of a match: a caller-owned, fixed-capacity array of views
 // into the path, in pattern order, with the matched route's names.
@@ -179,7 +180,7 @@ using ParamPredicate = bool (*)(std::string_view segment);
 template <class H>
 class FrozenRouter;
 
-// ---- internals shared by the templates (compiled once in src/router.cpp) ----
+// ---- internals shared by the templates (compiled once in src/router/) -------
 
 namespace detail {
 
@@ -329,47 +330,6 @@ class TrieBuilder {
   std::unique_ptr<Impl> impl_;
 };
 
-// Epoch bookkeeping for PublishedRouter (QSBR), type-erased.
-class QsbrDomain {
- public:
-  explicit QsbrDomain(std::size_t max_readers);
-  ~QsbrDomain();
-  QsbrDomain(const QsbrDomain&) = delete;
-  QsbrDomain& operator=(const QsbrDomain&) = delete;
-
-  // Reader side. Each reader owns one slot; it only ever stores to it.
-  std::size_t acquire_slot() noexcept;  // npos when all are taken
-  void release_slot(std::size_t slot) noexcept;
-  void quiescent(std::size_t slot) noexcept;
-  void offline(std::size_t slot) noexcept;
-  void online(std::size_t slot) noexcept;
-
-  // Publisher side (one thread).
-  void retire(void* object, void (*destroy)(void*));
-  std::size_t reclaim() noexcept;
-  std::size_t pending() const noexcept { return retired_.size(); }
-
- private:
-  static constexpr std::size_t kCacheLine = 64;
-  struct alignas(kCacheLine) ReaderSlot {
-    // Last global epoch this reader announced; kOffline while it holds no
-    // table; kFree when no reader owns the slot.
-    std::atomic<std::uint64_t> epoch;
-    std::atomic<bool> in_use;
-  };
-  static_assert(sizeof(ReaderSlot) == kCacheLine);
-  struct Retired {
-    void* object;
-    void (*destroy)(void*);
-    std::uint64_t epoch;
-  };
-
-  alignas(kCacheLine) std::atomic<std::uint64_t> global_epoch_{1};
-  std::unique_ptr<ReaderSlot[]> slots_;
-  std::size_t slot_count_;
-  std::vector<Retired> retired_;
-};
-
 }  // namespace detail
 
 // ---- the builder ------------------------------------------------------------
@@ -500,85 +460,34 @@ class FrozenRouter {
 
 // ---- publishing -------------------------------------------------------------
 
-// A route table that can be replaced while other threads look up in it.
-//
-// Threads that look up register a Reader each. A reader reads
-// `reader.table()` freely and calls `reader.quiescent()` at points where it
-// holds no reference into any table (a reactor: once per loop iteration), or
-// brackets idle time with offline()/online(). One thread at a time publishes
-// new tables; the table it replaces is freed by a later publish() or
-// reclaim() once every online reader has passed a quiescent point.
-//
-// Readers never block and do no atomic read-modify-write on shared memory:
-// table() is one acquire load; quiescent() one load of the global epoch and
-// a store to the reader's own cache line.
+// A route table that can be replaced while other threads look up in it:
+// Published<FrozenRouter<H>> (see portico/published.hpp for the reader and
+// publisher rules) whose readers call the snapshot table().
 template <class H>
-class PublishedRouter {
+class PublishedRouter : public Published<FrozenRouter<H>> {
+  using Base = Published<FrozenRouter<H>>;
+
  public:
-  explicit PublishedRouter(FrozenRouter<H> initial, std::size_t max_readers = 64)
-      : domain_(max_readers), current_(new FrozenRouter<H>(std::move(initial))) {}
-  // REQUIRES: every Reader is gone.
-  ~PublishedRouter() {
-    (void)domain_.reclaim();
-    delete current_.load(std::memory_order_relaxed);
-  }
-  PublishedRouter(const PublishedRouter&) = delete;
-  PublishedRouter& operator=(const PublishedRouter&) = delete;
+  using Base::Base;
 
-  class Reader {
+  class Reader : public Base::Reader {
    public:
-    Reader(Reader&& other) noexcept
-        : owner_(std::exchange(other.owner_, nullptr)), slot_(other.slot_) {}
-    Reader& operator=(Reader&&) = delete;
-    ~Reader() {
-      if (owner_ != nullptr) owner_->domain_.release_slot(slot_);
-    }
-
     // The current table. The reference stays valid until this reader's next
-    // quiescent() or offline().
-    // REQUIRES: the reader is online.
-    const FrozenRouter<H>& table() const noexcept {
-      // acquire: pairs with publish()'s release store; the table's contents
-      // are visible before its address is.
-      return *owner_->current_.load(std::memory_order_acquire);
-    }
-    // Announces that this reader holds no reference into any table.
-    void quiescent() noexcept { owner_->domain_.quiescent(slot_); }
-    // Leaves / re-enters the set of readers reclamation waits for.
-    void offline() noexcept { owner_->domain_.offline(slot_); }
-    void online() noexcept { owner_->domain_.online(slot_); }
+    // quiescent() or offline(). REQUIRES: the reader is online.
+    const FrozenRouter<H>& table() const noexcept { return this->snapshot(); }
 
    private:
     friend class PublishedRouter;
-    Reader(PublishedRouter* owner, std::size_t slot) : owner_(owner), slot_(slot) {}
-    PublishedRouter* owner_;
-    std::size_t slot_;
+    explicit Reader(typename Base::Reader&& reader) noexcept : Base::Reader(std::move(reader)) {}
   };
 
-  // A new online reader, or nullopt when max_readers are registered. Thread-safe.
+  // A new online reader, or nullopt when max_readers are registered.
+  // Thread-safe.
   std::optional<Reader> register_reader() noexcept {
-    const std::size_t slot = domain_.acquire_slot();
-    if (slot == static_cast<std::size_t>(-1)) return std::nullopt;
-    return Reader(this, slot);
+    std::optional<typename Base::Reader> reader = Base::register_reader();
+    if (!reader) return std::nullopt;
+    return Reader(std::move(*reader));
   }
-
-  // Replaces the current table. The old one is retired and freed once no
-  // reader can hold it. REQUIRES: called by one thread at a time.
-  void publish(FrozenRouter<H> table) {
-    auto* fresh = new FrozenRouter<H>(std::move(table));
-    // release: readers that load `fresh` see it fully built.
-    FrozenRouter<H>* old = current_.exchange(fresh, std::memory_order_acq_rel);
-    domain_.retire(old, [](void* p) { delete static_cast<FrozenRouter<H>*>(p); });
-    (void)domain_.reclaim();
-  }
-  // Frees retired tables no reader can hold; returns how many still wait.
-  // REQUIRES: called by the publishing thread.
-  std::size_t reclaim() noexcept { return domain_.reclaim(); }
-  std::size_t pending_reclaim() const noexcept { return domain_.pending(); }
-
- private:
-  detail::QsbrDomain domain_;
-  std::atomic<FrozenRouter<H>*> current_;
 };
 
 // ---- Router<H> implementation -----------------------------------------------

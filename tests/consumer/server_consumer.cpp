@@ -1,11 +1,13 @@
 // Links portico::server the way a host application does: a Server on an
 // ephemeral loopback port answers one request from a raw socket, then stops.
+// It includes the umbrella header, so every public header compiles outside
+// portico's own tree.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <portico/server.hpp>
+#include <portico/portico.hpp>
 #include <string>
 
 int main() {

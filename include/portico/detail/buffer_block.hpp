@@ -120,7 +120,7 @@ inline void prefetch_for_write(const void* p) noexcept {
 // is never a pool's), so reaching it costs no guard. Ids are never reused: an
 // entry of a dead pool can never match a new pool at the same address, and its
 // ring pointer is never followed. Every ring the thread attached to is also on
-// its thread list (src/buffer_pool.cpp); an eviction saves the cursor there.
+// its thread list (src/core/buffer_pool.cpp); an eviction saves the cursor there.
 inline constexpr std::size_t kRingCacheSlots = 8;
 // Or'ed into pool_id while the ring is full: the id compare misses, and
 // release_remote() looks whether the owner has drained the cursor's slot since.
@@ -134,7 +134,7 @@ inline thread_local RingCacheEntry tls_ring_cache[kRingCacheSlots]{};
 
 inline constinit BlockHeader orphan_sentinel_block{};
 
-// Out of line (src/buffer_pool.cpp): rare or debug-only paths.
+// Out of line (src/core/buffer_pool.cpp): rare or debug-only paths.
 void poison_block(BlockHeader* block) noexcept;
 void unpoison_block(BlockHeader* block) noexcept;
 

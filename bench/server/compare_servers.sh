@@ -2,9 +2,9 @@
 # compare_servers.sh: portico-hello against nginx and h2o doing the same work,
 # and a canned-bytes stub (the floor), in one run, interleaved.
 #
-#   bench/compare_servers.sh [--portico BIN] [--runs N] [--duration S]
-#                            [--server-cpu C] [--client-cpu C] [--only a,b]
-#                            [--idle N] [--base-port P]
+#   bench/server/compare_servers.sh [--portico BIN] [--runs N] [--duration S]
+#                                   [--server-cpu C] [--client-cpu C] [--only a,b]
+#                                   [--idle N] [--base-port P]
 #
 # Servers: portico (BIN --port P --threads 1; default
 # build/release/examples/portico-hello), portico-unbatched (the same with
@@ -12,8 +12,8 @@
 # call per loop iteration for the reads and one for the sends), nginx (1 worker, `return 200`
 # locations), nginx-regex50 (the same with 50 more regex locations before the
 # /users one), h2o (1 thread; static files and an mruby /users handler) and
-# stub (bench/http/stub_server.c). Each is started once, pinned with taskset
-# to --server-cpu (default 0), from templates in bench/http/ with its state in
+# stub (bench/server/stub_server.c). Each is started once, pinned with taskset
+# to --server-cpu (default 0), from templates in bench/server/http/ with its state in
 # a temporary directory; each is killed on exit. A missing one is skipped with
 # a message, and so is one that answers a correctness pre-check wrongly.
 #
@@ -29,12 +29,12 @@
 # ratios portico/nginx and portico/h2o; raw rows go to bench/results/servers.tsv.
 #
 # --idle N (default 0 = skip) then restarts each server and measures what N
-# idle keep-alive connections cost it in memory (bench/http/idle_memory.py).
+# idle keep-alive connections cost it in memory (bench/server/idle_memory.py).
 # --runs 0 skips the throughput part.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+root=$(cd "$here/../.." && pwd)
 portico="$root/build/release/examples/portico-hello"
 runs=3
 duration=5
@@ -45,7 +45,7 @@ idle=0
 base_port=18080
 all_servers=(portico portico-unbatched nginx nginx-regex50 h2o stub)
 
-usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --portico) portico=$2; shift 2 ;;
@@ -99,7 +99,7 @@ fi
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 tmp=$(mktemp -d /tmp/compare_servers.XXXXXX)
-results="$here/results"
+results="$root/bench/results"
 mkdir -p "$results"
 declare -A pid port
 started=()
@@ -208,7 +208,7 @@ EOF
       sed -e "s#@DIR@#$dir#g" -e "s#@PORT@#$p#g" "${as_root[@]}" "$here/http/h2o.conf.in" >"$dir/h2o.conf"
       echo "h2o -c $dir/h2o.conf" ;;
     stub)
-      cc -O2 -o "$dir/stub_server" "$here/http/stub_server.c" || { log "skipping stub: it does not compile"; return 1; }
+      cc -O2 -o "$dir/stub_server" "$here/stub_server.c" || { log "skipping stub: it does not compile"; return 1; }
       echo "$dir/stub_server $p" ;;
   esac
 }
@@ -276,7 +276,7 @@ run_wrk() {
   if [[ $kind == keepalive ]]; then
     args=(-c 64 "http://127.0.0.1:$p$path")
   else
-    args=(-c 256 -s "$here/http/wrk_pipeline.lua" "http://127.0.0.1:$p" -- "$path" 16)
+    args=(-c 256 -s "$here/wrk_pipeline.lua" "http://127.0.0.1:$p" -- "$path" 16)
   fi
   before=$(cpu_ticks "${pid[$s]}")
   out=$(timeout $((duration + 30)) taskset -c "$client_cpu" \
@@ -334,7 +334,7 @@ if ((idle > 0)); then
     # A fresh server: memory freed after the load runs would hide the cost.
     start_server "$s" || continue
     log "$s: $idle idle keep-alive connections"
-    if out=$(timeout 300 python3 "$here/http/idle_memory.py" --port "${port[$s]}" \
+    if out=$(timeout 300 python3 "$here/idle_memory.py" --port "${port[$s]}" \
                --pid "${pid[$s]}" --connections "$idle" 2>&1); then
       printf '%s\n' "$out" | grep -v '^RESULT' >&2
       printf '%s\n' "$out" | awk -v s="$s" '/^RESULT/ {
@@ -352,13 +352,13 @@ fi
 {
   echo "# compare_servers.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "\`bench/compare_servers.sh --runs $runs --duration $duration --server-cpu $server_cpu" \
+  echo "\`bench/server/compare_servers.sh --runs $runs --duration $duration --server-cpu $server_cpu" \
        "--client-cpu $client_cpu${only:+ --only $only}$( ((idle > 0)) && echo " --idle $idle")\`," \
        "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))," \
        "$(uname -r); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), nginx $(nginx -v 2>&1 | sed 's/.*\///')," \
        "h2o $(h2o --version 2>/dev/null | head -1 | awk '{print $3}');" \
        "load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
   echo
-  python3 "$here/http/summarize.py" "$tsv" "$idle_tsv"
+  python3 "$here/summarize.py" "$tsv" "$idle_tsv"
 } >"$results/servers.md"
 cat "$results/servers.md"

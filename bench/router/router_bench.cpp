@@ -12,7 +12,7 @@
 //                 static-only tables only.
 //
 // Tables (generated in-process, fixed seeds, no files; the shape of
-// bench/tables/gen_tables.py's gateway table):
+// bench/router/tables/gen_tables.py's gateway table):
 //   param   /api/{version}/{service}/{resource}[/:id[/{sub}[/:sid...]]],
 //           tenants, static siblings of params ("new", "latest") and a
 //           catch-all per 10th service: 20 routes per resource.

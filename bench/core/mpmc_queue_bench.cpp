@@ -19,7 +19,7 @@
 //   mpmc_queue_bench --benchmark_enable_random_interleaving=true
 //                    --benchmark_repetitions=5
 // and read the _median rows; a plain run takes about 12 s. Issue 3's goals,
-// paired over rounds with buffer_pool_bench's: bench/core_goals.sh.
+// paired over rounds with buffer_pool_bench's: bench/core/core_goals.sh.
 #include <benchmark/benchmark.h>
 
 #include <atomic>

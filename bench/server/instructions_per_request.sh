@@ -3,7 +3,7 @@
 # per request, counted by callgrind — a figure the shared, noisy machine does
 # not move, unlike CPU time.
 #
-#   bench/instructions_per_request.sh [--portico BIN] [--duration S] [PATH...]
+#   bench/server/instructions_per_request.sh [--portico BIN] [--duration S] [PATH...]
 #
 # For each PATH (default /plaintext /users/42): runs BIN (default
 # build/release/examples/portico-hello) under valgrind --tool=callgrind with
@@ -14,7 +14,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-bin="$here/../build/release/examples/portico-hello"
+bin="$here/../../build/release/examples/portico-hello"
 duration=4
 port=28090
 paths=()

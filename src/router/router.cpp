@@ -1,5 +1,5 @@
 // The non-template heart of portico::router: pattern parsing, the mutable
-// trie, its frozen layout, lookup, and QSBR bookkeeping for PublishedRouter.
+// trie, its frozen layout and lookup.
 #include "portico/router.hpp"
 #include "portico/detail/swar.hpp"
 
@@ -625,14 +625,13 @@ std::size_t TrieBuilder::route_count() const noexcept {
 
 void TrieBuilder::reserve(std::size_t routes, std::size_t pattern_bytes) {
   Impl& b = *impl_;
-  // Realistic tables need 1.04 (120k-route gateway), 1.12 (GitHub API) to
-  // 1.36 (static) builder nodes per route; a larger table regrows once.
-  // Large blocks are mapped with every page present, so over-reserving
-  // costs time too.
+  // 1.25 builder nodes per route covers realistic tables (bench/README.md);
+  // a larger one regrows once. Large blocks are mapped with every page
+  // present, so over-reserving costs time too.
   b.nodes.reserve(b.nodes.size() + routes + routes / 4);
   b.slots.reserve(b.slots.size() + routes);
-  // Only new leaf labels are stored: 6% of the pattern bytes on the gateway
-  // table, 16% on the GitHub one, 43% on the static one.
+  // Only new leaf labels are stored: a quarter of the pattern bytes covers
+  // all but all-static tables (bench/README.md).
   b.text.reserve(b.text.size() + pattern_bytes / 4);
 }
 
@@ -832,7 +831,7 @@ FrozenTrie TrieBuilder::freeze() const {
   // by its full path (load factor <= 1/2; 8 bytes per entry plus the path).
   // Worth it when most routes are static: then most lookups end in one
   // probe, while on parameterised tables the probe would only add a miss to
-  // every lookup (measured: +10 ns per GitHub-API lookup).
+  // every lookup (bench/README.md).
   const bool build_static_index = static_endpoints != 0 && static_endpoints * 2 >= b.route_count;
   const bool build_tail_index = tail_parents != 0;
   std::vector<std::uint32_t> layout_of(build_static_index || build_tail_index ? b.nodes.size() : 0);
@@ -1060,10 +1059,9 @@ inline bool same_bytes(const char* a, const char* b, std::size_t n) noexcept {
 // The index of `want` among the `count` distinct bytes at `bytes`, or
 // `count`. A plain scan: fan-out is bounded by the distinct first bytes
 // (rarely more than a few dozen), and the index then comes from the loop
-// counter, which the CPU predicts and runs ahead with. Measured on the
-// GitHub table (best of 2000 passes): 32.5 ns per lookup, against 39.5 ns
-// with a branch-free binary search over more than 8 bytes and 49 ns with a
-// word-at-a-time compare -- both make the index wait for the loads.
+// counter, which the CPU predicts and runs ahead with. It beat a
+// branch-free binary search and a word-at-a-time compare on the GitHub table
+// (bench/README.md): both make the index wait for the loads.
 inline std::uint32_t find_first_byte(const unsigned char* bytes, std::uint32_t count,
                                      unsigned char want) noexcept {
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -1608,99 +1606,6 @@ std::string FrozenTrie::check_invariants() const {
   };
   if (std::string error = check_index(static_index_, false); !error.empty()) return error;
   return check_index(tail_index_, true);
-}
-
-// ---- QSBR ---------------------------------------------------------------------
-
-namespace {
-constexpr std::uint64_t kOffline = ~std::uint64_t{0};
-}
-
-QsbrDomain::QsbrDomain(std::size_t max_readers)
-    : slots_(std::make_unique<ReaderSlot[]>(max_readers == 0 ? 1 : max_readers)),
-      slot_count_(max_readers == 0 ? 1 : max_readers) {
-  for (std::size_t i = 0; i < slot_count_; ++i) {
-    slots_[i].epoch.store(kOffline, std::memory_order_relaxed);
-    slots_[i].in_use.store(false, std::memory_order_relaxed);
-  }
-}
-
-QsbrDomain::~QsbrDomain() {
-  for (const Retired& r : retired_) r.destroy(r.object);
-}
-
-std::size_t QsbrDomain::acquire_slot() noexcept {
-  for (std::size_t i = 0; i < slot_count_; ++i) {
-    bool expected = false;
-    // Registration is rare and may use a read-modify-write; lookups never do.
-    if (!slots_[i].in_use.load(std::memory_order_relaxed) &&
-        slots_[i].in_use.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
-      online(i);
-      return i;
-    }
-  }
-  return static_cast<std::size_t>(-1);
-}
-
-void QsbrDomain::release_slot(std::size_t slot) noexcept {
-  // release: this reader's last table accesses happen before a publisher
-  // that reads kOffline frees anything.
-  slots_[slot].epoch.store(kOffline, std::memory_order_release);
-  slots_[slot].in_use.store(false, std::memory_order_release);
-}
-
-void QsbrDomain::quiescent(std::size_t slot) noexcept {
-  // acquire: having seen epoch E, later loads of the table pointer see the
-  // table published before E was (publish swaps, then bumps the epoch).
-  const std::uint64_t now = global_epoch_.load(std::memory_order_acquire);
-  std::atomic<std::uint64_t>& mine = slots_[slot].epoch;
-  // Only this reader stores to its slot, so a relaxed read of it is exact;
-  // skipping an unchanged store keeps the line clean in the publisher's cache.
-  if (mine.load(std::memory_order_relaxed) != now) {
-    // release: every access to older tables happens before the publisher's
-    // acquire load of this value, hence before it frees them.
-    mine.store(now, std::memory_order_release);
-  }
-}
-
-void QsbrDomain::offline(std::size_t slot) noexcept {
-  slots_[slot].epoch.store(kOffline, std::memory_order_release);
-}
-
-void QsbrDomain::online(std::size_t slot) noexcept {
-  // seq_cst store + fence: Dekker-style handshake with reclaim(). Either the
-  // publisher sees this slot online (and keeps what we may load next), or
-  // our next load of the table pointer sees the table it swapped in.
-  slots_[slot].epoch.store(global_epoch_.load(std::memory_order_seq_cst),
-                           std::memory_order_seq_cst);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-}
-
-void QsbrDomain::retire(void* object, void (*destroy)(void*)) {
-  // The swap happened before this bump (seq_cst RMW on the publisher's own
-  // counter); a reader that observes the new epoch observes the new table.
-  const std::uint64_t epoch = global_epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
-  retired_.push_back({object, destroy, epoch});
-}
-
-std::size_t QsbrDomain::reclaim() noexcept {
-  if (retired_.empty()) return 0;
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  std::uint64_t oldest = kOffline;
-  for (std::size_t i = 0; i < slot_count_; ++i) {
-    const std::uint64_t e = slots_[i].epoch.load(std::memory_order_seq_cst);
-    if (e < oldest) oldest = e;
-  }
-  std::size_t kept = 0;
-  for (const Retired& r : retired_) {
-    if (r.epoch <= oldest) {
-      r.destroy(r.object);
-    } else {
-      retired_[kept++] = r;
-    }
-  }
-  retired_.resize(kept);
-  return kept;
 }
 
 }  // namespace detail

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarises bench/core_goals.sh's runs: issue 3's goals as medians over
+"""Summarises bench/core/core_goals.sh's runs: issue 3's goals as medians over
 rounds of within-round ratios. Usage: core_goals.py DIR (the JSON files that
 core_goals.sh wrote: queue_N.json, pair_N.json, pool_N.json)."""
 import json

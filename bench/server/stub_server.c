@@ -1,4 +1,4 @@
-/* stub_server.c: the floor reference for bench/compare_servers.sh.
+/* stub_server.c: the floor reference for bench/server/compare_servers.sh.
  *
  * One thread, one epoll set, non-blocking sockets. It answers every request
  * (anything ending in "\r\n\r\n") with the same canned plaintext response and

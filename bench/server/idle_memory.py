@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """idle_memory.py: what an idle keep-alive connection costs a server in memory.
 
-    bench/http/idle_memory.py --port 8080 --pid PID [--connections 10000]
+    bench/server/idle_memory.py --port 8080 --pid PID [--connections 10000]
                               [--path /plaintext] [--expect 'Hello, World!']
 
 Measures the memory of the server's processes (PID and all its descendants:

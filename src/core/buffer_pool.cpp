@@ -1,4 +1,4 @@
-// portico/buffer_pool.cpp — the slow paths of BufferPool: slab mapping,
+// src/core/buffer_pool.cpp — the slow paths of BufferPool: slab mapping,
 // draining the remote hand-backs (rings and stack), remote threads' rings,
 // poisoning, and the pool-destruction protocol.
 #include "portico/buffer_pool.hpp"
@@ -85,10 +85,9 @@ bool write_prefetch_available() noexcept {
 #endif
 }
 
-// Four lines (128 slots) ahead: 64 and 128 measured best of 32/64/128/256/512
-// on the 2-vCPU EPYC machine the benchmarks run on (buffer_pool_bench's
-// cross-core BM_Release; 32, 256 and 512 clearly worse). Rings of under 1024
-// slots do without: their lines are few and the drain may still be reading them.
+// Four lines (128 slots) ahead: the best distance for buffer_pool_bench's
+// cross-core BM_Release (bench/README.md). Rings of under 1024 slots do
+// without: their lines are few and the drain may still be reading them.
 constexpr std::uint32_t kPrefetchAhead = 128;
 constexpr std::uint32_t kPrefetchMinSlots = 1024;
 

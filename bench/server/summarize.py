@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""summarize.py: the markdown tables of bench/compare_servers.sh.
+"""summarize.py: the markdown tables of bench/server/compare_servers.sh.
 
     summarize.py servers.tsv [servers_idle.tsv]
 
@@ -162,7 +162,7 @@ def main():
 
     if idle:
         print("Idle keep-alive connections: process memory per connection"
-              " (bench/http/idle_memory.py; smaps_rollup summed over the server's processes):")
+              " (bench/server/idle_memory.py; smaps_rollup summed over the server's processes):")
         print()
         print("| server | connections | Pss B/conn | Private B/conn | Rss B/conn | closed by server |")
         print("|---|---:|---:|---:|---:|---:|")

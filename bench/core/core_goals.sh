@@ -5,7 +5,7 @@
 # ratio taken within a round (single runs on the 2-vCPU machine drift by a
 # third, and the cross-core cases also move with where the vCPUs land).
 #
-#   bench/core_goals.sh [--rounds N] [--bench-dir DIR]
+#   bench/core/core_goals.sh [--rounds N] [--bench-dir DIR]
 #
 # Uses mpmc_queue_bench and buffer_pool_bench from DIR (default
 # build/release/bench, built by `cmake --workflow --preset release`). Each
@@ -23,7 +23,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+root=$(cd "$here/../.." && pwd)
 rounds=5
 bench_dir="$root/build/release/bench"
 

@@ -1,7 +1,7 @@
 -- wrk_pipeline.lua: sends DEPTH requests for PATH in one write and waits for
 -- all DEPTH responses before the next batch (HTTP/1.1 pipelining).
 --
---   wrk -t1 -c256 -d5s --latency -s bench/http/wrk_pipeline.lua \
+--   wrk -t1 -c256 -d5s --latency -s bench/server/wrk_pipeline.lua \
 --       http://127.0.0.1:8080 -- /plaintext 16
 --
 -- wrk counts every response as a request, so Requests/sec is responses per

@@ -2,18 +2,18 @@
 # compare_routers.sh: portico's router against Go's httprouter and gin and C's
 # r3, on the same route tables, in one run.
 #
-#   bench/compare_routers.sh [--runs N] [--cpu N] [--build-dir DIR]
-#                            [--requests N] [--no-portico]
+#   bench/router/compare_routers.sh [--runs N] [--cpu N] [--build-dir DIR]
+#                                   [--requests N] [--no-portico]
 #
 # Builds portico-route (Release, in --build-dir, default build-peers) and the
-# peers (bench/peers/bin/, git-ignored), generates the 120,000-route gateway
+# peers (bench/router/peers/bin/, git-ignored), generates the 120,000-route gateway
 # table (bench/results/, git-ignored), then on each table (github, static,
 # gateway) runs `portico-route --bench` and each peer, interleaved, N times
 # (default 5), each pinned to one core (taskset -c CPU, default 1). It prints,
 # and writes to bench/results/compare.md, a markdown table of the medians,
 # the ratios portico/best peer and portico/httprouter, and correctness: every
 # router's answers are checked against the table's .expected file (written by
-# bench/tables/gen_tables.py from its own reference matcher), and
+# bench/router/tables/gen_tables.py from its own reference matcher), and
 # `portico-route ROUTES REQUESTS` is diffed against it.
 #
 # It installs nothing: it names the Debian packages to apt-get install when
@@ -22,7 +22,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+root=$(cd "$here/../.." && pwd)
 runs=5
 cpu=1
 build_dir="$root/build-peers"
@@ -75,7 +75,7 @@ log() { printf '== %s\n' "$*" >&2; }
 
 # --- build -------------------------------------------------------------------
 bin="$here/peers/bin"
-results="$here/results"
+results="$root/bench/results"
 mkdir -p "$bin" "$results"
 
 if [[ $with_portico == 1 ]]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Route tables, requests and expected answers for bench/compare_routers.sh.
+"""Route tables, requests and expected answers for bench/router/compare_routers.sh.
 
   gen_tables.py small            rewrite the committed small tables in this
                                  directory: github.{requests,expected} (from

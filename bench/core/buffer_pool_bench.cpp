@@ -22,7 +22,7 @@
 //
 // Quote only ratios between cases of one run, interleaved and repeated, e.g.
 //   buffer_pool_bench --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
-// or issue 3's goals paired over rounds: bench/core_goals.sh.
+// or issue 3's goals paired over rounds: bench/core/core_goals.sh.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
