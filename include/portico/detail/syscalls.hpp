@@ -35,7 +35,7 @@ struct SyscallTable {
 };
 
 // The live table; defaults to the libc functions (constant-initialised in
-// src/syscalls.cpp, so it is usable before main and costs no guard).
+// src/net/syscalls.cpp, so it is usable before main and costs no guard).
 extern SyscallTable g_syscall_table;
 inline SyscallTable& syscall_table() noexcept { return g_syscall_table; }
 // The libc functions, for tests to restore the table or to wrap them.
