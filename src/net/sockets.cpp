@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "portico/detail/syscalls.hpp"
+
 namespace portico {
 inline namespace v0 {
 namespace detail {
@@ -53,22 +55,22 @@ void set_port(sockaddr_storage& address, std::uint16_t port) noexcept {
 
 int open_listener(const sockaddr_storage& address, socklen_t length, bool reuse_port, int backlog,
                   std::error_code& error) noexcept {
-  const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int fd = sys::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = last_error();
     return -1;
   }
   const int one = 1;
-  (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+  (void)sys::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port && sys::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     error = last_error();
-    ::close(fd);
+    sys::close(fd);
     return -1;
   }
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0 ||
-      ::listen(fd, backlog) != 0) {
+  if (sys::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0 ||
+      sys::listen(fd, backlog) != 0) {
     error = last_error();
-    ::close(fd);
+    sys::close(fd);
     return -1;
   }
   return fd;
@@ -77,7 +79,7 @@ int open_listener(const sockaddr_storage& address, socklen_t length, bool reuse_
 std::uint16_t local_port(int fd) noexcept {
   sockaddr_storage bound{};
   socklen_t bound_length = sizeof bound;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_length);
+  sys::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_length);
   return ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
                                           : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
 }
@@ -89,7 +91,7 @@ std::size_t format_peer(int fd, char* out, std::size_t size) noexcept {
   // not kept: an idle connection stays small.
   sockaddr_storage peer{};
   socklen_t length = sizeof peer;
-  if (fd < 0 || ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) return 0;
+  if (fd < 0 || sys::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) return 0;
   if (peer.ss_family == AF_INET) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(&peer);
     ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);

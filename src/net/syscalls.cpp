@@ -7,7 +7,25 @@ namespace detail {
 namespace {
 
 constexpr SyscallTable kDefaults = {
-    &::read, &::write, &::recv, &::send, &::sendmsg, &::accept4, &::epoll_wait, &::epoll_ctl, &::close,
+    .read = &::read,
+    .write = &::write,
+    .recv = &::recv,
+    .send = &::send,
+    .sendmsg = &::sendmsg,
+    .accept4 = &::accept4,
+    .epoll_create1 = &::epoll_create1,
+    .epoll_wait = &::epoll_wait,
+    .epoll_ctl = &::epoll_ctl,
+    .close = &::close,
+    .socket = &::socket,
+    .bind = &::bind,
+    .listen = &::listen,
+    .setsockopt = &::setsockopt,
+    .getsockopt = &::getsockopt,
+    .connect = &::connect,
+    .shutdown = &::shutdown,
+    .getpeername = &::getpeername,
+    .getsockname = &::getsockname,
 };
 
 }  // namespace

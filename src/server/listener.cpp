@@ -64,7 +64,7 @@ void Listener::on_io(std::uint32_t /*events*/) noexcept {
       continue;
     }
     const int one = 1;
-    (void)::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)sys::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ServerConnection* connection = nullptr;
     try {
       connection = shard_.heap.make<ServerConnection>(shard_, client);

@@ -446,7 +446,7 @@ void ServerConnection::start_linger() noexcept {
   }
   in_.release();
   parsed_ = 0;
-  ::shutdown(fd_, SHUT_WR);
+  (void)sys::shutdown(fd_, SHUT_WR);
   phase_ = Phase::kLinger;
   phase_start_ = now_ticks();
   // Bytes that arrived before now bring no new edge: drain them here.

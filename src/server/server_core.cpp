@@ -52,7 +52,7 @@ std::error_code ServerCore::start(std::string& message, std::uint16_t& bound_por
   // process on it is an error rather than a silent share of its traffic.
   std::vector<int> fds;
   auto close_all = [&fds] {
-    for (int fd : fds) ::close(fd);
+    for (int fd : fds) sys::close(fd);
   };
   std::error_code error;
   if (options_.port != 0 && threads > 1) {
@@ -62,7 +62,7 @@ std::error_code ServerCore::start(std::string& message, std::uint16_t& bound_por
           fmt::format("cannot listen on {}:{}: {}", options_.host, options_.port, error.message());
       return error;
     }
-    ::close(probe);
+    sys::close(probe);
   }
   for (unsigned i = 0; i < threads; ++i) {
     const int fd = open_listener(address, length, threads > 1, options_.backlog, error);
