@@ -32,6 +32,7 @@ class ServerConnection;
 struct ServerExchange;
 class ServerCore;
 struct ReactorShard;
+struct LocalReplies;
 }  // namespace detail
 
 // One header field, as received (raw name and value; value without the
@@ -173,6 +174,7 @@ class Response {
   friend class detail::ServerConnection;
   friend struct detail::ServerExchange;
   friend class detail::ServerCore;
+  friend struct detail::LocalReplies;
   friend class Completion;
 
   void reset() noexcept;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "server/local_replies.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
@@ -78,11 +79,9 @@ void ServerConnection::dispatch() noexcept {
 
   // Route.
   const FrozenRouter<RouteRef>& table = shard_.reader->table();
-  Response& res = ex.response;
   if (req.method_ == Method::Options && req.target_ == "*" && options.handle_options) {
     // A question about the server as a whole: every method some route takes.
-    res.status(200);
-    res.header("Allow", table.allow_header(advertised(table.methods())));
+    LocalReplies::options(ex, table.allow_header(advertised(table.methods())));
     finish_response();
     return;
   }
@@ -127,8 +126,7 @@ void ServerConnection::dispatch() noexcept {
         location->push_back('?');
         location->append(req.query_);
       }
-      res.status(req.method_ == Method::Get ? 301 : 308);
-      res.header("Location", *location);
+      LocalReplies::redirect(ex, req.method_ == Method::Get ? 301 : 308, *location);
       finish_response();
       return;
     }
@@ -137,13 +135,14 @@ void ServerConnection::dispatch() noexcept {
     // The path exists. An OPTIONS request without a route of its own is
     // answered with what the path takes (httprouter's HandleOPTIONS);
     // anything else is 405 with the same list.
-    const bool answer_options = req.method_ == Method::Options && options.handle_options;
-    res.status(answer_options ? 200 : 405);
-    res.header("Allow", table.allow_header(advertised(match.allowed)));
-    if (!answer_options) res.text("Method Not Allowed");  // as 404 says "Not Found"
+    const std::string allow = table.allow_header(advertised(match.allowed));
+    if (req.method_ == Method::Options && options.handle_options) {
+      LocalReplies::options(ex, allow);
+    } else {
+      LocalReplies::method_not_allowed(ex, allow);
+    }
   } else {
-    res.status(404);
-    res.text("Not Found");
+    LocalReplies::not_found(ex);
   }
   finish_response();
 }
@@ -174,18 +173,15 @@ void ServerConnection::run_handler() noexcept {
       --shard_.deferred_outstanding;
       phase_ = Phase::kHead;
       ex.route_hold.reset();
-      res.reset();
       bump(shard_.counters.rejected_503);
-      res.status(503);
-      res.header("Retry-After", fmt::format_int(shard_.core.options().retry_after_seconds).c_str());
-      res.text("Service Unavailable");
+      LocalReplies::overflow(ex, shard_.core.options().retry_after_seconds);
       finish_response();
       return;
     }
     ex.route->handler(req, res);
   } catch (...) {
     if (res.deferred_) return;  // the Completion is out; it finishes the exchange
-    ServerExchange::internal_error(res);
+    LocalReplies::internal_error(ex);
   }
   if (res.deferred_) {
     ex.route_hold = *ex.route_ref;
@@ -200,7 +196,8 @@ void ServerConnection::finish_response() noexcept {
   ServerExchange& ex = *exchange_;
   Response& res = ex.response;
   if (!ex.stream_started) run_afters(ex);
-  if (res.status_ < 100 || res.status_ > 999) res.status_ = 500;
+  if (res.status_ < 100 || res.status_ > 999) LocalReplies::invalid_status(ex);
+  if (ex.local_reply) shard_.counters.count_reply(ex.label);
   if (res.close_ || shard_.shutting_down) ex.keep_alive = false;
   if (!ex.keep_alive) close_after_write_ = true;
   serialize(ex, res.body_);
@@ -218,10 +215,7 @@ void ServerConnection::run_afters(ServerExchange& ex) noexcept {
       try {
         mw.after(req, res);
       } catch (...) {
-        const bool deferred = res.deferred_;
-        res.reset();
-        res.deferred_ = deferred;
-        res.status(500);
+        LocalReplies::internal_error(ex, {});
       }
     }
   }

@@ -63,9 +63,26 @@ ServerExchange* ReactorShard::acquire_exchange(ServerConnection* connection) {
   }
   ex->next_free = nullptr;
   ex->connection = connection;
-  ex->reset_parse();
+  ex->reset();
   ex->request.connection_ = connection;
   return ex;
+}
+
+void ServerExchange::reset() noexcept {
+  reset_parse();
+  stream_started = false;
+  route = nullptr;
+  route_ref = nullptr;
+  route_hold.reset();
+  middleware_reached = 0;
+  head_request = false;
+  local_reply = false;
+  label = ErrorLabel::kNone;
+  response.reset();
+  response.exchange_ = this;
+  request.header_count_ = 0;
+  request.params_.clear();
+  request.remote_length_ = 0;
 }
 
 void ReactorShard::release_exchange(ServerExchange* ex) noexcept {

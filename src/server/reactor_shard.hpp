@@ -5,6 +5,7 @@
 // `counters` (read by any thread) and `reactor.post()`.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -42,6 +43,10 @@ struct ReactorStatsCounters {
   std::atomic<std::uint64_t> accepted{0}, rejected{0}, requests{0}, responses_4xx{0},
       responses_5xx{0}, rejected_503{0}, timeouts{0}, bad_requests{0};
   std::atomic<std::size_t> open{0};
+  // Local replies by label (ServerStats::replies_by_label).
+  std::array<std::atomic<std::uint64_t>, kErrorLabelCount> replies{};
+
+  void count_reply(ErrorLabel label) noexcept { bump(replies[static_cast<std::size_t>(label)]); }
 };
 
 struct ReactorShard {

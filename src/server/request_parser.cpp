@@ -1,6 +1,7 @@
 // server/request_parser.cpp — the llhttp glue: parser callbacks that record
 // a request's parts as spans into the connection's read buffer and enforce
-// the limits, and ServerExchange::reset_parse. Self-contained on purpose:
+// the limits, and ServerExchange::reset_parse (the parse state only; the
+// rest of an exchange is reset by ServerExchange::reset). Self-contained on purpose:
 // a standalone HTTP/1 codec (src/http1/) is to replace it.
 // Thread-safety: runs on the connection's reactor thread.
 #include <llhttp.h>
@@ -159,18 +160,8 @@ void ServerExchange::reset_parse() noexcept {
   method = url = field = value = body = {};
   header_spans.clear();
   error_status = 0;
-  url_done = headers_done = expect_continue = upgrade = stream_started = false;
+  url_done = headers_done = expect_continue = upgrade = false;
   keep_alive = true;
-  route = nullptr;
-  route_ref = nullptr;
-  route_hold.reset();
-  middleware_reached = 0;
-  head_request = false;
-  response.reset();
-  response.exchange_ = this;
-  request.header_count_ = 0;
-  request.params_.clear();
-  request.remote_length_ = 0;
 }
 
 }  // namespace detail

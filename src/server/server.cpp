@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "server/local_replies.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
@@ -49,10 +50,8 @@ void Completion::write(std::string_view bytes) {
 
 void Completion::abandon() noexcept {
   if (exchange_ == nullptr) return;
-  Response& res = exchange_->response;
-  res.reset();
-  res.deferred_ = true;
-  res.status(500);
+  // A dropped Completion: a 500 with no body.
+  detail::LocalReplies::internal_error(*exchange_, {});
   done();
 }
 

@@ -19,8 +19,6 @@
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
 
-using namespace std::string_view_literals;  // literals appended with their length known
-
 namespace portico {
 inline namespace v0 {
 namespace detail {
@@ -119,10 +117,7 @@ void ServerConnection::read_input(std::uint32_t events, int first_round) noexcep
     const std::span<char> tail = read_room();
     if (tail.empty()) {
       if (!in_.has_storage()) {
-        // Out of read buffers: answer what we can and shed this connection.
-        bump(shard_.counters.rejected_503);
-        write_simple(503, "Retry-After: 1\r\n", "");
-        close_after_write_ = true;
+        refuse_out_of_buffers();
       } else {
         fail(exchange_ != nullptr && exchange_->headers_done ? 413 : 431);
       }
@@ -215,9 +210,8 @@ void ServerConnection::process_input() noexcept {
         phase_start_ = now_ticks();
       }
       if (ex.headers_done && ex.expect_continue && !closed_ && !close_after_write_) {
-        // The client waits for this before sending the body.
         ex.expect_continue = false;
-        shard_.out.append("HTTP/1.1 100 Continue\r\n\r\n"sv);
+        write_continue();
       }
       break;
     }

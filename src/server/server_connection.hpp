@@ -79,8 +79,13 @@ class ServerConnection final : public IoHandler {
   void run_handler() noexcept;
   void finish_response() noexcept;
   void complete_exchange() noexcept;
+  // Local replies (local_replies.cpp). fail(): refuses the request being
+  // read with `status` and closes after the answer.
   void fail(int status) noexcept;
-  void write_simple(int status, std::string_view extra_fields, std::string_view body) noexcept;
+  void write_local_reply(int status, ErrorLabel label, std::string_view extra_fields,
+                         std::string_view body) noexcept;
+  void refuse_out_of_buffers() noexcept;
+  void write_continue() noexcept;
   enum class Framing : std::uint8_t { kLength, kChunked, kNone };
   void serialize(ServerExchange& exchange, std::string_view body) noexcept;
   void write_head(ServerExchange& exchange, Framing framing, std::size_t length) noexcept;

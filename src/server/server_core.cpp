@@ -13,6 +13,7 @@
 
 #include "net/sockets.hpp"
 #include "portico/detail/syscalls.hpp"
+#include "server/local_replies.hpp"
 #include "server/server_exchange.hpp"
 
 namespace portico {
@@ -140,7 +141,7 @@ void ServerCore::worker_main() {
     try {
       ex->route->handler(ex->request, ex->response);
     } catch (...) {
-      ServerExchange::internal_error(ex->response);
+      LocalReplies::internal_error(*ex);
     }
     ex->post_completion();
   }
@@ -183,6 +184,8 @@ ServerStats ServerCore::stats() const noexcept {
     s.rejected_503 += c.rejected_503.load(r);
     s.timeouts += c.timeouts.load(r);
     s.bad_requests += c.bad_requests.load(r);
+    for (std::size_t i = 0; i < kErrorLabelCount; ++i)
+      s.replies_by_label[i] += c.replies[i].load(r);
   }
   std::lock_guard lock(routes_mutex_);
   s.route_tables_retired = table_ ? table_->pending_reclaim() : 0;

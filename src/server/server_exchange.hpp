@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "portico/http.hpp"
+#include "portico/server.hpp"
 #include "server/routes.hpp"
 
 namespace portico {
@@ -58,12 +59,17 @@ struct ServerExchange {
   RouteRef route_hold;                  // held only while deferred: the table may change meanwhile
   std::size_t middleware_reached = 0;
   bool head_request = false;
+  // Set when the server answers itself (LocalReplies): finish_response()
+  // counts `label`, and logs and metrics can read it.
+  bool local_reply = false;
+  ErrorLabel label = ErrorLabel::kNone;
 
+  // Ready for the next request on the connection (reactor_shard.cpp).
+  void reset() noexcept;
+  // The parse state only (request_parser.cpp).
   void reset_parse() noexcept;
   // Hands a finished deferred/offloaded exchange back to its reactor (any thread).
   void post_completion() noexcept;
-  // A handler threw: the response becomes a plain 500 (still deferred if it was).
-  static void internal_error(Response& res) noexcept;
 };
 
 struct ParamsAccess {
