@@ -1,14 +1,14 @@
 // server/local_replies.hpp (internal) — every answer the server writes itself
-// rather than a handler, each with its ErrorLabel and counted by label per
-// reactor: 404, 405 + Allow, OPTIONS, redirects, 400/413/414/417/431/505 on
-// bad input, 408, 500, 503 + Retry-After, 100 Continue. Those that answer a
-// dispatched request fill its Response (LocalReplies, below) and go out as a
-// handler's would; those that refuse a request are written straight to the
-// output by ServerConnection (write_local_reply, fail, write_continue,
-// refuse_out_of_buffers), then the connection closes. All are defined in
-// local_replies.cpp.
-// Thread-safety: LocalReplies runs where the exchange is owned (its reactor,
-// or the worker or Completion holding it); counting is on the reactor.
+// rather than a handler, each with its ErrorLabel, counted by label per reactor.
+// Thread-safety: LocalReplies runs where the exchange is owned (its reactor, or
+// the worker or Completion holding it); counting happens on the reactor.
+//
+// Those that answer a dispatched request (404, 405 + Allow, OPTIONS, 301/308,
+// 503 + Retry-After, 500) fill its Response here and go out as a handler's
+// would. Those that refuse a request being read (400/413/414/417/431/505, 408,
+// 503) and 100 Continue are written straight to the output by ServerConnection
+// (fail, write_local_reply, refuse_out_of_buffers, write_continue; defined in
+// local_replies.cpp), then the connection closes.
 #pragma once
 
 #include <string_view>

@@ -1,8 +1,7 @@
-// server/request_parser.cpp — the llhttp glue: parser callbacks that record
-// a request's parts as spans into the connection's read buffer and enforce
-// the limits, and ServerExchange::reset_parse (the parse state only; the
-// rest of an exchange is reset by ServerExchange::reset). Self-contained on purpose:
-// a standalone HTTP/1 codec (src/http1/) is to replace it.
+// server/request_parser.cpp — the llhttp glue: callbacks that record a
+// request's parts as spans into the connection's read buffer and enforce the
+// limits, and ServerExchange::reset_parse (the parse state only). Kept
+// self-contained: a standalone HTTP/1 codec (src/http1/) is to replace it.
 // Thread-safety: runs on the connection's reactor thread.
 #include <llhttp.h>
 

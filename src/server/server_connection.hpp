@@ -28,6 +28,12 @@ namespace detail {
 
 struct ServerExchange;
 
+// Shape of one connection (all on its reactor's thread): read into a pooled
+// block -> llhttp (paused at each message end) -> route + middleware +
+// handler -> serialise into the shard's output -> after the whole read batch,
+// one write for every response. Views a Request hands out are offsets into
+// the read buffer, turned into string_views at dispatch; the buffer is not
+// touched (no compaction, no consume) until the response is complete.
 class ServerConnection final : public IoHandler {
  public:
   ServerConnection(ReactorShard& shard, int fd) noexcept
