@@ -1,4 +1,4 @@
-// IoBatch (src/io_batch.hpp): many non-blocking sends or receives with one
+// IoBatch (src/net/io_batch.hpp): many non-blocking sends or receives with one
 // io_uring_enter, and the same results as send(2)/recv(2) would give — also
 // when it is not opened (no io_uring) or the syscall seam's send is replaced.
 // Real TCP connections on 127.0.0.1.
@@ -16,7 +16,7 @@
 
 #include <gtest/gtest.h>
 
-#include "io_batch.hpp"
+#include "net/io_batch.hpp"
 #include "portico/detail/syscalls.hpp"
 
 namespace {

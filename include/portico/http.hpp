@@ -30,10 +30,11 @@ namespace portico {
 inline namespace v0 {
 
 namespace detail {
-class Connection;
-struct Exchange;
+class ServerConnection;
+struct ServerExchange;
 class ServerCore;
-struct ReactorContext;
+struct ReactorShard;
+struct LocalReplies;
 }  // namespace detail
 
 // One header field, as received (raw name and value; value without the
@@ -88,16 +89,16 @@ class Request {
   std::string_view remote_address() const noexcept;
 
  private:
-  friend class detail::Connection;
-  friend struct detail::Exchange;
+  friend class detail::ServerConnection;
+  friend struct detail::ServerExchange;
   friend class detail::ServerCore;
-  friend struct detail::ReactorContext;
+  friend struct detail::ReactorShard;
 
   std::string_view method_name_;
   std::optional<Method> method_;
   std::string_view target_, path_, query_, body_;
   Params params_;
-  const detail::Connection* connection_ = nullptr;
+  const detail::ServerConnection* connection_ = nullptr;
   mutable char remote_text_[64] = {};  // formatted on first use per request
   mutable std::uint8_t remote_length_ = 0;
   std::vector<Header> headers_;  // capacity kept across requests (pooled)
@@ -172,9 +173,10 @@ class Response {
   }
 
  private:
-  friend class detail::Connection;
-  friend struct detail::Exchange;
+  friend class detail::ServerConnection;
+  friend struct detail::ServerExchange;
   friend class detail::ServerCore;
+  friend struct detail::LocalReplies;
   friend class Completion;
 
   void reset() noexcept;
@@ -192,7 +194,7 @@ class Response {
   std::string_view static_type_;
   std::string content_type_;
   std::string body_;
-  detail::Exchange* exchange_ = nullptr;
+  detail::ServerExchange* exchange_ = nullptr;
 };
 
 // The handle that finishes a deferred response. Move-only. done() hands the
@@ -228,9 +230,9 @@ class Completion {
 
  private:
   friend class Response;
-  explicit Completion(detail::Exchange* exchange) noexcept : exchange_(exchange) {}
+  explicit Completion(detail::ServerExchange* exchange) noexcept : exchange_(exchange) {}
   void abandon() noexcept;
-  detail::Exchange* exchange_ = nullptr;
+  detail::ServerExchange* exchange_ = nullptr;
 };
 
 // The reason phrase for a status code ("Not Found"); "Unknown" for others.

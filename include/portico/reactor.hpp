@@ -171,7 +171,7 @@ class Reactor {
 
  private:
   friend class Timer;
-  struct Wheel;  // defined in src/reactor.cpp
+  struct Wheel;  // defined in src/net/reactor.cpp
 
   void run_timers() noexcept;
   void run_tasks() noexcept;

@@ -10,6 +10,7 @@
 // still pending when it is destroyed (the destructor stops and waits).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -155,6 +156,31 @@ struct ServerOptions {
   int access_log_fd = 1;
 };
 
+// What an answer the server writes itself (rather than a handler) is, as
+// logs and metrics name it: the error labels of the gateway's design
+// (GATEWAY.md, "Answers the gateway writes itself"). kNone marks answers
+// that are no error: OPTIONS, redirects, 100 Continue. The upstream labels
+// are for the gateway; the server alone never uses them.
+enum class ErrorLabel : std::uint8_t {
+  kNone,
+  kRouteNotFound,     // 404
+  kMethodNotAllowed,  // 405 + Allow
+  kBadRequest,        // 400, 417, 505
+  kTooLarge,          // 413, 414, 431
+  kClientTimeout,     // 408
+  kInternalError,     // 500: a handler threw or set no valid status, a Completion was dropped
+  kOverflow,          // 503 + Retry-After: worker queue full, out of read buffers or memory
+  kUpstreamConnectFailure,
+  kUpstreamReset,
+  kUpstreamProtocolError,
+  kUpstreamTimeout,
+  kNoHealthyUpstream,
+  kCircuitOpen,
+};
+inline constexpr std::size_t kErrorLabelCount = 14;
+// The label in snake_case ("route_not_found"), as logs and metrics spell it.
+std::string_view label_name(ErrorLabel label) noexcept;
+
 struct ServerStats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_rejected = 0;  // past max_connections or out of buffers
@@ -169,6 +195,14 @@ struct ServerStats {
   // freed once every reactor has passed a quiescent point (within a loop
   // iteration) and the next change comes; this stays small under route churn.
   std::size_t route_tables_retired = 0;
+  // Answers the server wrote itself, by label (index: the ErrorLabel; see
+  // replies()). Each is also counted by the fields above as it always was
+  // (a 404 in responses_4xx, a full worker queue in rejected_503, ...).
+  std::array<std::uint64_t, kErrorLabelCount> replies_by_label{};
+
+  std::uint64_t replies(ErrorLabel label) const noexcept {
+    return replies_by_label[static_cast<std::size_t>(label)];
+  }
 };
 
 class Server {

@@ -1,7 +1,9 @@
-// portico/detail/syscalls.hpp — the one thin seam every socket and epoll
-// syscall of the reactor and the server goes through. EINTR is retried here
-// and nowhere else. Tests replace entries of syscall_table() to inject EINTR,
-// EAGAIN, EMFILE or short writes.
+// portico/detail/syscalls.hpp — the one thin seam every system call of
+// portico::server goes through: sockets, epoll, reads and writes. (Not
+// liburing's own calls, and not the task queue's eventfd, which belongs to
+// portico::core.) EINTR is retried here and nowhere else, where retrying is
+// meaningful. Tests replace entries of syscall_table() to inject EINTR,
+// EAGAIN, EMFILE, EADDRINUSE, resets or short writes.
 // Thread-safety: the table is read by every reactor thread; replace entries
 // only while no reactor runs (before start, after join).
 #pragma once
@@ -29,13 +31,23 @@ struct SyscallTable {
   ssize_t (*send)(int fd, const void* buf, size_t count, int flags);
   ssize_t (*sendmsg)(int fd, const msghdr* message, int flags);
   int (*accept4)(int fd, sockaddr* addr, socklen_t* addrlen, int flags);
+  int (*epoll_create1)(int flags);
   int (*epoll_wait)(int epfd, epoll_event* events, int maxevents, int timeout);
   int (*epoll_ctl)(int epfd, int op, int fd, epoll_event* event);
   int (*close)(int fd);
+  int (*socket)(int domain, int type, int protocol);
+  int (*bind)(int fd, const sockaddr* addr, socklen_t addrlen);
+  int (*listen)(int fd, int backlog);
+  int (*setsockopt)(int fd, int level, int name, const void* value, socklen_t length);
+  int (*getsockopt)(int fd, int level, int name, void* value, socklen_t* length);
+  int (*connect)(int fd, const sockaddr* addr, socklen_t addrlen);
+  int (*shutdown)(int fd, int how);
+  int (*getpeername)(int fd, sockaddr* addr, socklen_t* addrlen);
+  int (*getsockname)(int fd, sockaddr* addr, socklen_t* addrlen);
 };
 
 // The live table; defaults to the libc functions (constant-initialised in
-// src/syscalls.cpp, so it is usable before main and costs no guard).
+// src/net/syscalls.cpp, so it is usable before main and costs no guard).
 extern SyscallTable g_syscall_table;
 inline SyscallTable& syscall_table() noexcept { return g_syscall_table; }
 // The libc functions, for tests to restore the table or to wrap them.
@@ -43,8 +55,9 @@ const SyscallTable& default_syscalls() noexcept;
 
 namespace sys {
 
-// Each returns what the syscall returns, with errno set; EINTR never escapes
-// (except from epoll_wait, whose caller recomputes its timeout: it returns 0).
+// Each returns what the syscall returns, with errno set. EINTR never escapes
+// from a call that can be interrupted, except from epoll_wait (it returns 0:
+// its caller recomputes the timeout) and connect (see there).
 inline ssize_t read(int fd, void* buf, size_t count) noexcept {
   ssize_t r;
   do r = syscall_table().read(fd, buf, count);
@@ -86,6 +99,7 @@ inline int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags) noexce
   while (r < 0 && errno == EINTR);
   return r;
 }
+inline int epoll_create1(int flags) noexcept { return syscall_table().epoll_create1(flags); }
 inline int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) noexcept {
   const int r = syscall_table().epoll_wait(epfd, events, maxevents, timeout);
   return (r < 0 && errno == EINTR) ? 0 : r;
@@ -95,6 +109,36 @@ inline int epoll_ctl(int epfd, int op, int fd, epoll_event* event) noexcept {
 }
 // close() is not retried on EINTR: on Linux the fd is released either way.
 inline int close(int fd) noexcept { return syscall_table().close(fd); }
+
+// Socket set-up. None of these blocks, and Linux does not interrupt them, so
+// there is no EINTR to retry; they pass straight through.
+inline int socket(int domain, int type, int protocol) noexcept {
+  return syscall_table().socket(domain, type, protocol);
+}
+inline int bind(int fd, const sockaddr* addr, socklen_t addrlen) noexcept {
+  return syscall_table().bind(fd, addr, addrlen);
+}
+inline int listen(int fd, int backlog) noexcept { return syscall_table().listen(fd, backlog); }
+inline int setsockopt(int fd, int level, int name, const void* value, socklen_t length) noexcept {
+  return syscall_table().setsockopt(fd, level, name, value, length);
+}
+inline int getsockopt(int fd, int level, int name, void* value, socklen_t* length) noexcept {
+  return syscall_table().getsockopt(fd, level, name, value, length);
+}
+// connect() is never retried: EINTR means the connection attempt goes on in
+// the background (as EINPROGRESS does on a non-blocking socket); calling it
+// again would give EALREADY. The caller waits for writability and reads
+// SO_ERROR (getsockopt), in both cases.
+inline int connect(int fd, const sockaddr* addr, socklen_t addrlen) noexcept {
+  return syscall_table().connect(fd, addr, addrlen);
+}
+inline int shutdown(int fd, int how) noexcept { return syscall_table().shutdown(fd, how); }
+inline int getpeername(int fd, sockaddr* addr, socklen_t* addrlen) noexcept {
+  return syscall_table().getpeername(fd, addr, addrlen);
+}
+inline int getsockname(int fd, sockaddr* addr, socklen_t* addrlen) noexcept {
+  return syscall_table().getsockname(fd, addr, addrlen);
+}
 
 }  // namespace sys
 }  // namespace detail

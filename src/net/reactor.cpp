@@ -118,7 +118,7 @@ Reactor::Reactor(const ReactorOptions& options)
       events_(std::max<std::size_t>(options.max_events, 1)),
       wheel_(std::make_unique<Wheel>(now_)) {
   if (options_.task_batch == 0) options_.task_batch = 1;
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_fd_ = detail::sys::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
   if (const std::error_code error = tasks_.open_wakeup_fd()) {
     detail::sys::close(epoll_fd_);

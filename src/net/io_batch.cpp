@@ -1,5 +1,5 @@
 // io_batch.cpp — IoBatch over liburing (see io_batch.hpp).
-#include "io_batch.hpp"
+#include "net/io_batch.hpp"
 
 #include <cerrno>
 #include <memory>

@@ -1,0 +1,234 @@
+// server/reactor_shard.cpp — ReactorShard: pooled exchanges, the batched read
+// and send queues, the Date line, shutdown and the reactor thread's main.
+// Runs on the shard's thread only (see reactor_shard.hpp).
+#include "server/reactor_shard.hpp"
+
+#include <sys/epoll.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "server/access_log.hpp"
+#include "server/server_connection.hpp"
+#include "server/server_core.hpp"
+#include "server/server_exchange.hpp"
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+namespace {
+
+constexpr std::size_t kExchangeReserve = 256;  // pooled exchanges kept per reactor
+constexpr unsigned kIoBatchDepth = 256;        // reads (and sends) queued per iteration, at most
+
+BufferPoolOptions pool_options(const ServerOptions& options) {
+  BufferPoolOptions pool;
+  pool.block_size = std::max<std::size_t>(1024, (options.read_buffer_size + 63) / 64 * 64);
+  pool.max_blocks = std::max<std::size_t>(1, options.max_read_buffers);
+  pool.slab_size = std::min<std::size_t>(2 * 1024 * 1024, pool.block_size * pool.max_blocks);
+  return pool;
+}
+
+void on_shutdown_timer(Timer& timer, void* context) noexcept {
+  (void)timer;
+  auto* shard = static_cast<ReactorShard*>(context);
+  // The drain deadline: close whatever is still open.
+  ServerConnection* c = shard->connections;
+  while (c != nullptr) {
+    ServerConnection* next = c->next;
+    c->force_close();
+    c = next;
+  }
+  shard->maybe_finish_shutdown();
+}
+
+}  // namespace
+
+ReactorShard::ReactorShard(ServerCore& core_ref, const ServerOptions& options)
+    : core(core_ref),
+      reactor(ReactorOptions{}),
+      pool(pool_options(options)),
+      listener(*this),
+      shutdown_timer(&on_shutdown_timer, this) {}
+
+ServerExchange* ReactorShard::acquire_exchange(ServerConnection* connection) {
+  ServerExchange* ex = free_exchanges;
+  if (ex != nullptr) {
+    free_exchanges = ex->next_free;
+    --free_exchange_count;
+  } else {
+    ex = heap.make<ServerExchange>();
+    ex->shard = this;
+  }
+  ex->next_free = nullptr;
+  ex->connection = connection;
+  ex->reset();
+  ex->request.connection_ = connection;
+  return ex;
+}
+
+void ServerExchange::reset() noexcept {
+  parser.reset(http1::Mode::kRequest, &shard->core.limits());
+  keep_alive = true;
+  continue_due = false;
+  stream_started = false;
+  route = nullptr;
+  route_ref = nullptr;
+  route_hold.reset();
+  middleware_reached = 0;
+  head_request = false;
+  local_reply = false;
+  label = ErrorLabel::kNone;
+  response.reset();
+  response.exchange_ = this;
+  request.header_count_ = 0;
+  request.params_.clear();
+  request.remote_length_ = 0;
+}
+
+void ReactorShard::release_exchange(ServerExchange* ex) noexcept {
+  ex->route_hold.reset();
+  ex->connection = nullptr;
+  // Keep a bounded reserve: a burst of slow requests must not pin its peak.
+  if (free_exchange_count >= kExchangeReserve) {
+    heap.destroy(ex);
+    return;
+  }
+  ex->next_free = free_exchanges;
+  free_exchanges = ex;
+  ++free_exchange_count;
+}
+
+void ReactorShard::refresh_date() noexcept {
+  const std::time_t now = std::time(nullptr);
+  if (now == date_second && !date_line.empty()) return;
+  date_second = now;
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[64];
+  const std::size_t n =
+      std::strftime(text, sizeof text, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+  date_line.assign(text, n);
+}
+
+void ReactorShard::begin_shutdown() noexcept {
+  if (shutting_down) return;
+  shutting_down = true;
+  reactor.cancel(listener.retry_timer);
+  listener.close();
+  ServerConnection* c = connections;
+  while (c != nullptr) {
+    ServerConnection* next = c->next;
+    c->on_shutdown();
+    c = next;
+  }
+  const auto timeout = core.options().shutdown_timeout;
+  reactor.arm(shutdown_timer, timeout.count() > 0 ? timeout : std::chrono::milliseconds(0));
+  maybe_finish_shutdown();
+}
+
+void ReactorShard::maybe_finish_shutdown() noexcept {
+  if (shutting_down && connection_count == 0 && deferred_outstanding == 0) {
+    reactor.cancel(shutdown_timer);
+    reactor.stop();
+  }
+}
+
+void ReactorShard::thread_main() {
+  pool.bind_to_current_thread();
+  heap.open();
+  refresh_date();
+  if (core.options().batch_io && io_batch.open(kIoBatchDepth)) {
+    queued_sends.reserve(kIoBatchDepth);
+    sending.reserve(kIoBatchDepth);
+    queued_reads.reserve(kIoBatchDepth);
+    io_ops.reserve(kIoBatchDepth);
+  }
+  reactor.add_iteration_hook([this] {
+    flush_reads();
+    flush_sends();
+    refresh_date();
+    if (!access_log.empty()) flush_access_log(core.options().access_log_fd, access_log);
+    // A quiescent point for the route table: nothing here holds a view into
+    // it across iterations (deferred requests own their parameter names and
+    // hold their route by shared_ptr).
+    if (reader) reader->quiescent();
+  });
+  reactor.run();
+  // None are queued after the last iteration's hook; kept for safety.
+  flush_reads();
+  flush_sends();
+  // Stopped: everything was closed by the shutdown; free the pooled state.
+  reactor.cancel(shutdown_timer);
+  reactor.cancel(listener.retry_timer);
+  while (connections != nullptr) connections->force_close();
+  while (free_exchanges != nullptr) {
+    ServerExchange* next = free_exchanges->next_free;
+    heap.destroy(free_exchanges);
+    free_exchanges = next;
+  }
+  if (!access_log.empty()) flush_access_log(core.options().access_log_fd, access_log);
+  reader.reset();
+  heap.close();
+  core.reactor_exited();
+}
+
+bool ReactorShard::queue_read(ServerConnection* connection, std::uint32_t events) noexcept {
+  if (!io_batch.active() || queued_reads.size() == kIoBatchDepth) return false;
+  const std::span<char> room = connection->read_room();
+  if (room.empty()) return false;  // read_input answers 503/413/431
+  queued_reads.push_back({connection, room, events});
+  return true;
+}
+
+void ReactorShard::flush_reads() noexcept {
+  if (queued_reads.empty()) return;
+  // One pass: received() reads on by itself (read_input) and never queues a
+  // read; only handle_io does.
+  io_ops.clear();
+  for (const QueuedRead& q : queued_reads) {
+    // A connection closed since (a timer; its buffer may be gone) reads
+    // nothing: fd -1. An open one's input buffer stays as queued: nothing
+    // else reads into it, and its timer waits for received().
+    io_ops.push_back({q.connection->io_fd(), q.room.data(), q.room.size(), 0});
+  }
+  io_batch.recv_all(io_ops);
+  for (std::size_t i = 0; i < queued_reads.size(); ++i) {
+    const IoOp& op = io_ops[i];
+    queued_reads[i].connection->received({op.data, op.size}, op.result, queued_reads[i].events);
+  }
+  queued_reads.clear();
+}
+
+bool ReactorShard::queue_send(ServerConnection* connection) noexcept {
+  if (!io_batch.active() || queued_sends.size() == kIoBatchDepth) return false;
+  queued_sends.push_back({connection, out_mark, out.size() - out_mark});
+  out_mark = out.size();
+  return true;
+}
+
+void ReactorShard::flush_sends() noexcept {
+  // A connection acting on its result may queue again (write_pending serves
+  // requests that waited): loop until nothing is queued.
+  while (!queued_sends.empty()) {
+    sending.swap(queued_sends);
+    io_ops.clear();
+    for (const QueuedSend& q : sending)
+      io_ops.push_back(
+          {q.connection->io_fd(), const_cast<char*>(out.data()) + q.offset, q.length, 0});
+    io_batch.send_all(io_ops);
+    for (std::size_t i = 0; i < sending.size(); ++i) {
+      // Offsets, not pointers: a connection's sent() may grow out.
+      const QueuedSend& q = sending[i];
+      q.connection->sent({out.data() + q.offset, q.length}, io_ops[i].result);
+    }
+    sending.clear();
+  }
+  out.clear();
+  out_mark = 0;
+}
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico

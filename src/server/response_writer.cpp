@@ -1,0 +1,149 @@
+// server/response_writer.cpp — writing a response into the reactor's output:
+// status line, head, framing (length, chunked, close-delimited), chunks of a
+// streamed response, and the body (copied, or written beside a big one).
+// Runs on the connection's reactor thread only.
+#include <fmt/format.h>
+
+#include <cassert>
+#include <iterator>
+
+#include "server/access_log.hpp"
+#include "server/server_connection.hpp"
+#include "server/server_core.hpp"
+#include "server/server_exchange.hpp"
+
+using namespace std::string_view_literals;  // literals appended with their length known
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+namespace {
+
+constexpr std::size_t kBigBody = 64 * 1024;  // bodies above this are written, not copied
+
+}  // namespace
+
+void ServerConnection::write_status_line(int status) noexcept {
+  OutputBuffer& out = shard_.out;
+  if (status == 200) {
+    out.append("HTTP/1.1 200 OK\r\n"sv);
+  } else {
+    fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+  }
+  out.append(shard_.core.server_line());
+  out.append(shard_.date_line);
+}
+
+void ServerConnection::write_head(ServerExchange& ex, Framing framing,
+                                  std::size_t length) noexcept {
+  OutputBuffer& out = shard_.out;
+  const Response& res = ex.response;
+  const int status = res.status_;
+  write_status_line(status);
+  if (const std::string_view type = res.content_type_value(); !type.empty()) {
+    out.append("Content-Type: "sv);
+    out.append(type);
+    out.append("\r\n"sv);
+  }
+  out.append(res.fields_);
+  if (framing == Framing::kLength) {
+    const fmt::format_int digits(length);
+    out.append("Content-Length: "sv);
+    out.append({digits.data(), digits.size()});
+    out.append("\r\n"sv);
+  } else if (framing == Framing::kChunked) {
+    out.append("Transfer-Encoding: chunked\r\n"sv);
+  }
+  if (!ex.keep_alive) {
+    out.append("Connection: close\r\n"sv);
+  } else if (ex.parser.version_minor() == 0) {
+    out.append("Connection: keep-alive\r\n"sv);
+  }
+  out.append("\r\n"sv);
+  if (status >= 400)
+    bump(status >= 500 ? shard_.counters.responses_5xx : shard_.counters.responses_4xx);
+}
+
+// How the body of `ex` is framed: a chunked response to an HTTP/1.0 client is
+// delimited by closing the connection instead.
+ServerConnection::Framing ServerConnection::framing_of(ServerExchange& ex) noexcept {
+  const int status = ex.response.status_;
+  if (status < 200 || status == 204 || status == 304) return Framing::kNone;
+  if (!ex.response.chunked_) return Framing::kLength;
+  if (ex.parser.version_minor() >= 1) return Framing::kChunked;
+  ex.keep_alive = false;
+  close_after_write_ = true;
+  return Framing::kNone;
+}
+
+void ServerConnection::append_chunk(ServerExchange& ex, std::string_view bytes) noexcept {
+  if (bytes.empty() || ex.head_request) return;
+  OutputBuffer& out = shard_.out;
+  if (ex.parser.version_minor() == 0) {  // close-delimited
+    out.append(bytes);
+    return;
+  }
+  fmt::format_to(std::back_inserter(out), "{:x}\r\n", bytes.size());
+  out.append(bytes);
+  out.append("\r\n"sv);
+}
+
+void ServerConnection::on_stream_write(ServerExchange* ex, std::string_view bytes) noexcept {
+  assert(ex == exchange_);
+  if (closed_) return;  // the peer left; the completion cleans up
+  if (!ex->stream_started) {
+    run_afters(*ex);
+    ex->response.chunked_ = true;
+    if (shard_.shutting_down) ex->keep_alive = false;
+    write_head(*ex, framing_of(*ex), 0);
+    ex->stream_started = true;
+  }
+  append_chunk(*ex, bytes);
+  flush();
+  if (!closed_) {
+    update_interest();
+    update_timer();
+  }
+}
+
+void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noexcept {
+  OutputBuffer& out = shard_.out;
+  const Response& res = ex.response;
+  const int status = res.status_;
+  if (ex.stream_started) {
+    // Streamed: the head went out with the first write(); the rest of the
+    // body is the last chunk, then the terminator.
+    append_chunk(ex, body);
+    if (ex.parser.version_minor() >= 1 && !ex.head_request) out.append("0\r\n\r\n"sv);
+  } else {
+    const Framing framing = framing_of(ex);
+    write_head(ex, framing, body.size());
+    if (framing == Framing::kChunked) {
+      append_chunk(ex, body);
+      if (!ex.head_request) out.append("0\r\n\r\n"sv);
+      body = {};
+    } else if (framing == Framing::kNone && status >= 200 && status != 204 && status != 304) {
+      append_chunk(ex, body);  // close-delimited
+      body = {};
+    } else if (framing == Framing::kNone) {
+      body = {};
+    }
+  }
+
+  const ServerOptions& options = shard_.core.options();
+  if (options.access_log != AccessLogFormat::kOff) {
+    append_access_log(shard_.access_log, options.access_log, shard_.date_second, ex.request, status,
+                      res.body_.size());
+  }
+
+  if (ex.stream_started || ex.head_request || body.empty()) return;
+  if (body.size() >= kBigBody) {
+    flush_with(body);
+  } else {
+    out.append(body);
+  }
+}
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico

@@ -1,0 +1,75 @@
+// server/routes.cpp — RouteEntry's parameter names and the Routes set (see
+// routes.hpp and portico/server.hpp).
+#include "server/routes.hpp"
+
+#include <mutex>
+#include <utility>
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+
+const std::string_view* RouteEntry::param_names(const Params& matched) const {
+  if (const std::string_view* names = names_.load(std::memory_order_acquire)) return names;
+  static std::mutex mutex;  // first matches only
+  std::lock_guard lock(mutex);
+  if (const std::string_view* names = names_.load(std::memory_order_relaxed)) return names;
+  auto storage = std::make_unique<Names>();
+  for (std::size_t i = 0; i < matched.size(); ++i) storage->bytes.append(matched.name(i));
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < matched.size(); ++i) {
+    const std::size_t length = matched.name(i).size();
+    storage->views.push_back(std::string_view(storage->bytes).substr(at, length));
+    at += length;
+  }
+  names_storage_ = std::move(storage);
+  names_.store(names_storage_->views.data(), std::memory_order_release);
+  return names_storage_->views.data();
+}
+
+}  // namespace detail
+
+Routes::Routes() : impl_(std::make_unique<Impl>()) {}
+Routes::~Routes() = default;
+Routes::Routes(Routes&&) noexcept = default;
+Routes& Routes::operator=(Routes&&) noexcept = default;
+
+namespace {
+detail::RouteRef make_entry(Handler handler, RouteOptions options) {
+  auto entry = std::make_shared<detail::RouteEntry>();
+  entry->handler = std::move(handler);
+  entry->blocking = options.blocking;
+  entry->middleware = std::move(options.middleware);
+  return entry;
+}
+}  // namespace
+
+RouteError Routes::add(Method method, std::string_view pattern, Handler handler,
+                       RouteOptions route_options) {
+  RouteError error =
+      impl_->router.add(method, pattern, make_entry(std::move(handler), std::move(route_options)));
+  if (!error) ++impl_->count;
+  return error;
+}
+
+RouteError Routes::add(std::string_view method_token, std::string_view pattern, Handler handler,
+                       RouteOptions route_options) {
+  RouteError error = impl_->router.add(method_token, pattern,
+                                       make_entry(std::move(handler), std::move(route_options)));
+  if (!error) ++impl_->count;
+  return error;
+}
+
+RouteError Routes::add_any(std::string_view pattern, Handler handler, RouteOptions route_options) {
+  RouteError error =
+      impl_->router.add_any(pattern, make_entry(std::move(handler), std::move(route_options)));
+  if (!error) ++impl_->count;
+  return error;
+}
+
+std::size_t Routes::size() const noexcept {
+  return impl_->count;
+}
+
+}  // namespace v0
+}  // namespace portico

@@ -1,0 +1,166 @@
+// server/server_connection.hpp (internal) — ServerConnection: one accepted
+// client connection: reads into its read buffer, parses and dispatches the
+// requests found, writes (batched, or pending when the socket is full),
+// lingers on close, keeps its epoll interest and its timer.
+// Thread-safety: owned by its shard's reactor thread; completions and
+// streamed writes reach it through the reactor's task queue.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "net/read_buffer.hpp"
+#include "net/ticks.hpp"
+#include "portico/reactor.hpp"
+#include "portico/router.hpp"
+#include "server/reactor_shard.hpp"
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+
+struct ServerExchange;
+
+// Shape of one connection (all on its reactor's thread): read into a pooled
+// block -> llhttp (paused at each message end) -> route + middleware +
+// handler -> serialise into the shard's output -> after the whole read batch,
+// one write for every response. Views a Request hands out are offsets into
+// the read buffer, turned into string_views at dispatch; the buffer is not
+// touched (no compaction, no consume) until the response is complete.
+class ServerConnection final : public IoHandler {
+ public:
+  ServerConnection(ReactorShard& shard, int fd) noexcept
+      : timer_(&ServerConnection::on_timer, this), shard_(shard), fd_(fd) {}
+
+  void open();
+  void on_io(std::uint32_t events) noexcept override;
+  void handle_io(std::uint32_t events) noexcept;
+  // A deferred or offloaded response is complete (runs on the loop thread).
+  void on_completion(ServerExchange* exchange) noexcept;
+  // Completion::write(): one chunk of a streamed response (loop thread).
+  void on_stream_write(ServerExchange* exchange, std::string_view bytes) noexcept;
+  // Shutdown: close if idle, else close after the current response.
+  void on_shutdown() noexcept;
+  void force_close() noexcept;
+  // Closes the connection if nothing is in progress on it.
+  void close_if_idle() noexcept;
+  // The batched send of `bytes` (this connection's queued output) ended with
+  // `result`: bytes sent or -errno (ReactorShard::flush_sends).
+  void sent(std::string_view bytes, ssize_t result) noexcept;
+  // The queued read into `room` ended with `result`: bytes or -errno
+  // (ReactorShard::flush_reads).
+  void received(std::span<char> room, ssize_t result, std::uint32_t events) noexcept;
+  // Where a queued read goes: the free part of the input buffer, made ready
+  // (acquired, grown). Empty when it cannot be (read_input then answers).
+  std::span<char> read_room() noexcept;
+  int io_fd() const noexcept { return closed_ ? -1 : fd_; }
+  bool idle() const noexcept {
+    return exchange_ == nullptr && pending_ == nullptr && !queued_send_ && !queued_read_;
+  }
+  std::size_t format_peer(char* out, std::size_t size) const noexcept;
+
+  ServerConnection* prev = nullptr;
+  ServerConnection* next = nullptr;
+
+ private:
+  enum class Phase : std::uint8_t { kIdle, kHead, kBody, kDeferred, kLinger };
+
+  static void on_timer(Timer& timer, void* context) noexcept;
+  // `events`: what epoll reported (EPOLLRDHUP: the peer's FIN is queued).
+  // Reads from round `first_round` on (received() did round 0).
+  void read_input(std::uint32_t events, int first_round = 0) noexcept;
+  // Acts on one read of `asked` bytes that returned `result` (bytes or
+  // -errno); true if the connection should read again.
+  bool take_read(ssize_t result, std::size_t asked, std::uint32_t events) noexcept;
+  void process_input() noexcept;
+  void send_continue_if_due(ServerExchange& ex) noexcept;
+  void dispatch() noexcept;
+  MethodSet advertised(MethodSet routed) const noexcept;
+  void run_handler() noexcept;
+  void finish_response() noexcept;
+  void complete_exchange() noexcept;
+  // Local replies (local_replies.cpp). fail(): refuses the request being
+  // read with `status` and closes after the answer.
+  void fail(int status) noexcept;
+  void write_local_reply(int status, ErrorLabel label, std::string_view extra_fields,
+                         std::string_view body) noexcept;
+  void refuse_out_of_buffers() noexcept;
+  void write_continue() noexcept;
+  enum class Framing : std::uint8_t { kLength, kChunked, kNone };
+  void serialize(ServerExchange& exchange, std::string_view body) noexcept;
+  void write_head(ServerExchange& exchange, Framing framing, std::size_t length) noexcept;
+  // The status line, Server and Date: what every response starts with.
+  void write_status_line(int status) noexcept;
+  Framing framing_of(ServerExchange& exchange) noexcept;
+  void append_chunk(ServerExchange& exchange, std::string_view bytes) noexcept;
+  void run_afters(ServerExchange& exchange) noexcept;
+  void flush() noexcept;
+  // What follows a flush once the output is all written: close or linger.
+  void after_write() noexcept;
+  // `head` then `tail` must wait behind output not written yet (pending_,
+  // or a queued send whose remainder sent() puts in front of them).
+  void append_pending(std::string_view head, std::string_view tail = {});
+  // A write of `head` then `tail` took `written` bytes: keeps the rest,
+  // ahead of anything already pending.
+  void keep_unwritten(std::string_view head, std::string_view tail, std::size_t written);
+  // After a batched read or send: close if shutdown began meanwhile and the
+  // connection is idle; update epoll interest and the timer (unless a send
+  // is queued, whose sent() does it).
+  void settle() noexcept;
+  void flush_with(std::string_view body) noexcept;
+  void write_pending() noexcept;
+  void update_interest() noexcept;
+  void update_timer() noexcept;
+  void start_linger() noexcept;
+  void drain_linger() noexcept;
+  void close() noexcept;
+  // Frees the connection once it is closed and no completion is out; the
+  // last thing every entry point (on_io, on_timer, ...) does.
+  void finish_entry() noexcept;
+  std::optional<Ticks> deadline() const noexcept;
+  Ticks now_ticks() const noexcept { return to_ticks(shard_.reactor.now()); }
+  std::size_t input_limit() const noexcept;
+
+  Timer timer_;
+  ReactorShard& shard_;
+  int fd_;
+  std::uint32_t events_ = 0;  // current epoll interest
+  std::uint32_t parsed_ = 0;  // bytes of in_ fed to the parser
+  std::uint32_t requests_ = 0;
+  ReadBuffer in_;
+  ServerExchange* exchange_ = nullptr;
+  // Output a write could not take yet (rare: the socket buffer was full).
+  struct Pending {
+    std::string bytes;
+    std::size_t offset = 0;
+  };
+  std::unique_ptr<Pending> pending_;
+  // 32-bit millisecond stamps keep an idle connection in a 160-byte block.
+  Ticks phase_start_ = 0;
+  Ticks last_active_ = 0;
+  Ticks armed_deadline_ = 0;
+  Phase phase_ = Phase::kIdle;
+  // Bit-fields: with the three stamps and phase_ they fill 16 bytes.
+  bool close_after_write_ : 1 = false;
+  bool peer_eof_ : 1 = false;     // the peer shut down its sending side
+  bool queued_send_ : 1 = false;  // output waits in ReactorShard::queued_sends
+  bool queued_read_ : 1 = false;  // a read waits in ReactorShard::queued_reads
+  bool closed_ : 1 = false;       // fd closed; the object waits for a completion
+};
+
+// An idle keep-alive connection costs this object and nothing else (no read
+// buffer, no exchange, no output). 160 is a mimalloc size class, within the
+// issue's budget of 256 bytes of process memory per idle connection (the
+// reactor keeps 8-16 more: its fd table).
+static_assert(sizeof(ServerConnection) <= 160, "idle connection state outgrew its budget");
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico

@@ -1,0 +1,63 @@
+// server/server_exchange.hpp (internal) — ServerExchange: one request/response
+// exchange on a server connection: its parser (spans into the connection's
+// read buffer), the Request and Response, and dispatch state.
+// Thread-safety: owned by its connection's reactor thread, except while
+// deferred or offloaded, when whoever holds its Completion owns it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "http1/parser.hpp"
+#include "portico/http.hpp"
+#include "portico/server.hpp"
+#include "server/routes.hpp"
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+
+class ServerConnection;
+struct ReactorShard;
+
+struct ServerExchange {
+  http1::Parser parser;  // the request being read: spans into the connection's read buffer
+  Request request;
+  Response response;
+  ServerConnection* connection = nullptr;
+  ReactorShard* shard = nullptr;
+  ServerExchange* next_free = nullptr;
+
+  bool keep_alive = true;     // set at dispatch; cleared by the response
+  bool continue_due = false;  // Expect: 100-continue and the body is not all here
+  bool stream_started = false;  // Completion::write() sent the head already
+
+  // Dispatch state.
+  const RouteEntry* route = nullptr;
+  const RouteRef* route_ref = nullptr;  // into the table: valid during dispatch only
+  RouteRef route_hold;                  // held only while deferred: the table may change meanwhile
+  std::size_t middleware_reached = 0;
+  bool head_request = false;
+  // Set when the server answers itself (LocalReplies): finish_response()
+  // counts `label`, and logs and metrics can read it.
+  bool local_reply = false;
+  ErrorLabel label = ErrorLabel::kNone;
+
+  // Ready for the next request on the connection (reactor_shard.cpp).
+  void reset() noexcept;
+  // Hands a finished deferred/offloaded exchange back to its reactor (any thread).
+  void post_completion() noexcept;
+};
+
+struct ParamsAccess {
+  static void rebind_names(Params& params, const std::string_view* names) noexcept {
+    params.names_ = names;
+  }
+};
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico
