@@ -147,10 +147,12 @@ struct Callbacks {
     if (!parser.in_value_) {
       // The value's first byte must follow "name:" and optional whitespace
       // on the same line: anything else is an obs-fold (RFC 9112 §5.2).
-      std::uint32_t before = where;
-      while (before > 0 && is_ows(parser.base_[before - 1])) --before;
-      if (before == 0 || parser.base_[before - 1] != ':')
-        return parser.reject(400, "obsolete line folding");
+      const char* b = parser.base_;
+      if (!(where >= 2 && b[where - 1] == ' ' && b[where - 2] == ':')) {  // not "name: value"
+        std::uint32_t before = where;
+        while (before > 0 && is_ows(b[before - 1])) --before;
+        if (before == 0 || b[before - 1] != ':') return parser.reject(400, "obsolete line folding");
+      }
       parser.in_value_ = true;
       parser.value_ = {where, 0};
     } else if (where != parser.value_end_) {
@@ -164,7 +166,10 @@ struct Callbacks {
     Parser& parser = of(p);
     Span value = parser.value_;
     if (!parser.in_value_) value = {parser.name_.end(), 0};
-    while (value.length > 0 && is_ows(parser.base_[value.end() - 1])) --value.length;
+    if (value.length > 0 && is_ows(parser.base_[value.end() - 1])) {
+      do --value.length;
+      while (value.length > 0 && is_ows(parser.base_[value.end() - 1]));
+    }
     const Span name = parser.name_;
     parser.name_ = {};
     parser.value_ = {};
