@@ -94,22 +94,25 @@ TEST(SyscallsTest, StartReportsAddressInUseFromBindOrListen) {
 // they go through io_uring, past the seam).
 class SyscallsServerTest : public ServerFixture {
  protected:
-  Server& start(void (*replace)(detail::SyscallTable&)) {
-    replace(detail::syscall_table());
-    ServerOptions options = one_thread();
-    options.batch_io = false;
-    return start_server(std::move(options), [](Server& server) {
-      server.get("/", [](Request&, Response& res) { res.text("ok"); });
-    });
-  }
   void TearDown() override {
     ServerFixture::TearDown();  // stops the server first
     restore_syscalls();
   }
-  // The injected error closed the connection: the client sees it closed
-  // (or reset: the server closed with bytes unread), and the server still
-  // serves a new connection with the old one gone.
-  void expect_closed_and_serving(TestClient& client) {
+  // Serves one request with `replace` applied (passing through), then makes
+  // the entry fail with `error` for the next one. The injected error closes
+  // that connection: the client sees it closed (or reset: the server closed
+  // with bytes unread), and the server still serves a new connection.
+  void expect_error_closes_connection(void (*replace)(detail::SyscallTable&), int error) {
+    replace(detail::syscall_table());
+    ServerOptions options = one_thread();
+    options.batch_io = false;
+    start_server(std::move(options), [](Server& server) {
+      server.get("/", [](Request&, Response& res) { res.text("ok"); });
+    });
+    TestClient client(port());
+    ASSERT_TRUE(client.request(request_bytes("GET", "/")).ok());
+    g_inject_errno.store(error);
+    ASSERT_TRUE(client.send(request_bytes("GET", "/")));
     const Outcome outcome = client.wait_for_close();
     EXPECT_TRUE(outcome == Outcome::kClosed || outcome == Outcome::kReset) << to_string(outcome);
     g_inject_errno.store(0);
@@ -123,21 +126,13 @@ class SyscallsServerTest : public ServerFixture {
 };
 
 TEST_F(SyscallsServerTest, ResetOnRecvClosesTheConnection) {
-  start([](detail::SyscallTable& table) { table.recv = &injecting_recv; });
-  TestClient client(port());
-  ASSERT_TRUE(client.request(request_bytes("GET", "/")).ok());  // passed through
-  g_inject_errno.store(ECONNRESET);
-  ASSERT_TRUE(client.send(request_bytes("GET", "/")));
-  expect_closed_and_serving(client);
+  expect_error_closes_connection([](detail::SyscallTable& table) { table.recv = &injecting_recv; },
+                                 ECONNRESET);
 }
 
 TEST_F(SyscallsServerTest, BrokenPipeOnSendClosesTheConnection) {
-  start([](detail::SyscallTable& table) { table.send = &injecting_send; });
-  TestClient client(port());
-  ASSERT_TRUE(client.request(request_bytes("GET", "/")).ok());  // passed through
-  g_inject_errno.store(EPIPE);
-  ASSERT_TRUE(client.send(request_bytes("GET", "/")));
-  expect_closed_and_serving(client);
+  expect_error_closes_connection([](detail::SyscallTable& table) { table.send = &injecting_send; },
+                                 EPIPE);
 }
 
 }  // namespace
