@@ -110,6 +110,9 @@ void ReactorShard::refresh_date() noexcept {
   const std::size_t n =
       std::strftime(text, sizeof text, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
   date_line.assign(text, n);
+  ok_head.assign("HTTP/1.1 200 OK\r\n");
+  ok_head.append(core.server_line());
+  ok_head.append(date_line);
 }
 
 void ReactorShard::begin_shutdown() noexcept {

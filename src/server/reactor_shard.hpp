@@ -82,6 +82,9 @@ struct ReactorShard {
   std::vector<IoOp> io_ops;
   IoBatch io_batch;
   std::string date_line;
+  // "HTTP/1.1 200 OK", Server and Date: what most responses start with, in
+  // one append (refreshed with date_line).
+  std::string ok_head;
   std::time_t date_second = 0;
   std::string access_log;
 

@@ -2,11 +2,9 @@
 // status line, head, framing (length, chunked, close-delimited), chunks of a
 // streamed response, and the body (copied, or written beside a big one).
 // Runs on the connection's reactor thread only.
-#include <fmt/format.h>
-
 #include <cassert>
-#include <iterator>
 
+#include "http1/writer.hpp"
 #include "server/access_log.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
@@ -26,10 +24,10 @@ constexpr std::size_t kBigBody = 64 * 1024;  // bodies above this are written, n
 void ServerConnection::write_status_line(int status) noexcept {
   OutputBuffer& out = shard_.out;
   if (status == 200) {
-    out.append("HTTP/1.1 200 OK\r\n"sv);
-  } else {
-    fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+    out.append(shard_.ok_head);
+    return;
   }
+  http1::write_status_line(out, status, reason_phrase(status));
   out.append(shard_.core.server_line());
   out.append(shard_.date_line);
 }
@@ -46,27 +44,20 @@ void ServerConnection::write_head(ServerExchange& ex, Framing framing,
     out.append("\r\n"sv);
   }
   out.append(res.fields_);
-  if (framing == Framing::kLength) {
-    const fmt::format_int digits(length);
-    out.append("Content-Length: "sv);
-    out.append({digits.data(), digits.size()});
-    out.append("\r\n"sv);
-  } else if (framing == Framing::kChunked) {
-    out.append("Transfer-Encoding: chunked\r\n"sv);
-  }
+  http1::write_framing(out, framing, length);
   if (!ex.keep_alive) {
     out.append("Connection: close\r\n"sv);
   } else if (ex.parser.version_minor() == 0) {
     out.append("Connection: keep-alive\r\n"sv);
   }
-  out.append("\r\n"sv);
+  http1::end_head(out);
   if (status >= 400)
     bump(status >= 500 ? shard_.counters.responses_5xx : shard_.counters.responses_4xx);
 }
 
 // How the body of `ex` is framed: a chunked response to an HTTP/1.0 client is
 // delimited by closing the connection instead.
-ServerConnection::Framing ServerConnection::framing_of(ServerExchange& ex) noexcept {
+http1::Framing ServerConnection::framing_of(ServerExchange& ex) noexcept {
   const int status = ex.response.status_;
   if (status < 200 || status == 204 || status == 304) return Framing::kNone;
   if (!ex.response.chunked_) return Framing::kLength;
@@ -83,9 +74,7 @@ void ServerConnection::append_chunk(ServerExchange& ex, std::string_view bytes) 
     out.append(bytes);
     return;
   }
-  fmt::format_to(std::back_inserter(out), "{:x}\r\n", bytes.size());
-  out.append(bytes);
-  out.append("\r\n"sv);
+  http1::write_chunk(out, bytes);
 }
 
 void ServerConnection::on_stream_write(ServerExchange* ex, std::string_view bytes) noexcept {
@@ -114,13 +103,13 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
     // Streamed: the head went out with the first write(); the rest of the
     // body is the last chunk, then the terminator.
     append_chunk(ex, body);
-    if (ex.parser.version_minor() >= 1 && !ex.head_request) out.append("0\r\n\r\n"sv);
+    if (ex.parser.version_minor() >= 1 && !ex.head_request) http1::write_last_chunk(out);
   } else {
     const Framing framing = framing_of(ex);
     write_head(ex, framing, body.size());
     if (framing == Framing::kChunked) {
       append_chunk(ex, body);
-      if (!ex.head_request) out.append("0\r\n\r\n"sv);
+      if (!ex.head_request) http1::write_last_chunk(out);
       body = {};
     } else if (framing == Framing::kNone && status >= 200 && status != 204 && status != 304) {
       append_chunk(ex, body);  // close-delimited

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "http1/writer.hpp"
 #include "net/read_buffer.hpp"
 #include "net/ticks.hpp"
 #include "portico/reactor.hpp"
@@ -93,7 +94,7 @@ class ServerConnection final : public IoHandler {
                          std::string_view body) noexcept;
   void refuse_out_of_buffers() noexcept;
   void write_continue() noexcept;
-  enum class Framing : std::uint8_t { kLength, kChunked, kNone };
+  using Framing = http1::Framing;
   void serialize(ServerExchange& exchange, std::string_view body) noexcept;
   void write_head(ServerExchange& exchange, Framing framing, std::size_t length) noexcept;
   // The status line, Server and Date: what every response starts with.
