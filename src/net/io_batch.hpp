@@ -2,8 +2,8 @@
 // writes, with one system call. A reactor queues the reads that epoll reported
 // and the responses it wrote during one loop iteration, and issues each kind
 // at the iteration's end through io_uring: one io_uring_enter instead of one
-// recv(2) or send(2) per connection. On the 2-vCPU virtual machines we measure
-// on, a system call costs about 1 us, a tenth of a keep-alive request.
+// recv(2) or send(2) per connection, because a system call is a large share
+// of a keep-alive request (bench/README.md).
 // Thread-safety: an IoBatch belongs to the thread that opened it.
 #pragma once
 
