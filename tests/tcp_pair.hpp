@@ -1,6 +1,5 @@
-// tests/tcp_pair.hpp — TcpPair: a connected pair of TCP sockets on 127.0.0.1
-// for tests of byte-level code (IoBatch, ByteStream): `first` non-blocking
-// (the reactor's side), `second` blocking (the peer).
+// tests/tcp_pair.hpp — TcpPair: connected TCP sockets on 127.0.0.1 for tests
+// of byte-level code: `first` non-blocking (ours), `second` blocking (the peer).
 // Thread-safety: a plain value; both fds close with it.
 #pragma once
 

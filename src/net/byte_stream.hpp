@@ -1,8 +1,6 @@
 // net/byte_stream.hpp (internal) — ByteStream: one connected socket as bytes,
-// knowing nothing of HTTP: its fd, epoll interest, output a write could not
-// take yet, linger (half-close and drain), the peer's EOF, close.
-// Thread-safety: owned by its connection's reactor thread. Keeps no view of
-// what it is given to write: unwritten bytes are copied.
+// no HTTP: fd, epoll interest, pending output, linger, the peer's EOF, close.
+// Thread-safety: owned by one reactor thread; keeps no views (unwritten bytes are copied).
 #pragma once
 
 #include <sys/epoll.h>

@@ -1,9 +1,6 @@
-// net/io_batcher.hpp (internal) — IoBatcher: one reactor's batched I/O for
-// many ByteStreams: the output serialised this iteration, the reads and the
-// sends queued for it, each kind issued once at the iteration's end (IoBatch),
-// results handed back to each stream's StreamHandler.
-// Thread-safety: owned by one reactor thread. Views of `out` are valid until
-// the next append (which may grow and move it).
+// net/io_batcher.hpp (internal) — IoBatcher: a reactor's output buffer and the
+// reads and sends of its ByteStreams, each kind issued once per loop iteration.
+// Thread-safety: owned by one reactor thread; views of `out` last until its next append.
 #pragma once
 
 #include <sys/types.h>
