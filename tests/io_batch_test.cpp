@@ -2,10 +2,8 @@
 // io_uring_enter, and the same results as send(2)/recv(2) would give — also
 // when it is not opened (no io_uring) or the syscall seam's send is replaced.
 // Real TCP connections on 127.0.0.1.
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,41 +16,12 @@
 
 #include "net/io_batch.hpp"
 #include "portico/detail/syscalls.hpp"
+#include "tcp_pair.hpp"
 
 namespace {
 
 using portico::detail::IoBatch;
 using portico::detail::IoOp;
-
-// A connected pair of TCP sockets on loopback; `first` non-blocking (the
-// reactor's side), `second` blocking (the peer).
-struct TcpPair {
-  int first = -1;
-  int second = -1;
-  TcpPair() {
-    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof addr;
-    if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listener, 1) != 0 ||
-        ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
-      ADD_FAILURE() << "listen: " << errno;
-      return;
-    }
-    second = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(second, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ADD_FAILURE() << "connect: " << errno;
-    }
-    first = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    ::close(listener);
-  }
-  ~TcpPair() {
-    if (first >= 0) ::close(first);
-    if (second >= 0) ::close(second);
-  }
-};
 
 // Waits (up to 5 s) until `fd` has bytes or end of stream to read.
 bool wait_readable(int fd) {
@@ -121,7 +90,8 @@ TEST_P(IoBatchTest, ReceivesWhatArrivedAndEagainWhenEmpty) {
   TcpPair a, b;
   ASSERT_EQ(::send(a.second, "hello", 5, 0), 5);
   char room_a[64], room_b[64];
-  std::vector<IoOp> ops = {{a.first, room_a, sizeof room_a, 0}, {b.first, room_b, sizeof room_b, 0}};
+  std::vector<IoOp> ops = {{a.first, room_a, sizeof room_a, 0},
+                           {b.first, room_b, sizeof room_b, 0}};
   ASSERT_TRUE(wait_readable(a.first));
   batch_.recv_all(ops);
   EXPECT_EQ(ops[0].result, 5);
@@ -152,6 +122,8 @@ TEST_P(IoBatchTest, ReplacedSendSeamIsHonoured) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ring, IoBatchTest, ::testing::Values(true, false),
-                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "IoUring" : "OneCallEach"; });
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "IoUring" : "OneCallEach";
+                         });
 
 }  // namespace

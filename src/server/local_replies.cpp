@@ -132,7 +132,7 @@ ErrorLabel refusal_label(int status) noexcept {
 void ServerConnection::write_local_reply(int status, ErrorLabel label,
                                          std::string_view extra_fields,
                                          std::string_view body) noexcept {
-  OutputBuffer& out = shard_.out;
+  OutputBuffer& out = shard_.batcher.out;
   write_status_line(status);
   if (!body.empty()) out.append("Content-Type: text/plain\r\n"sv);
   out.append(extra_fields);
@@ -165,7 +165,7 @@ void ServerConnection::refuse_out_of_buffers() noexcept {
 
 void ServerConnection::write_continue() noexcept {
   // The client waits for this before sending the body.
-  http1::write_continue(shard_.out);
+  http1::write_continue(shard_.batcher.out);
   shard_.counters.count_reply(ErrorLabel::kNone);
 }
 

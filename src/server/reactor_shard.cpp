@@ -1,9 +1,8 @@
-// server/reactor_shard.cpp — ReactorShard: pooled exchanges, the batched read
-// and send queues, the Date line, shutdown and the reactor thread's main.
+// server/reactor_shard.cpp — ReactorShard: pooled exchanges, the Date line,
+// shutdown and the reactor thread's main.
 // Runs on the shard's thread only (see reactor_shard.hpp).
 #include "server/reactor_shard.hpp"
 
-#include <sys/epoll.h>
 #include <time.h>
 
 #include <algorithm>
@@ -142,15 +141,10 @@ void ReactorShard::thread_main() {
   pool.bind_to_current_thread();
   heap.open();
   refresh_date();
-  if (core.options().batch_io && io_batch.open(kIoBatchDepth)) {
-    queued_sends.reserve(kIoBatchDepth);
-    sending.reserve(kIoBatchDepth);
-    queued_reads.reserve(kIoBatchDepth);
-    io_ops.reserve(kIoBatchDepth);
-  }
+  if (core.options().batch_io) (void)batcher.open(kIoBatchDepth);
   reactor.add_iteration_hook([this] {
-    flush_reads();
-    flush_sends();
+    batcher.flush_reads();
+    batcher.flush_sends();
     refresh_date();
     if (!access_log.empty()) flush_access_log(core.options().access_log_fd, access_log);
     // A quiescent point for the route table: nothing here holds a view into
@@ -160,8 +154,8 @@ void ReactorShard::thread_main() {
   });
   reactor.run();
   // None are queued after the last iteration's hook; kept for safety.
-  flush_reads();
-  flush_sends();
+  batcher.flush_reads();
+  batcher.flush_sends();
   // Stopped: everything was closed by the shutdown; free the pooled state.
   reactor.cancel(shutdown_timer);
   reactor.cancel(listener.retry_timer);
@@ -175,61 +169,6 @@ void ReactorShard::thread_main() {
   reader.reset();
   heap.close();
   core.reactor_exited();
-}
-
-bool ReactorShard::queue_read(ServerConnection* connection, std::uint32_t events) noexcept {
-  if (!io_batch.active() || queued_reads.size() == kIoBatchDepth) return false;
-  const std::span<char> room = connection->read_room();
-  if (room.empty()) return false;  // read_input answers 503/413/431
-  queued_reads.push_back({connection, room, events});
-  return true;
-}
-
-void ReactorShard::flush_reads() noexcept {
-  if (queued_reads.empty()) return;
-  // One pass: received() reads on by itself (read_input) and never queues a
-  // read; only handle_io does.
-  io_ops.clear();
-  for (const QueuedRead& q : queued_reads) {
-    // A connection closed since (a timer; its buffer may be gone) reads
-    // nothing: fd -1. An open one's input buffer stays as queued: nothing
-    // else reads into it, and its timer waits for received().
-    io_ops.push_back({q.connection->io_fd(), q.room.data(), q.room.size(), 0});
-  }
-  io_batch.recv_all(io_ops);
-  for (std::size_t i = 0; i < queued_reads.size(); ++i) {
-    const IoOp& op = io_ops[i];
-    queued_reads[i].connection->received({op.data, op.size}, op.result, queued_reads[i].events);
-  }
-  queued_reads.clear();
-}
-
-bool ReactorShard::queue_send(ServerConnection* connection) noexcept {
-  if (!io_batch.active() || queued_sends.size() == kIoBatchDepth) return false;
-  queued_sends.push_back({connection, out_mark, out.size() - out_mark});
-  out_mark = out.size();
-  return true;
-}
-
-void ReactorShard::flush_sends() noexcept {
-  // A connection acting on its result may queue again (write_pending serves
-  // requests that waited): loop until nothing is queued.
-  while (!queued_sends.empty()) {
-    sending.swap(queued_sends);
-    io_ops.clear();
-    for (const QueuedSend& q : sending)
-      io_ops.push_back(
-          {q.connection->io_fd(), const_cast<char*>(out.data()) + q.offset, q.length, 0});
-    io_batch.send_all(io_ops);
-    for (std::size_t i = 0; i < sending.size(); ++i) {
-      // Offsets, not pointers: a connection's sent() may grow out.
-      const QueuedSend& q = sending[i];
-      q.connection->sent({out.data() + q.offset, q.length}, io_ops[i].result);
-    }
-    sending.clear();
-  }
-  out.clear();
-  out_mark = 0;
 }
 
 }  // namespace detail

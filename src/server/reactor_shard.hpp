@@ -1,6 +1,6 @@
 // server/reactor_shard.hpp (internal) — ReactorShard: everything one reactor
 // thread owns: its reactor, buffer pool, listener, connections, pooled
-// exchanges, the batched read and send queues, the Date line, shutdown.
+// exchanges, its IoBatcher, the Date line, the access log, shutdown.
 // Thread-safety: every member belongs to the shard's thread, except
 // `counters` (read by any thread) and `reactor.post()`.
 #pragma once
@@ -11,14 +11,12 @@
 #include <cstdint>
 #include <ctime>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
-#include "net/io_batch.hpp"
-#include "net/output_buffer.hpp"
+#include "net/io_batcher.hpp"
 #include "net/state_heap.hpp"
 #include "portico/buffer_pool.hpp"
 #include "portico/reactor.hpp"
@@ -60,27 +58,9 @@ struct ReactorShard {
   StateHeap heap;
   std::thread thread;
 
-  // Serialised responses. out[0, out_mark) holds the sends queued this
-  // iteration (queued_sends), sent together by flush_sends() at its end; the
-  // connection being served appends its own after out_mark.
-  OutputBuffer out{64 * 1024};
-  std::size_t out_mark = 0;
-  struct QueuedSend {
-    ServerConnection* connection;
-    std::size_t offset;
-    std::size_t length;
-  };
-  std::vector<QueuedSend> queued_sends;  // capacity kIoBatchDepth, never more
-  std::vector<QueuedSend> sending;
-  // Reads epoll reported this iteration, issued together by flush_reads().
-  struct QueuedRead {
-    ServerConnection* connection;
-    std::span<char> room;  // the connection's input buffer; valid while it is open
-    std::uint32_t events;
-  };
-  std::vector<QueuedRead> queued_reads;  // capacity kIoBatchDepth, never more
-  std::vector<IoOp> io_ops;
-  IoBatch io_batch;
+  // Serialised output and the batched reads and sends of every stream this
+  // reactor serves.
+  IoBatcher batcher;
   std::string date_line;
   // "HTTP/1.1 200 OK", Server and Date: what most responses start with, in
   // one append (refreshed with date_line).
@@ -99,22 +79,6 @@ struct ReactorShard {
 
   ServerExchange* acquire_exchange(ServerConnection* connection);
   void release_exchange(ServerExchange* exchange) noexcept;
-  // The bytes the connection being served has written and not yet flushed.
-  std::string_view own_output() const noexcept { return out.view().substr(out_mark); }
-  void drop_own_output() noexcept { out.truncate(out_mark); }
-  // Queues own_output() for `connection`; false when batching is off or the
-  // batch is full (then the caller sends it itself).
-  bool queue_send(ServerConnection* connection) noexcept;
-  // Sends every queued response (one system call) and lets each connection
-  // act on its result. Runs at the end of each loop iteration.
-  void flush_sends() noexcept;
-  // Queues a read for `connection` (epoll reported `events`); false when
-  // batching is off or the batch is full (then the caller reads itself).
-  bool queue_read(ServerConnection* connection, std::uint32_t events) noexcept;
-  // Issues every queued read (one system call) and lets each connection
-  // serve what arrived. Runs at the end of each loop iteration, before
-  // flush_sends().
-  void flush_reads() noexcept;
   void refresh_date() noexcept;
   void begin_shutdown() noexcept;
   void maybe_finish_shutdown() noexcept;

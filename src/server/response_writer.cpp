@@ -22,7 +22,7 @@ constexpr std::size_t kBigBody = 64 * 1024;  // bodies above this are written, n
 }  // namespace
 
 void ServerConnection::write_status_line(int status) noexcept {
-  OutputBuffer& out = shard_.out;
+  OutputBuffer& out = shard_.batcher.out;
   if (status == 200) {
     out.append(shard_.ok_head);
     return;
@@ -34,7 +34,7 @@ void ServerConnection::write_status_line(int status) noexcept {
 
 void ServerConnection::write_head(ServerExchange& ex, Framing framing,
                                   std::size_t length) noexcept {
-  OutputBuffer& out = shard_.out;
+  OutputBuffer& out = shard_.batcher.out;
   const Response& res = ex.response;
   const int status = res.status_;
   write_status_line(status);
@@ -69,7 +69,7 @@ http1::Framing ServerConnection::framing_of(ServerExchange& ex) noexcept {
 
 void ServerConnection::append_chunk(ServerExchange& ex, std::string_view bytes) noexcept {
   if (bytes.empty() || ex.head_request) return;
-  OutputBuffer& out = shard_.out;
+  OutputBuffer& out = shard_.batcher.out;
   if (ex.parser.version_minor() == 0) {  // close-delimited
     out.append(bytes);
     return;
@@ -79,7 +79,7 @@ void ServerConnection::append_chunk(ServerExchange& ex, std::string_view bytes) 
 
 void ServerConnection::on_stream_write(ServerExchange* ex, std::string_view bytes) noexcept {
   assert(ex == exchange_);
-  if (closed_) return;  // the peer left; the completion cleans up
+  if (stream_.closed()) return;  // the peer left; the completion cleans up
   if (!ex->stream_started) {
     run_afters(*ex);
     ex->response.chunked_ = true;
@@ -89,14 +89,14 @@ void ServerConnection::on_stream_write(ServerExchange* ex, std::string_view byte
   }
   append_chunk(*ex, bytes);
   flush();
-  if (!closed_) {
+  if (!stream_.closed()) {
     update_interest();
     update_timer();
   }
 }
 
 void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noexcept {
-  OutputBuffer& out = shard_.out;
+  OutputBuffer& out = shard_.batcher.out;
   const Response& res = ex.response;
   const int status = res.status_;
   if (ex.stream_started) {

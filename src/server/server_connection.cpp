@@ -1,11 +1,10 @@
 // server/server_connection.cpp — ServerConnection: reading, feeding the
-// parser, flushing output (batched, pending, linger), epoll interest, timers
-// and closing. Runs on the connection's reactor thread only.
+// parser, deciding when output goes out (batched or straight to its stream),
+// when to linger and close, timers. Runs on the connection's reactor thread
+// only.
 #include "server/server_connection.hpp"
 
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <algorithm>
 #include <cassert>
@@ -14,7 +13,6 @@
 #include <climits>
 
 #include "net/sockets.hpp"
-#include "portico/detail/syscalls.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
 
@@ -24,12 +22,6 @@ namespace detail {
 namespace {
 
 constexpr int kMaxReadsPerEvent = 4;  // fairness between connections
-// Connections are edge-triggered: a level-triggered fd that was reported is
-// put back on epoll's ready list and polled again at the next epoll_wait,
-// once per request. A short read means the socket was drained, so one read
-// per request still suffices; where a connection stops short of that it
-// re-arms (see read_input and start_linger).
-constexpr std::uint32_t kConnectionTrigger = EPOLLET;
 constexpr std::chrono::milliseconds kLingerTimeout{2000};
 
 }  // namespace
@@ -41,8 +33,7 @@ void ServerConnection::open() {
   if (next != nullptr) next->prev = this;
   shard_.connections = this;
   last_active_ = now_ticks();
-  events_ = EPOLLIN | EPOLLRDHUP;
-  if (shard_.reactor.add(fd_, events_ | kConnectionTrigger, this)) {
+  if (!stream_.add(shard_.reactor, this, EPOLLIN | EPOLLRDHUP)) {
     close();
     finish_entry();
     return;
@@ -63,7 +54,7 @@ void ServerConnection::on_io(std::uint32_t events) noexcept {
 }
 
 void ServerConnection::handle_io(std::uint32_t events) noexcept {
-  if (closed_) return;
+  if (stream_.closed()) return;
   last_active_ = now_ticks();
   if (events & EPOLLERR) {
     close();
@@ -71,11 +62,12 @@ void ServerConnection::handle_io(std::uint32_t events) noexcept {
   }
   if (events & EPOLLOUT) {
     write_pending();
-    if (closed_) return;
+    if (stream_.closed()) return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
     if (phase_ == Phase::kLinger) {
-      drain_linger();
+      // Discards input until the peer closes (or the linger timer fires).
+      if (stream_.drain_linger() == LingerStatus::kDone) close();
       return;
     }
     if (exchange_ != nullptr && phase_ == Phase::kDeferred) {
@@ -85,21 +77,24 @@ void ServerConnection::handle_io(std::uint32_t events) noexcept {
       if (events & EPOLLHUP) {
         close();
       } else if (events & EPOLLRDHUP) {
-        peer_eof_ = true;
+        stream_.set_peer_eof();
         update_interest();
       }
       return;
     }
-    // Issued with the iteration's other reads; received() goes on from there.
-    if (shard_.queue_read(this, events)) {
-      queued_read_ = true;
-      return;
+    // Issued with the iteration's other reads; on_received() goes on from
+    // there. Without room, read_input answers 503/413/431.
+    if (shard_.batcher.can_queue_read()) {
+      if (const std::span<char> room = read_room(); !room.empty()) {
+        shard_.batcher.queue_read(stream_, this, room, events);
+        return;
+      }
     }
     read_input(events);
-    if (closed_) return;
+    if (stream_.closed()) return;
   }
   flush();
-  if (closed_) return;
+  if (stream_.closed()) return;
   update_interest();
   update_timer();
 }
@@ -122,13 +117,12 @@ void ServerConnection::read_input(std::uint32_t events, int first_round) noexcep
       }
       return;
     }
-    const ssize_t n = sys::recv(fd_, tail.data(), tail.size());
-    if (!take_read(n >= 0 ? n : -errno, tail.size(), events)) return;
+    if (!take_read(stream_.receive(tail), tail.size(), events)) return;
   }
   // Read kMaxReadsPerEvent times without draining (a fast sender): yield to
   // the other connections. Edge-triggered, nothing would report these bytes
-  // again, so re-arm: EPOLL_CTL_MOD queues the fd if it is still readable.
-  if (shard_.reactor.modify(fd_, events_ | kConnectionTrigger, this)) close();
+  // again, so re-arm.
+  if (!stream_.rearm(shard_.reactor, this)) close();
 }
 
 bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_t events) noexcept {
@@ -136,7 +130,7 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
     // The peer closed its sending side. Requests already complete in the
     // buffer were answered (or are deferred); a partial one can never
     // complete. flush() closes once the last response is out.
-    peer_eof_ = true;
+    stream_.set_peer_eof();
     if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
       shard_.release_exchange(exchange_);
       exchange_ = nullptr;
@@ -155,7 +149,7 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
   }
   in_.commit(static_cast<std::size_t>(result));
   process_input();
-  if (closed_ || close_after_write_ || phase_ == Phase::kDeferred || pending_ != nullptr)
+  if (stream_.closed() || close_after_write_ || phase_ == Phase::kDeferred || stream_.has_pending())
     return false;
   if (static_cast<std::size_t>(result) < asked) {
     // A short read drained the socket; more bytes bring a new edge. But a
@@ -167,12 +161,11 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
   return true;
 }
 
-void ServerConnection::received(std::span<char> room, ssize_t result,
-                                std::uint32_t events) noexcept {
-  queued_read_ = false;
-  if (!closed_) {
-    if (take_read(result, room.size(), events) && !closed_) read_input(events, 1);
-    if (!closed_) flush();
+void ServerConnection::on_received(std::span<char> room, ssize_t result,
+                                   std::uint32_t events) noexcept {
+  if (!stream_.closed()) {
+    if (take_read(result, room.size(), events) && !stream_.closed()) read_input(events, 1);
+    if (!stream_.closed()) flush();
     settle();
   }
   finish_entry();
@@ -180,7 +173,7 @@ void ServerConnection::received(std::span<char> room, ssize_t result,
 
 void ServerConnection::process_input() noexcept {
   const ServerOptions& options = shard_.core.options();
-  while (!closed_ && !close_after_write_ && phase_ != Phase::kDeferred) {
+  while (!stream_.closed() && !close_after_write_ && phase_ != Phase::kDeferred) {
     const std::size_t available = in_.size() - parsed_;
     if (available == 0) break;
     if (exchange_ == nullptr) {
@@ -213,7 +206,7 @@ void ServerConnection::process_input() noexcept {
         continue;  // the body, or as much of it as is here
       case http1::Event::kMessage:
         dispatch();
-        if (phase_ == Phase::kDeferred || closed_) return;
+        if (phase_ == Phase::kDeferred || stream_.closed()) return;
         complete_exchange();
         continue;
       case http1::Event::kError:
@@ -227,7 +220,7 @@ void ServerConnection::process_input() noexcept {
 // Expect: 100-continue with the body not all here: the client waits for
 // this before sending it.
 void ServerConnection::send_continue_if_due(ServerExchange& ex) noexcept {
-  if (!ex.continue_due || closed_ || close_after_write_) return;
+  if (!ex.continue_due || stream_.closed() || close_after_write_) return;
   ex.continue_due = false;
   write_continue();
 }
@@ -245,7 +238,7 @@ void ServerConnection::on_completion(ServerExchange* exchange) noexcept {
   assert(exchange == exchange_);
   (void)exchange;
   --shard_.deferred_outstanding;
-  if (closed_) {
+  if (stream_.closed()) {
     // The peer left (or shutdown forced a close) while the response was out.
     shard_.release_exchange(exchange_);
     exchange_ = nullptr;
@@ -258,7 +251,7 @@ void ServerConnection::on_completion(ServerExchange* exchange) noexcept {
   complete_exchange();
   process_input();  // requests pipelined behind the deferred one
   flush();
-  if (!closed_) {
+  if (!stream_.closed()) {
     update_interest();
     update_timer();
   }
@@ -273,7 +266,7 @@ void ServerConnection::on_shutdown() noexcept {
 }
 
 void ServerConnection::close_if_idle() noexcept {
-  if (!closed_ && idle() && phase_ != Phase::kLinger && in_.size() == 0) close();
+  if (!stream_.closed() && idle() && phase_ != Phase::kLinger && in_.size() == 0) close();
 }
 
 void ServerConnection::force_close() noexcept {
@@ -282,76 +275,43 @@ void ServerConnection::force_close() noexcept {
 }
 
 void ServerConnection::flush() noexcept {
-  if (closed_) {
-    shard_.drop_own_output();
+  IoBatcher& batcher = shard_.batcher;
+  if (stream_.closed()) {
+    batcher.drop_own_output();
     return;
   }
-  const std::string_view own = shard_.own_output();
+  const std::string_view own = batcher.own_output();
   if (!own.empty()) {
-    if (pending_ != nullptr || queued_send_) {
-      append_pending(own);
-      shard_.drop_own_output();
+    if (stream_.blocked()) {
+      stream_.append_pending(own);
+      batcher.drop_own_output();
       write_pending();
       return;
     }
-    if (shard_.queue_send(this)) {
-      queued_send_ = true;
-      return;  // sent() finishes the flush once the batch has gone out
-    }
-    const ssize_t n = sys::send(fd_, own.data(), own.size());
-    if (n == static_cast<ssize_t>(own.size())) {
-      shard_.drop_own_output();
-    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      shard_.drop_own_output();
+    // on_sent() finishes the flush once the batch has gone out.
+    if (batcher.queue_send(stream_, this)) return;
+    const WriteStatus status = stream_.write(own);
+    batcher.drop_own_output();
+    if (status == WriteStatus::kFailed) {
       close();
       return;
-    } else {
-      keep_unwritten(own, {}, n > 0 ? static_cast<std::size_t>(n) : 0);
-      shard_.drop_own_output();
     }
+    if (status != WriteStatus::kWritten) last_active_ = now_ticks();
   }
   after_write();
 }
 
-void ServerConnection::append_pending(std::string_view head, std::string_view tail) {
-  if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
-  pending_->bytes.append(head);
-  pending_->bytes.append(tail);
-}
-
-void ServerConnection::keep_unwritten(std::string_view head, std::string_view tail,
-                                      std::size_t written) {
-  if (written < head.size()) {
-    head.remove_prefix(written);
-  } else {
-    tail.remove_prefix(written - head.size());
-    head = {};
-  }
-  std::string rest;
-  const std::string_view before = pending_ != nullptr
-                                      ? std::string_view(pending_->bytes).substr(pending_->offset)
-                                      : std::string_view();
-  rest.reserve(head.size() + tail.size() + before.size());
-  rest.append(head);
-  rest.append(tail);
-  rest.append(before);
-  if (pending_ == nullptr) pending_ = std::make_unique<Pending>();
-  pending_->bytes = std::move(rest);
-  pending_->offset = 0;
-  last_active_ = now_ticks();
-}
-
 void ServerConnection::settle() noexcept {
   if (shard_.shutting_down) close_if_idle();  // on_shutdown() skipped us
-  if (!closed_ && !queued_send_) {
+  if (!stream_.closed() && !stream_.send_queued()) {
     update_interest();
     update_timer();
   }
 }
 
 void ServerConnection::after_write() noexcept {
-  if (pending_ == nullptr && phase_ != Phase::kLinger && phase_ != Phase::kDeferred) {
-    if (peer_eof_) {
+  if (!stream_.has_pending() && phase_ != Phase::kLinger && phase_ != Phase::kDeferred) {
+    if (stream_.peer_eof()) {
       // Everything the peer sent before its FIN has been answered.
       close();
     } else if (close_after_write_) {
@@ -360,70 +320,65 @@ void ServerConnection::after_write() noexcept {
   }
 }
 
-void ServerConnection::sent(std::string_view bytes, ssize_t result) noexcept {
-  queued_send_ = false;
-  if (!closed_) {
-    if (result == static_cast<ssize_t>(bytes.size())) {
-      // Output flushed while this send was queued waits in pending_.
-      if (pending_ != nullptr) write_pending();
-    } else if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
-      close();
-    } else {
-      // The socket buffer is full: keep the rest, ahead of anything flushed
-      // since (write_pending sent none of it while the send was queued).
-      keep_unwritten(bytes, {}, result > 0 ? static_cast<std::size_t>(result) : 0);
+void ServerConnection::on_sent(WriteStatus status) noexcept {
+  if (!stream_.closed()) {
+    switch (status) {
+      case WriteStatus::kWritten:
+        // Output flushed while this send was queued waits as pending.
+        if (stream_.has_pending()) write_pending();
+        break;
+      case WriteStatus::kFailed:
+        close();
+        break;
+      case WriteStatus::kProgress:
+      case WriteStatus::kBlocked:
+        last_active_ = now_ticks();
+        break;
     }
-    if (!closed_) after_write();
+    if (!stream_.closed()) after_write();
     settle();
   }
   finish_entry();
 }
 
 void ServerConnection::flush_with(std::string_view body) noexcept {
-  if (closed_) {
-    shard_.drop_own_output();
+  IoBatcher& batcher = shard_.batcher;
+  if (stream_.closed()) {
+    batcher.drop_own_output();
     return;
   }
-  const std::string_view own = shard_.own_output();
-  if (pending_ != nullptr || queued_send_) {
-    append_pending(own, body);
-    shard_.drop_own_output();
+  const std::string_view own = batcher.own_output();
+  if (stream_.blocked()) {
+    stream_.append_pending(own, body);
+    batcher.drop_own_output();
     return;
   }
-  iovec iov[2] = {{const_cast<char*>(own.data()), own.size()},
-                  {const_cast<char*>(body.data()), body.size()}};
-  const ssize_t n = sys::sendv(fd_, iov, 2);
-  const std::size_t total = own.size() + body.size();
-  if (n == static_cast<ssize_t>(total)) {
-    shard_.drop_own_output();
-    return;
-  }
-  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+  const WriteStatus status = stream_.write(own, body);
+  batcher.drop_own_output();
+  if (status == WriteStatus::kFailed) {
     // The connection is broken; close once the current dispatch unwinds.
-    shard_.drop_own_output();
     close_after_write_ = true;
-    pending_.reset();
-    return;
+  } else if (status != WriteStatus::kWritten) {
+    last_active_ = now_ticks();
   }
-  keep_unwritten(own, body, n > 0 ? static_cast<std::size_t>(n) : 0);
-  shard_.drop_own_output();
 }
 
 void ServerConnection::write_pending() noexcept {
-  // While a batched send is queued, its bytes go first: sent() calls back.
-  if (pending_ == nullptr || closed_ || queued_send_) return;
-  Pending& pending = *pending_;
-  const ssize_t n =
-      sys::send(fd_, pending.bytes.data() + pending.offset, pending.bytes.size() - pending.offset);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    close();
-    return;
+  // While a batched send is queued, its bytes go first: on_sent() calls back.
+  if (!stream_.has_pending() || stream_.send_queued()) return;
+  switch (stream_.write_pending()) {
+    case WriteStatus::kBlocked:
+      return;
+    case WriteStatus::kFailed:
+      close();
+      return;
+    case WriteStatus::kProgress:
+      last_active_ = now_ticks();
+      return;
+    case WriteStatus::kWritten:
+      last_active_ = now_ticks();
+      break;
   }
-  pending.offset += static_cast<std::size_t>(n);
-  last_active_ = now_ticks();
-  if (pending.offset < pending.bytes.size()) return;
-  pending_.reset();
   if (close_after_write_) {
     start_linger();
     return;
@@ -434,45 +389,25 @@ void ServerConnection::write_pending() noexcept {
 }
 
 void ServerConnection::start_linger() noexcept {
-  // Half-close and drain what the client still sends, so our last response
-  // is not destroyed by a reset (closing with unread input sends RST).
+  // The stream half-closes and drains, so the last response is not
+  // destroyed by a reset; what was read is of no use any more.
   if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
     shard_.release_exchange(exchange_);
     exchange_ = nullptr;
   }
   in_.release();
   parsed_ = 0;
-  (void)sys::shutdown(fd_, SHUT_WR);
   phase_ = Phase::kLinger;
   phase_start_ = now_ticks();
-  // Bytes that arrived before now bring no new edge: drain them here.
-  drain_linger();
-}
-
-// Discards input until the peer closes (or the linger timer fires).
-void ServerConnection::drain_linger() noexcept {
-  char sink[4096];
-  for (;;) {
-    const ssize_t n = sys::recv(fd_, sink, sizeof sink);
-    if (n > 0) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    close();
-    return;
-  }
+  if (stream_.start_linger() == LingerStatus::kDone) close();
 }
 
 void ServerConnection::update_interest() noexcept {
-  if (closed_) return;
-  std::uint32_t want = 0;
+  if (stream_.closed()) return;
   const bool reading =
-      phase_ == Phase::kLinger ||
-      (phase_ != Phase::kDeferred && pending_ == nullptr && !close_after_write_ && !peer_eof_);
-  if (reading) want |= EPOLLIN | EPOLLRDHUP;
-  if (pending_ != nullptr) want |= EPOLLOUT;
-  if (want != events_) {
-    events_ = want;
-    if (shard_.reactor.modify(fd_, want | kConnectionTrigger, this)) close();
-  }
+      phase_ == Phase::kLinger || (phase_ != Phase::kDeferred && !stream_.has_pending() &&
+                                   !close_after_write_ && !stream_.peer_eof());
+  if (!stream_.update_interest(shard_.reactor, this, reading)) close();
 }
 
 std::optional<Ticks> ServerConnection::deadline() const noexcept {
@@ -481,7 +416,7 @@ std::optional<Ticks> ServerConnection::deadline() const noexcept {
   Ticks start = phase_start_;
   if (phase_ == Phase::kLinger) {
     timeout = kLingerTimeout;
-  } else if (pending_ != nullptr) {
+  } else if (stream_.has_pending()) {
     timeout = options.write_timeout;
     start = last_active_;
   } else {
@@ -506,7 +441,7 @@ std::optional<Ticks> ServerConnection::deadline() const noexcept {
 }
 
 void ServerConnection::update_timer() noexcept {
-  if (closed_) return;
+  if (stream_.closed()) return;
   const auto due = deadline();
   if (!due) {
     shard_.reactor.cancel(timer_);
@@ -525,7 +460,7 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
   (void)timer;
   auto* self = static_cast<ServerConnection*>(context);
   // A queued read runs later this iteration and re-arms the timer after it.
-  if (self->closed_ || self->queued_read_) return;
+  if (self->stream_.closed() || self->stream_.read_queued()) return;
   const auto due = self->deadline();
   const Ticks now = self->now_ticks();
   if (!due) return;
@@ -538,10 +473,10 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
   switch (self->phase_) {
     case Phase::kHead:
     case Phase::kBody:
-      if (self->pending_ == nullptr) {
+      if (!self->stream_.has_pending()) {
         self->fail(408);
         self->flush();
-        if (!self->closed_) {
+        if (!self->stream_.closed()) {
           self->update_interest();
           self->update_timer();
         }
@@ -551,7 +486,7 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
     default:
       // A stalled write or a stalled request counts; an idle keep-alive
       // connection or a lingering close ending is routine.
-      if (self->pending_ != nullptr ||
+      if (self->stream_.has_pending() ||
           (self->phase_ != Phase::kLinger && self->phase_ != Phase::kIdle))
         bump(self->shard_.counters.timeouts);
       self->close();
@@ -561,14 +496,10 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
 }
 
 void ServerConnection::close() noexcept {
-  if (closed_) return;
-  closed_ = true;
+  if (stream_.closed()) return;
   shard_.reactor.cancel(timer_);
-  (void)shard_.reactor.remove(fd_);
-  sys::close(fd_);
-  fd_ = -1;
-  pending_.reset();
-  shard_.drop_own_output();
+  stream_.close(shard_.reactor);
+  shard_.batcher.drop_own_output();
   if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
     shard_.release_exchange(exchange_);
     exchange_ = nullptr;
@@ -587,15 +518,16 @@ void ServerConnection::close() noexcept {
 }
 
 void ServerConnection::finish_entry() noexcept {
-  // A closed connection still in a batch is freed by its sent()/received().
-  if (!closed_ || exchange_ != nullptr || queued_send_ || queued_read_) return;
+  // A closed connection still in a batch is freed by its on_sent()/on_received().
+  if (!stream_.closed() || exchange_ != nullptr || stream_.send_queued() || stream_.read_queued())
+    return;
   ReactorShard& shard = shard_;
   shard.heap.destroy(this);
   shard.maybe_finish_shutdown();
 }
 
 std::size_t ServerConnection::format_peer(char* out, std::size_t size) const noexcept {
-  return detail::format_peer(fd_, out, size);
+  return detail::format_peer(stream_.fd(), out, size);
 }
 
 }  // namespace detail

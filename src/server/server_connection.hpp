@@ -1,7 +1,7 @@
 // server/server_connection.hpp (internal) — ServerConnection: one accepted
 // client connection: reads into its read buffer, parses and dispatches the
-// requests found, writes (batched, or pending when the socket is full),
-// lingers on close, keeps its epoll interest and its timer.
+// requests found, decides when to write, linger and close (its ByteStream
+// does the byte work), keeps its timer.
 // Thread-safety: owned by its shard's reactor thread; completions and
 // streamed writes reach it through the reactor's task queue.
 #pragma once
@@ -17,6 +17,8 @@
 #include <string_view>
 
 #include "http1/writer.hpp"
+#include "net/byte_stream.hpp"
+#include "net/io_batcher.hpp"
 #include "net/read_buffer.hpp"
 #include "net/ticks.hpp"
 #include "portico/reactor.hpp"
@@ -35,10 +37,10 @@ struct ServerExchange;
 // one write for every response. Views a Request hands out are offsets into
 // the read buffer, turned into string_views at dispatch; the buffer is not
 // touched (no compaction, no consume) until the response is complete.
-class ServerConnection final : public IoHandler {
+class ServerConnection final : public StreamHandler {
  public:
   ServerConnection(ReactorShard& shard, int fd) noexcept
-      : timer_(&ServerConnection::on_timer, this), shard_(shard), fd_(fd) {}
+      : timer_(&ServerConnection::on_timer, this), shard_(shard), stream_(fd) {}
 
   void open();
   void on_io(std::uint32_t events) noexcept override;
@@ -52,19 +54,15 @@ class ServerConnection final : public IoHandler {
   void force_close() noexcept;
   // Closes the connection if nothing is in progress on it.
   void close_if_idle() noexcept;
-  // The batched send of `bytes` (this connection's queued output) ended with
-  // `result`: bytes sent or -errno (ReactorShard::flush_sends).
-  void sent(std::string_view bytes, ssize_t result) noexcept;
+  // The batched send of this connection's output ended (IoBatcher::flush_sends).
+  void on_sent(WriteStatus status) noexcept override;
   // The queued read into `room` ended with `result`: bytes or -errno
-  // (ReactorShard::flush_reads).
-  void received(std::span<char> room, ssize_t result, std::uint32_t events) noexcept;
+  // (IoBatcher::flush_reads).
+  void on_received(std::span<char> room, ssize_t result, std::uint32_t events) noexcept override;
   // Where a queued read goes: the free part of the input buffer, made ready
   // (acquired, grown). Empty when it cannot be (read_input then answers).
   std::span<char> read_room() noexcept;
-  int io_fd() const noexcept { return closed_ ? -1 : fd_; }
-  bool idle() const noexcept {
-    return exchange_ == nullptr && pending_ == nullptr && !queued_send_ && !queued_read_;
-  }
+  bool idle() const noexcept { return exchange_ == nullptr && stream_.idle(); }
   std::size_t format_peer(char* out, std::size_t size) const noexcept;
 
   ServerConnection* prev = nullptr;
@@ -75,7 +73,7 @@ class ServerConnection final : public IoHandler {
 
   static void on_timer(Timer& timer, void* context) noexcept;
   // `events`: what epoll reported (EPOLLRDHUP: the peer's FIN is queued).
-  // Reads from round `first_round` on (received() did round 0).
+  // Reads from round `first_round` on (on_received() did round 0).
   void read_input(std::uint32_t events, int first_round = 0) noexcept;
   // Acts on one read of `asked` bytes that returned `result` (bytes or
   // -errno); true if the connection should read again.
@@ -105,22 +103,17 @@ class ServerConnection final : public IoHandler {
   void flush() noexcept;
   // What follows a flush once the output is all written: close or linger.
   void after_write() noexcept;
-  // `head` then `tail` must wait behind output not written yet (pending_,
-  // or a queued send whose remainder sent() puts in front of them).
-  void append_pending(std::string_view head, std::string_view tail = {});
-  // A write of `head` then `tail` took `written` bytes: keeps the rest,
-  // ahead of anything already pending.
-  void keep_unwritten(std::string_view head, std::string_view tail, std::size_t written);
   // After a batched read or send: close if shutdown began meanwhile and the
   // connection is idle; update epoll interest and the timer (unless a send
-  // is queued, whose sent() does it).
+  // is queued, whose on_sent() does it).
   void settle() noexcept;
   void flush_with(std::string_view body) noexcept;
+  // Writes the stream's pending output; once it is all out, lingers (close
+  // after write) or serves the requests that waited.
   void write_pending() noexcept;
   void update_interest() noexcept;
   void update_timer() noexcept;
   void start_linger() noexcept;
-  void drain_linger() noexcept;
   void close() noexcept;
   // Frees the connection once it is closed and no completion is out; the
   // last thing every entry point (on_io, on_timer, ...) does.
@@ -131,29 +124,18 @@ class ServerConnection final : public IoHandler {
 
   Timer timer_;
   ReactorShard& shard_;
-  int fd_;
-  std::uint32_t events_ = 0;  // current epoll interest
+  ByteStream stream_;
   std::uint32_t parsed_ = 0;  // bytes of in_ fed to the parser
   std::uint32_t requests_ = 0;
   ReadBuffer in_;
   ServerExchange* exchange_ = nullptr;
-  // Output a write could not take yet (rare: the socket buffer was full).
-  struct Pending {
-    std::string bytes;
-    std::size_t offset = 0;
-  };
-  std::unique_ptr<Pending> pending_;
   // 32-bit millisecond stamps keep an idle connection in a 160-byte block.
   Ticks phase_start_ = 0;
   Ticks last_active_ = 0;
   Ticks armed_deadline_ = 0;
   Phase phase_ = Phase::kIdle;
-  // Bit-fields: with the three stamps and phase_ they fill 16 bytes.
-  bool close_after_write_ : 1 = false;
-  bool peer_eof_ : 1 = false;     // the peer shut down its sending side
-  bool queued_send_ : 1 = false;  // output waits in ReactorShard::queued_sends
-  bool queued_read_ : 1 = false;  // a read waits in ReactorShard::queued_reads
-  bool closed_ : 1 = false;       // fd closed; the object waits for a completion
+  // With the three stamps and phase_ it fills 16 bytes.
+  bool close_after_write_ = false;
 };
 
 // An idle keep-alive connection costs this object and nothing else (no read
