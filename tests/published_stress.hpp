@@ -15,6 +15,8 @@ struct StressCounts {
 
 // Starts `reader_count` threads, each registered with `published`, that call
 // `read(reader, last)` until `publish_all()` (run on this thread) returns.
+// Publishing starts once every reader has read once, so the readers overlap
+// the publishing however the threads are scheduled.
 // `read` returns false on anything inconsistent and keeps in `last` the
 // generation it saw, so it can check that snapshots never go back. A reader
 // passes a quiescent point every 16 reads (one event-loop iteration) and
@@ -24,19 +26,21 @@ StressCounts stress_readers(P& published, int reader_count, Read read, PublishAl
   std::atomic<bool> stop{false};
   std::atomic<long> reads{0};
   std::atomic<int> errors{0};
+  std::atomic<int> started{0};
   std::vector<std::thread> threads;
   for (int r = 0; r < reader_count; ++r) {
     threads.emplace_back([&] {
       auto reader = published.register_reader();
       if (!reader) {
         errors.fetch_add(1);
+        started.fetch_add(1);
         return;
       }
       long local = 0;
       int last = 0;
       while (!stop.load(std::memory_order_relaxed)) {
         if (!read(*reader, last)) errors.fetch_add(1);
-        ++local;
+        if (++local == 1) started.fetch_add(1);
         if (local % 16 == 0) reader->quiescent();
         if (local % 1024 == 0) {
           reader->offline();
@@ -46,6 +50,7 @@ StressCounts stress_readers(P& published, int reader_count, Read read, PublishAl
       reads.fetch_add(local);
     });
   }
+  while (started.load() < reader_count) std::this_thread::yield();
   publish_all();
   stop.store(true);
   for (auto& t : threads) t.join();
