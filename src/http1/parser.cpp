@@ -382,20 +382,22 @@ int Parser::head_complete_checks() noexcept {
   return 0;
 }
 
-// The byte at `offset`, which is before `at`; from the history when it
-// came in an earlier execute(). -1 when it is not known.
-int Parser::byte_before(std::uint32_t at, std::uint32_t back) const noexcept {
-  if (at - from_ >= back) return static_cast<unsigned char>(base_[at - back]);
-  const std::uint32_t older = back - (at - from_);  // 1: the byte just before from_
-  if (older > recent_count_) return -1;
-  return static_cast<unsigned char>(recent_ >> (8 * (older - 1)));
-}
-
-// Slow path of line_endings_ok(): the ending straddles two execute() calls.
+// Slow path of line_endings_ok(): the ending straddles two execute()
+// calls, so its first bytes come from recent_ (false when they are not
+// there: an ending cannot start before the message).
 bool Parser::line_endings_straddle(std::uint32_t at, std::uint32_t count) const noexcept {
   static constexpr char kEnd[4] = {'\r', '\n', '\r', '\n'};
+  const std::uint32_t here = at - from_;  // bytes of the ending in this call
   for (std::uint32_t back = 1; back <= count; ++back) {
-    if (byte_before(at, back) != kEnd[4 - back]) return false;
+    int c;
+    if (back <= here) {
+      c = static_cast<unsigned char>(base_[at - back]);
+    } else {
+      const std::uint32_t older = back - here;  // 1: the byte just before from_
+      if (older > recent_count_) return false;
+      c = static_cast<unsigned char>(recent_ >> (8 * (older - 1)));
+    }
+    if (c != kEnd[4 - back]) return false;
   }
   return true;
 }

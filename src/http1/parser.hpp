@@ -135,7 +135,6 @@ class Parser {
   int request_field(std::string_view field, Span value) noexcept;
   bool host_valid(std::string_view host) noexcept;
   bool unsupported_version(std::uint32_t at) const noexcept;
-  int byte_before(std::uint32_t at, std::uint32_t back) const noexcept;
   // The `count` bytes before `at` end a line as RFC 9112 requires: CR LF
   // (count 2) or CR LF CR LF (count 4).
   bool line_endings_ok(std::uint32_t at, std::uint32_t count) const noexcept {
