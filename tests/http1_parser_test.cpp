@@ -227,6 +227,35 @@ TEST(Http1ParserTest, FieldSyntaxThatLlhttpAcceptsIsRejected) {
   });
 }
 
+// The request-target is scanned a vector (or word) at a time, with shorter
+// and overlapping tails: a bad byte is found at every length and position,
+// and a clean target of every length passes, in the shortest head there is.
+TEST(Http1ParserTest, TargetBytesAreCheckedAtEveryLengthAndPosition) {
+  const std::vector<std::size_t> every_byte = [] {
+    std::vector<std::size_t> cuts(64);
+    std::iota(cuts.begin(), cuts.end(), std::size_t{1});
+    return cuts;
+  }();
+  for (std::size_t length = 1; length <= 40; ++length) {
+    const std::string clean = "/" + std::string(length - 1, 'a');
+    const std::string request = "GET " + clean + " HTTP/1.0\r\n\r\n";
+    Outcome o = drive(request, {});
+    ASSERT_EQ(o.error_status, 0) << length << ": " << o.error_reason;
+    ASSERT_EQ(o.messages.size(), 1u);
+    EXPECT_EQ(o.messages[0].target, clean);
+    for (std::size_t at = 1; at < length; ++at) {
+      for (const char bad : {'\t', '#', '\x80', '\xff'}) {
+        std::string target = clean;
+        target[at] = bad;
+        const std::string dirty = "GET " + target + " HTTP/1.0\r\n\r\n";
+        o = drive(dirty, {});
+        EXPECT_EQ(o.error_status, 400) << printable(dirty);
+        EXPECT_EQ(drive(dirty, every_byte).error_status, 400) << printable(dirty);
+      }
+    }
+  }
+}
+
 TEST(Http1ParserTest, SyntaxLlhttpRejectsStaysRejected) {
   expect_rejected({
       {"CTL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: b\x01\r\n\r\n", 400},

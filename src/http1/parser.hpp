@@ -14,9 +14,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string_view>
-#include <vector>
 
 namespace portico {
 inline namespace v0 {
@@ -78,12 +78,12 @@ class Parser {
   // Streams the body to `sink` instead of assembling it. REQUIRES: before
   // the first execute() of the message.
   void stream_body(BodySink sink, void* user) noexcept {
-    sink_ = sink;
-    sink_user_ = user;
+    m_.sink = sink;
+    m_.sink_user = user;
   }
   // Response mode: the request was HEAD (or the response otherwise has no
   // body whatever its fields say). REQUIRES: before the first execute().
-  void expect_no_body() noexcept { no_body_ = true; }
+  void expect_no_body() noexcept { m_.no_body = true; }
 
   // Parses base[from, to). Stops after the head when a body follows, after
   // the message, or at an error. REQUIRES: when the body is assembled, the
@@ -96,8 +96,8 @@ class Parser {
 
   // ---- the message (the head from kHead or kMessage on) -------------------
   Mode mode() const noexcept { return mode_; }
-  Span method() const noexcept { return method_; }   // request mode
-  Span target() const noexcept { return target_; }   // request mode
+  Span method() const noexcept { return m_.method; }   // request mode
+  Span target() const noexcept { return m_.target; }   // request mode
   int status() const noexcept { return parser_.status_code; }  // response mode
   int version_major() const noexcept { return parser_.http_major; }
   int version_minor() const noexcept { return parser_.http_minor; }
@@ -111,29 +111,31 @@ class Parser {
   bool upgrade() const noexcept { return parser_.upgrade != 0; }
   bool chunked() const noexcept { return (parser_.flags & F_CHUNKED) != 0; }
   bool has_content_length() const noexcept { return (parser_.flags & F_CONTENT_LENGTH) != 0; }
-  std::uint64_t content_length() const noexcept { return declared_length_; }
+  std::uint64_t content_length() const noexcept { return m_.declared_length; }
   // Request mode: `Expect: 100-continue` on an HTTP/1.1 request.
-  bool expect_continue() const noexcept { return expect_continue_; }
+  bool expect_continue() const noexcept { return m_.expect_continue; }
   // Request mode: the Host field's value (empty Span when absent).
-  Span host() const noexcept { return host_; }
+  Span host() const noexcept { return m_.host; }
   // The assembled body (no sink): de-chunked, contiguous.
-  Span body() const noexcept { return body_; }
-  std::uint64_t body_bytes() const noexcept { return body_bytes_; }
-  bool head_complete() const noexcept { return head_done_; }
+  Span body() const noexcept { return m_.body; }
+  std::uint64_t body_bytes() const noexcept { return m_.body_bytes; }
+  bool head_complete() const noexcept { return m_.head_done; }
 
   // After kError: the status a server answers (400, 413, 414, 417, 431,
   // 505) and a short reason.
-  int error_status() const noexcept { return error_status_; }
-  const char* error_reason() const noexcept { return error_reason_; }
+  int error_status() const noexcept { return m_.error_status; }
+  const char* error_reason() const noexcept { return m_.error_reason != nullptr ? m_.error_reason : ""; }
 
  private:
   friend struct Callbacks;
 
   int reject(int status, const char* reason) noexcept;
-  int field_complete(Span name, Span value) noexcept;
-  int head_complete_checks() noexcept;
-  int request_field(std::string_view field, Span value) noexcept;
+  int field_complete() noexcept;
+  int trailer_complete(Span name, Span value) noexcept;
+  int host_field(Span value) noexcept;
+  int rare_request_field(std::string_view field, Span value) noexcept;
   bool host_valid(std::string_view host) noexcept;
+  int head_complete_checks() noexcept;
   bool unsupported_version(std::uint32_t at) const noexcept;
   // The `count` bytes before `at` end a line as RFC 9112 requires: CR LF
   // (count 2) or CR LF CR LF (count 4).
@@ -153,42 +155,52 @@ class Parser {
   bool line_endings_straddle(std::uint32_t at, std::uint32_t count) const noexcept;
   void remember(std::uint32_t to) noexcept;
 
-  llhttp_t parser_;
-  const Limits* limits_ = nullptr;
-  char* base_ = nullptr;           // the buffer of the execute() running
-  std::uint32_t from_ = 0;         // where that execute() started
-  std::uint32_t recent_ = 0;       // the last 4 bytes before from_, newest in the low byte
-  std::uint32_t recent_count_ = 0; // how many of them there are (at most 4)
-  Span method_, target_, name_, value_, host_, body_;
-  std::uint32_t value_end_ = 0;    // where the value's last piece ended
+  // Per-message state, zeroed by reset() in two blocks small enough to be
+  // cleared with a few vector stores rather than a string instruction.
+  struct MessageSpans {
+    Span method, target, name, value, host, body;
+  };
+  struct MessageState {
+    std::uint64_t declared_length;
+    std::uint64_t body_bytes;
+    BodySink sink;
+    void* sink_user;
+    const char* error_reason;    // nullptr until an error
+    std::uint32_t recent;        // the last 4 bytes before from_, newest in the low byte
+    std::uint32_t recent_count;  // how many of them there are (at most 4)
+    std::uint32_t value_end;     // where the value's last piece ended
+    std::uint16_t error_status;
+    std::uint8_t hosts;
+    bool no_body;
+    bool in_value;               // a value's first piece was seen
+    bool head_done;
+    bool head_reported;          // kHead was returned for this message
+    bool expect_continue;
+    bool message_done;
+  };
+  struct Message : MessageSpans, MessageState {};
   // Fields in storage kept across messages: a steady state allocates nothing.
   struct FieldList {
-    std::vector<Field> items;
+    std::unique_ptr<Field[]> items;
     std::uint32_t count = 0;
+    std::uint32_t capacity = 0;
     bool append(Field field) noexcept {
-      if (count == items.size()) return grow(field);
+      if (count == capacity) return grow(field);
       items[count++] = field;
       return true;
     }
     bool grow(Field field) noexcept;  // false when out of memory
-    std::span<const Field> view() const noexcept { return {items.data(), count}; }
+    std::span<const Field> view() const noexcept { return {items.get(), count}; }
   };
+
+  llhttp_t parser_;
+  const Limits* limits_ = nullptr;
+  char* base_ = nullptr;           // the buffer of the execute() running
+  std::uint32_t from_ = 0;         // where that execute() started
+  Mode mode_ = Mode::kRequest;
+  Message m_{};
   FieldList fields_;
   FieldList trailers_;
-  std::uint64_t declared_length_ = 0;
-  std::uint64_t body_bytes_ = 0;
-  BodySink sink_ = nullptr;
-  void* sink_user_ = nullptr;
-  const char* error_reason_ = "";
-  std::uint16_t error_status_ = 0;
-  std::uint8_t hosts_ = 0;
-  Mode mode_ = Mode::kRequest;
-  bool no_body_ = false;
-  bool in_value_ = false;          // a value's first piece was seen
-  bool head_done_ = false;
-  bool head_reported_ = false;     // kHead was returned for this message
-  bool expect_continue_ = false;
-  bool message_done_ = false;
   std::uint8_t host_memo_length_ = 0;  // kept across messages
   char host_memo_[62] = {};
 };
