@@ -209,6 +209,29 @@ void expect_shares(const std::vector<std::size_t>& counts, const std::vector<dou
   }
 }
 
+// The alias table is exact by construction (integers), up to the 32-bit
+// scaling of each bucket's threshold: every endpoint's probability is its
+// weight share to 1e-9, whatever the weights.
+TEST(GatewayBalancerTest, AliasTableGivesEveryEndpointItsWeightShare) {
+  SplitMix64 rng(kSeed);
+  Cluster random_weights;
+  for (int i = 0; i < 1000; ++i) {
+    random_weights.add("10.3." + std::to_string(i) + ".1:80", 1 + rng.below(1000));
+  }
+  for (const auto& cluster : {Cluster::weighted({1}), Cluster::weighted({1, 2, 3, 4}),
+                              Cluster::uniform(7), Cluster::weighted({1000, 1, 1, 1, 1, 1, 1}),
+                              Cluster::weighted({1, 1000, 999, 1}), random_weights}) {
+    const BalancerTable table = cluster.table(LbPolicy::kRandom);
+    double sum = 0;
+    for (std::uint32_t e = 0; e < table.size(); ++e) {
+      const double expected = cluster.weights[e] / static_cast<double>(table.total_weight());
+      EXPECT_NEAR(table.draw_probability(e), expected, 1e-9) << e << " of " << table.size();
+      sum += table.draw_probability(e);
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-9);
+  }
+}
+
 // 200,000 draws: one share's standard deviation is at most 0.0012, so the
 // tolerance of 0.01 is more than 8 of them; the seed is fixed anyway.
 constexpr std::size_t kDraws = 200'000;

@@ -127,16 +127,48 @@ std::optional<BalancerTable> BalancerTable::build(LbPolicy policy,
   BalancerTable table;
   table.policy_ = policy;
   table.weights_.reserve(endpoints.size());
-  table.cumulative_.reserve(endpoints.size());
   for (const BalancerEndpoint& e : endpoints) {
     table.total_weight_ += e.weight;
     table.weights_.push_back(e.weight);
-    table.cumulative_.push_back(table.total_weight_);
-    table.equal_weights_ = table.equal_weights_ && e.weight == endpoints[0].weight;
   }
+  table.build_alias();
   if (policy == LbPolicy::kRingHash) table.build_ring(endpoints, options);
   if (policy == LbPolicy::kMaglev) table.build_maglev(endpoints, options.maglev_table_size);
   return table;
+}
+
+// Vose's alias method in integers: bucket i starts with weight x n and a
+// bucket's capacity is the total weight; an under-full bucket is topped up
+// by one over-full endpoint, which then counts as under- or over-full again.
+// Only the final scaling of `keep` to 32 bits rounds.
+void BalancerTable::build_alias() {
+  const auto n = static_cast<std::uint32_t>(weights_.size());
+  const std::uint64_t capacity = total_weight_;
+  std::vector<std::uint64_t> fill(n);
+  std::vector<std::uint32_t> under;
+  std::vector<std::uint32_t> over;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    fill[i] = std::uint64_t{weights_[i]} * n;
+    (fill[i] < capacity ? under : over).push_back(i);
+  }
+  const auto keep_of = [&](std::uint64_t f) {
+    return f >= capacity ? std::numeric_limits<std::uint32_t>::max()
+                         : static_cast<std::uint32_t>((f << 32) / capacity);
+  };
+  alias_.assign(n, Alias{std::numeric_limits<std::uint32_t>::max(), 0});
+  for (std::uint32_t i = 0; i < n; ++i) alias_[i].other = static_cast<std::uint16_t>(i);
+  while (!under.empty() && !over.empty()) {
+    const std::uint32_t small = under.back();
+    const std::uint32_t large = over.back();
+    under.pop_back();
+    alias_[small] = {keep_of(fill[small]), static_cast<std::uint16_t>(large)};
+    fill[large] -= capacity - fill[small];
+    if (fill[large] < capacity) {
+      over.pop_back();
+      under.push_back(large);
+    }
+  }
+  // What is left is full to the unit (exact integers): it keeps itself.
 }
 
 // Ketama-style: endpoint e's points are XXH3(address, seed j) for j below its
@@ -229,8 +261,15 @@ void BalancerTable::build_maglev(std::span<const BalancerEndpoint> endpoints,
 std::uint32_t BalancerTable::ring_lookup(std::uint64_t key, Availability available) const noexcept {
   if (!available.any(size())) return kNoEndpoint;
   const std::size_t n = ring_hashes_.size();
-  std::size_t i = static_cast<std::size_t>(
-      std::lower_bound(ring_hashes_.begin(), ring_hashes_.end(), key) - ring_hashes_.begin());
+  // Branch-free lower bound: the comparisons of a random key are
+  // unpredictable, and a conditional move costs less than a mispredict.
+  const std::uint64_t* base = ring_hashes_.data();
+  for (std::size_t len = n; len > 1;) {
+    const std::size_t half = len / 2;
+    base = base[half] < key ? base + half : base;
+    len -= half;
+  }
+  std::size_t i = static_cast<std::size_t>(base - ring_hashes_.data()) + (*base < key ? 1 : 0);
   if (i == n) i = 0;
   // Every endpoint has a point, and one is available: the walk ends.
   while (!available.test(ring_endpoints_[i])) {
@@ -252,10 +291,15 @@ std::uint32_t BalancerTable::maglev_lookup(std::uint64_t key,
   return maglev_[slot];
 }
 
-std::uint32_t BalancerTable::endpoint_at_weight(std::uint32_t r) const noexcept {
-  if (equal_weights_) return r / weights_[0];
-  return static_cast<std::uint32_t>(std::upper_bound(cumulative_.begin(), cumulative_.end(), r) -
-                                    cumulative_.begin());
+double BalancerTable::draw_probability(std::uint32_t endpoint) const noexcept {
+  constexpr double kTwo32 = 4294967296.0;
+  double p = 0;
+  for (std::size_t bucket = 0; bucket < alias_.size(); ++bucket) {
+    const double keep = alias_[bucket].keep / kTwo32;
+    if (bucket == endpoint) p += keep;
+    if (alias_[bucket].other == endpoint) p += 1 - keep;
+  }
+  return p / static_cast<double>(alias_.size());
 }
 
 // ---- SplitMix64, Balancer ---------------------------------------------------
@@ -319,14 +363,14 @@ std::uint32_t Balancer::pick_round_robin(Availability available) noexcept {
 }
 
 // A weighted draw among the available endpoints. Draws from the whole table
-// and redraws on an unavailable endpoint (exact, and O(log n) while most are
-// available); after a few misses, one exact pass over the available ones.
+// and redraws on an unavailable endpoint (exact, and constant time while most
+// are available); after a few misses, one exact pass over the available ones.
 std::uint32_t Balancer::pick_weighted_random(Availability available) noexcept {
   const BalancerTable& t = *table_;
-  if (available.all()) return t.endpoint_at_weight(rng_.below(t.total_weight()));
+  if (available.all()) return t.draw(rng_());
   constexpr int kRedraws = 4;
   for (int i = 0; i < kRedraws; ++i) {
-    const std::uint32_t e = t.endpoint_at_weight(rng_.below(t.total_weight()));
+    const std::uint32_t e = t.draw(rng_());
     if (available.test(e)) return e;
   }
   std::uint32_t available_weight = 0;

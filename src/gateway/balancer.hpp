@@ -116,20 +116,33 @@ class BalancerTable {
   std::span<const std::uint16_t> maglev_entries() const noexcept { return maglev_; }
   std::size_t ring_points() const noexcept { return ring_hashes_.size(); }
 
-  // Weighted draw of an endpoint from a uniform `r` in [0, total_weight()).
-  std::uint32_t endpoint_at_weight(std::uint32_t r) const noexcept;
-  bool equal_weights() const noexcept { return equal_weights_; }
+  // An endpoint drawn with probability weight / total_weight() from 64
+  // uniform random bits, in constant time (Walker's alias method).
+  std::uint32_t draw(std::uint64_t random) const noexcept {
+    const auto bucket = static_cast<std::uint32_t>(((random >> 32) * alias_.size()) >> 32);
+    const Alias& a = alias_[bucket];
+    return static_cast<std::uint32_t>(random) < a.keep ? bucket : a.other;
+  }
+  // The probability draw() gives `endpoint`, from the alias table itself
+  // (tests check it against the weights). O(endpoints).
+  double draw_probability(std::uint32_t endpoint) const noexcept;
 
  private:
   BalancerTable() = default;
+  void build_alias();
   void build_ring(std::span<const BalancerEndpoint> endpoints, const BalancerOptions& options);
   void build_maglev(std::span<const BalancerEndpoint> endpoints, std::uint32_t table_size);
 
   LbPolicy policy_ = LbPolicy::kRoundRobin;
-  bool equal_weights_ = true;
   std::uint32_t total_weight_ = 0;
   std::vector<std::uint32_t> weights_;
-  std::vector<std::uint32_t> cumulative_;  // cumulative_[i] = weights 0..i; random, P2C
+  // Bucket i keeps i when the low 32 random bits are below `keep`, else
+  // gives `other` (random and least_request draw from it).
+  struct Alias {
+    std::uint32_t keep;
+    std::uint16_t other;
+  };
+  std::vector<Alias> alias_;
   // The ring, sorted by point: parallel arrays so the binary search touches
   // only the hashes.
   std::vector<std::uint64_t> ring_hashes_;
