@@ -46,9 +46,9 @@ struct BalancerEndpoint {
 };
 
 struct BalancerOptions {
-  // Maglev lookup table entries: a prime, larger than the endpoint count
-  // (the paper's 65537 keeps each endpoint's share within ~1% up to a few
-  // hundred endpoints).
+  // Maglev lookup table entries: a prime larger than the endpoint count;
+  // more entries per endpoint follow the weights more closely (the paper's
+  // 65537 by default).
   std::uint32_t maglev_table_size = 65537;
   // Ring hash: each endpoint gets kRingPointsPerWeight points per unit of
   // weight, raised so the ring has at least ring_min_size points (Envoy's
@@ -84,7 +84,7 @@ class Availability {
 };
 
 // The part of a cluster's balancing that depends only on its endpoint list:
-// weights, their prefix sums, the ring or the Maglev table. Built once per
+// weights, their alias table, the ring or the Maglev table. Built once per
 // config (re)load, then shared read-only; lookups allocate nothing.
 class BalancerTable {
  public:
