@@ -65,8 +65,9 @@ TEST(GatewayForwardAllocTest, ForwardingAllocatesNothingAfterWarmUp) {
   std::size_t bytes = 0;
   const auto one_exchange = [&](bool trusted) {
     request_parser.reset(http1::Mode::kRequest, nullptr);
-    ASSERT_EQ(request_parser.execute(request.data(), 0, static_cast<std::uint32_t>(request.size())).event,
-              http1::Event::kMessage);
+    ASSERT_EQ(
+        request_parser.execute(request.data(), 0, static_cast<std::uint32_t>(request.size())).event,
+        http1::Event::kMessage);
     const auto target = gw::normalize_target(request_parser.target().view(request.data()), scratch);
     ASSERT_TRUE(target.has_value());
     ASSERT_TRUE(gw::normalize_target(clean, scratch).has_value());
@@ -77,20 +78,25 @@ TEST(GatewayForwardAllocTest, ForwardingAllocatesNothingAfterWarmUp) {
     gw::RequestIds ids;
     out.clear();
     gw::write_request_head(
-        out, gw::ClientRequest::from(request_parser, request.data(), gw::strip_prefix(*target, "/api")), how, ids);
+        out,
+        gw::ClientRequest::from(request_parser, request.data(), gw::strip_prefix(*target, "/api")),
+        how, ids);
     bytes += out.size();
 
     response_parser.reset(http1::Mode::kResponse, nullptr);
-    ASSERT_NE(response_parser.execute(response.data(), 0, static_cast<std::uint32_t>(response.size())).event,
-              http1::Event::kError);
+    ASSERT_NE(
+        response_parser.execute(response.data(), 0, static_cast<std::uint32_t>(response.size()))
+            .event,
+        http1::Event::kError);
     gw::ResponseForwarding back;
     back.date_line = "Date: Tue, 01 Dec 2026 10:00:00 GMT\r\n";
     back.request_id = ids.request_id();
     back.edits = {add, remove};
     out.clear();
-    gw::write_response_head(
-        out, gw::UpstreamResponse::from(response_parser, response.data(), gw::status_reason(response), false),
-        back);
+    gw::write_response_head(out,
+                            gw::UpstreamResponse::from(response_parser, response.data(),
+                                                       gw::status_reason(response), false),
+                            back);
     bytes += out.size();
   };
   const std::size_t start = g_allocations.load(std::memory_order_relaxed);

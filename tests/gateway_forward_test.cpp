@@ -4,8 +4,8 @@
 // upstream receives; upstream response heads against the exact head the
 // client receives; path normalisation, traceparent and CIDR tables.
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 #include <cstring>
 #include <regex>
@@ -28,7 +28,8 @@ namespace http1 = portico::detail::http1;
 using namespace std::string_view_literals;
 
 constexpr std::string_view kSaneId = "X-Request-Id: req-1\r\n";
-constexpr std::string_view kTrace = "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n";
+constexpr std::string_view kTrace =
+    "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n";
 
 // The fields whose values are random: replaced by a marker so rows can
 // state every other byte exactly.
@@ -40,9 +41,9 @@ std::string mask_random(std::string head) {
 }
 
 struct Forwarded {
-  std::string head;  // masked
-  std::string raw;   // as written
-  gw::RequestIds ids;   // request_id() may view the request, gone after forward()
+  std::string head;        // masked
+  std::string raw;         // as written
+  gw::RequestIds ids;      // request_id() may view the request, gone after forward()
   std::string request_id;  // so a copy of it
   bool parsed = false;
 };
@@ -93,8 +94,8 @@ std::string tail(std::string_view more = {}) {
 
 struct RequestRow {
   const char* rule;
-  std::string fields;    // between "GET /p HTTP/1.1\r\nHost: h\r\n" and the id lines
-  std::string expected;  // between "GET /p HTTP/1.1\r\nHost: h\r\n" and tail()
+  std::string fields;      // between "GET /p HTTP/1.1\r\nHost: h\r\n" and the id lines
+  std::string expected;    // between "GET /p HTTP/1.1\r\nHost: h\r\n" and tail()
   std::string after = {};  // after tail(): Connection, framing
 };
 
@@ -107,22 +108,29 @@ TEST(GatewayForwardTest, HopByHopFieldsAreRemoved) {
       {"Keep-Alive", "Keep-Alive: timeout=5\r\n", ""},
       {"Proxy-Connection", "Proxy-Connection: keep-alive\r\n", ""},
       {"TE without trailers", "TE: gzip\r\n", ""},
-      {"TE trailers kept (and named in Connection)", "TE: gzip, trailers\r\n", "", "Connection: te\r\nTE: trailers\r\n"},
+      {"TE trailers kept (and named in Connection)", "TE: gzip, trailers\r\n", "",
+       "Connection: te\r\nTE: trailers\r\n"},
       {"Trailer", "Trailer: Expires\r\n", ""},
       {"Upgrade without a tunnel", "Upgrade: websocket\r\nConnection: Upgrade\r\n", ""},
-      {"Connection-named field", "Connection: X-Secret\r\nX-Secret: 1\r\nAccept: a\r\n", "Accept: a\r\n"},
+      {"Connection-named field", "Connection: X-Secret\r\nX-Secret: 1\r\nAccept: a\r\n",
+       "Accept: a\r\n"},
       {"Connection list, OWS, case",
-       "Connection: keep-alive ,\tx-one, ,X-TWO \r\nX-One: 1\r\nx-two: 2\r\nX-Three: 3\r\n", "X-Three: 3\r\n"},
-      {"two Connection fields", "Connection: a\r\nConnection: b\r\nA: 1\r\nB: 2\r\nC: 3\r\n", "C: 3\r\n"},
-      {"Expect dropped", "Expect: 100-continue\r\nContent-Length: 2\r\n", "", "Content-Length: 2\r\n"},
-      {"tracestate passes", "tracestate: congo=t61rcWkgMzE\r\n", "tracestate: congo=t61rcWkgMzE\r\n"},
+       "Connection: keep-alive ,\tx-one, ,X-TWO \r\nX-One: 1\r\nx-two: 2\r\nX-Three: 3\r\n",
+       "X-Three: 3\r\n"},
+      {"two Connection fields", "Connection: a\r\nConnection: b\r\nA: 1\r\nB: 2\r\nC: 3\r\n",
+       "C: 3\r\n"},
+      {"Expect dropped", "Expect: 100-continue\r\nContent-Length: 2\r\n", "",
+       "Content-Length: 2\r\n"},
+      {"tracestate passes", "tracestate: congo=t61rcWkgMzE\r\n",
+       "tracestate: congo=t61rcWkgMzE\r\n"},
       {"field order and case kept", "X-B: 2\r\nx-a: 1\r\n", "X-B: 2\r\nx-a: 1\r\n"},
   };
   for (const RequestRow& row : rows) {
-    const Forwarded f = forward("GET /p HTTP/1.1\r\nHost: h\r\n" + row.fields + std::string(kSaneId) +
-                                    std::string(kTrace) + "\r\n",
+    const Forwarded f = forward("GET /p HTTP/1.1\r\nHost: h\r\n" + row.fields +
+                                    std::string(kSaneId) + std::string(kTrace) + "\r\n",
                                 from("192.0.2.7"));
-    EXPECT_EQ(f.head, "GET /p HTTP/1.1\r\nHost: h\r\n" + row.expected + tail(row.after) + "\r\n") << row.rule;
+    EXPECT_EQ(f.head, "GET /p HTTP/1.1\r\nHost: h\r\n" + row.expected + tail(row.after) + "\r\n")
+        << row.rule;
   }
 }
 
@@ -131,23 +139,27 @@ TEST(GatewayForwardTest, ExactlyOneFraming) {
       {"no body: no framing", "", ""},
       {"Content-Length: 0 is no body", "Content-Length: 0\r\n", ""},
       {"Content-Length passed", "Content-Length: 12\r\n", "", "Content-Length: 12\r\n"},
-      {"chunked stays chunked", "Transfer-Encoding: chunked\r\n", "", "Transfer-Encoding: chunked\r\n"},
-      {"transfer codings before chunked are not forwarded as such", "Transfer-Encoding: gzip, chunked\r\n", "",
+      {"chunked stays chunked", "Transfer-Encoding: chunked\r\n", "",
        "Transfer-Encoding: chunked\r\n"},
+      {"transfer codings before chunked are not forwarded as such",
+       "Transfer-Encoding: gzip, chunked\r\n", "", "Transfer-Encoding: chunked\r\n"},
   };
   for (const RequestRow& row : rows) {
-    const Forwarded f = forward("POST /p HTTP/1.1\r\nHost: h\r\n" + row.fields + std::string(kSaneId) +
-                                    std::string(kTrace) + "\r\n",
+    const Forwarded f = forward("POST /p HTTP/1.1\r\nHost: h\r\n" + row.fields +
+                                    std::string(kSaneId) + std::string(kTrace) + "\r\n",
                                 from("192.0.2.7"));
-    EXPECT_EQ(f.head, "POST /p HTTP/1.1\r\nHost: h\r\n" + row.expected + tail(row.after) + "\r\n") << row.rule;
+    EXPECT_EQ(f.head, "POST /p HTTP/1.1\r\nHost: h\r\n" + row.expected + tail(row.after) + "\r\n")
+        << row.rule;
   }
 }
 
 TEST(GatewayForwardTest, ForwardedFieldsFromUntrustedPeerAreReplaced) {
   const Forwarded f = forward(
       "GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
-      "X-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\nForwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n"
-      "Accept: a\r\n" + std::string(kSaneId) + std::string(kTrace) + "\r\n",
+      "X-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\nForwarded: for=6.6.6.6\r\nX-Real-IP: "
+      "6.6.6.6\r\n"
+      "Accept: a\r\n" +
+          std::string(kSaneId) + std::string(kTrace) + "\r\n",
       from("192.0.2.7"));
   EXPECT_EQ(f.head, "GET /p HTTP/1.1\r\nHost: h\r\nAccept: a\r\n" + tail() + "\r\n");
 }
@@ -155,11 +167,14 @@ TEST(GatewayForwardTest, ForwardedFieldsFromUntrustedPeerAreReplaced) {
 TEST(GatewayForwardTest, ForwardedFieldsFromTrustedPeerAreKeptAndAppended) {
   const Forwarded f = forward(
       "GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\nX-Forwarded-Proto: https\r\n"
-      "X-Forwarded-Host: public.example\r\nX-Forwarded-For: 198.51.100.2, 10.0.0.3\r\nForwarded: for=x\r\n"
-      "X-Real-IP: 198.51.100.1\r\n" + std::string(kSaneId) + std::string(kTrace) + "\r\n",
+      "X-Forwarded-Host: public.example\r\nX-Forwarded-For: 198.51.100.2, 10.0.0.3\r\nForwarded: "
+      "for=x\r\n"
+      "X-Real-IP: 198.51.100.1\r\n" +
+          std::string(kSaneId) + std::string(kTrace) + "\r\n",
       from("10.0.0.9", true));
   EXPECT_EQ(f.head,
-            "GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\n"
+            "GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: "
+            "public.example\r\n"
             "Forwarded: for=x\r\nX-Real-IP: 198.51.100.1\r\n"
             "X-Forwarded-For: 198.51.100.1, 198.51.100.2, 10.0.0.3, 10.0.0.9\r\n"
             "Via: 1.1 portico\r\nX-Request-Id: req-1\r\n"
@@ -167,28 +182,33 @@ TEST(GatewayForwardTest, ForwardedFieldsFromTrustedPeerAreKeptAndAppended) {
 }
 
 TEST(GatewayForwardTest, TrustedPeerWithoutForwardedFieldsGetsThemSet) {
-  const Forwarded f =
-      forward("GET /p HTTP/1.1\r\nHost: h\r\n" + std::string(kSaneId) + std::string(kTrace) + "\r\n",
-              from("2001:db8::1", true));
-  EXPECT_EQ(f.head, "GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 2001:db8::1\r\nX-Forwarded-Proto: http\r\n"
-                    "X-Forwarded-Host: h\r\nVia: 1.1 portico\r\nX-Request-Id: req-1\r\n"
-                    "traceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n\r\n");
+  const Forwarded f = forward(
+      "GET /p HTTP/1.1\r\nHost: h\r\n" + std::string(kSaneId) + std::string(kTrace) + "\r\n",
+      from("2001:db8::1", true));
+  EXPECT_EQ(
+      f.head,
+      "GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 2001:db8::1\r\nX-Forwarded-Proto: http\r\n"
+      "X-Forwarded-Host: h\r\nVia: 1.1 portico\r\nX-Request-Id: req-1\r\n"
+      "traceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n\r\n");
 }
 
 TEST(GatewayForwardTest, ViaAppendedOrOmitted) {
-  const std::string request = "GET /p HTTP/1.1\r\nHost: h\r\nVia: 1.0 fred, 1.1 p.example (Apache/1.1)\r\n" +
-                              std::string(kSaneId) + std::string(kTrace) + "\r\n";
+  const std::string request =
+      "GET /p HTTP/1.1\r\nHost: h\r\nVia: 1.0 fred, 1.1 p.example (Apache/1.1)\r\n" +
+      std::string(kSaneId) + std::string(kTrace) + "\r\n";
   gw::RequestForwarding how = from("192.0.2.7");
   how.via = "edge-1";
-  EXPECT_EQ(forward(request, how).head,
-            "GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
-            "X-Forwarded-Host: h\r\nVia: 1.0 fred, 1.1 p.example (Apache/1.1), 1.1 edge-1\r\n"
-            "X-Request-Id: req-1\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n\r\n");
+  EXPECT_EQ(
+      forward(request, how).head,
+      "GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+      "X-Forwarded-Host: h\r\nVia: 1.0 fred, 1.1 p.example (Apache/1.1), 1.1 edge-1\r\n"
+      "X-Request-Id: req-1\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n\r\n");
   how.via = "";  // no Via of the gateway's; the client's passes as received
-  EXPECT_EQ(forward(request, how).head,
-            "GET /p HTTP/1.1\r\nHost: h\r\nVia: 1.0 fred, 1.1 p.example (Apache/1.1)\r\n"
-            "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n"
-            "X-Request-Id: req-1\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n\r\n");
+  EXPECT_EQ(
+      forward(request, how).head,
+      "GET /p HTTP/1.1\r\nHost: h\r\nVia: 1.0 fred, 1.1 p.example (Apache/1.1)\r\n"
+      "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n"
+      "X-Request-Id: req-1\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n\r\n");
 }
 
 TEST(GatewayForwardTest, HostRewriteAndStripPrefix) {
@@ -210,11 +230,13 @@ TEST(GatewayForwardTest, HostRewriteAndStripPrefix) {
 }
 
 TEST(GatewayForwardTest, Http10WithoutHostSendsEmptyHost) {
-  const Forwarded f = forward("GET /p HTTP/1.0\r\n" + std::string(kSaneId) + std::string(kTrace) + "\r\n",
-                              from("192.0.2.7"));
-  EXPECT_EQ(f.head, "GET /p HTTP/1.1\r\nHost: \r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
-                    "Via: 1.1 portico\r\nX-Request-Id: req-1\r\n"
-                    "traceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n\r\n");
+  const Forwarded f =
+      forward("GET /p HTTP/1.0\r\n" + std::string(kSaneId) + std::string(kTrace) + "\r\n",
+              from("192.0.2.7"));
+  EXPECT_EQ(f.head,
+            "GET /p HTTP/1.1\r\nHost: \r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+            "Via: 1.1 portico\r\nX-Request-Id: req-1\r\n"
+            "traceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n\r\n");
 }
 
 TEST(GatewayForwardTest, RequestIdKeptWhenSaneElseGenerated) {
@@ -224,17 +246,15 @@ TEST(GatewayForwardTest, RequestIdKeptWhenSaneElseGenerated) {
     bool kept;
   };
   const std::vector<Row> rows = {
-      {"X-Request-Id: abc-123\r\n", true},
-      {"x-request-id: " + long_id + "\r\n", true},
+      {"X-Request-Id: abc-123\r\n", true},           {"x-request-id: " + long_id + "\r\n", true},
       {"X-Request-Id: " + long_id + "b\r\n", false},  // 201 bytes
-      {"X-Request-Id: has space\r\n", false},
-      {"X-Request-Id: \r\n", false},
-      {"X-Request-Id: caf\xc3\xa9\r\n", false},
-      {"", false},
+      {"X-Request-Id: has space\r\n", false},        {"X-Request-Id: \r\n", false},
+      {"X-Request-Id: caf\xc3\xa9\r\n", false},      {"", false},
   };
   for (const Row& row : rows) {
     const Forwarded f =
-        forward("GET / HTTP/1.1\r\nHost: h\r\n" + row.field + std::string(kTrace) + "\r\n", from("192.0.2.7"));
+        forward("GET / HTTP/1.1\r\nHost: h\r\n" + row.field + std::string(kTrace) + "\r\n",
+                from("192.0.2.7"));
     ASSERT_TRUE(f.parsed) << row.field;
     EXPECT_EQ(f.ids.request_id_generated(), !row.kept) << row.field;
     const std::string& id = f.request_id;
@@ -264,11 +284,15 @@ TEST(GatewayForwardTest, TraceparentKeptReplacedOrStarted) {
       {"traceparent: " + valid + "\r\n", true},
       {"Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00\r\n", true},
       {"", false},
-      {"traceparent: 01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n", false},  // version
+      {"traceparent: 01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n",
+       false},  // version
       {"traceparent: ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n", false},
-      {"traceparent: 00-00000000000000000000000000000000-b7ad6b7169203331-01\r\n", false},  // zero trace
-      {"traceparent: 00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01\r\n", false},  // zero parent
-      {"traceparent: 00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01\r\n", false},  // uppercase
+      {"traceparent: 00-00000000000000000000000000000000-b7ad6b7169203331-01\r\n",
+       false},  // zero trace
+      {"traceparent: 00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01\r\n",
+       false},  // zero parent
+      {"traceparent: 00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01\r\n",
+       false},  // uppercase
       {"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra\r\n", false},
       {"traceparent: 00-0af7651916cd43dd8448eb211c8031-b7ad6b7169203331-01\r\n", false},  // short
       {"traceparent: 00_0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331_01\r\n", false},
@@ -276,7 +300,8 @@ TEST(GatewayForwardTest, TraceparentKeptReplacedOrStarted) {
   };
   const std::regex format("00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}");
   for (const Row& row : rows) {
-    const Forwarded f = forward("GET / HTTP/1.1\r\nHost: h\r\n" + row.fields + "\r\n", from("192.0.2.7"));
+    const Forwarded f =
+        forward("GET / HTTP/1.1\r\nHost: h\r\n" + row.fields + "\r\n", from("192.0.2.7"));
     ASSERT_TRUE(f.parsed) << row.fields;
     const std::string sent(f.ids.traceparent());
     EXPECT_TRUE(std::regex_match(sent, format)) << sent;
@@ -298,20 +323,23 @@ TEST(GatewayForwardTest, TraceparentKeptReplacedOrStarted) {
 }
 
 TEST(GatewayForwardTest, RouteRequestHeadersAddAndRemove) {
-  const gw::FieldValue add[] = {{"X-Gateway", "portico"}, {"Accept", "text/plain"}, {"Content-Length", "9"}};
+  const gw::FieldValue add[] = {
+      {"X-Gateway", "portico"}, {"Accept", "text/plain"}, {"Content-Length", "9"}};
   const std::string_view remove[] = {"x-debug", "X-Forwarded-Proto", "Transfer-Encoding"};
   gw::RequestForwarding how = from("192.0.2.7");
   how.edits = {add, remove};
-  const Forwarded f = forward("POST /p HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Debug: 1\r\nX-DEBUG: 2\r\n"
-                              "X-Keep: k\r\nTransfer-Encoding: chunked\r\n" +
-                                  std::string(kSaneId) + std::string(kTrace) + "\r\n",
-                              how);
+  const Forwarded f = forward(
+      "POST /p HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Debug: 1\r\nX-DEBUG: 2\r\n"
+      "X-Keep: k\r\nTransfer-Encoding: chunked\r\n" +
+          std::string(kSaneId) + std::string(kTrace) + "\r\n",
+      how);
   // Added fields replace the client's; removal reaches the gateway's own
   // X-Forwarded-Proto; framing fields are out of the route's reach.
-  EXPECT_EQ(f.head, "POST /p HTTP/1.1\r\nHost: h\r\nX-Keep: k\r\nX-Forwarded-For: 192.0.2.7\r\n"
-                    "X-Forwarded-Host: h\r\nVia: 1.1 portico\r\nX-Request-Id: req-1\r\n"
-                    "traceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n"
-                    "X-Gateway: portico\r\nAccept: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n");
+  EXPECT_EQ(f.head,
+            "POST /p HTTP/1.1\r\nHost: h\r\nX-Keep: k\r\nX-Forwarded-For: 192.0.2.7\r\n"
+            "X-Forwarded-Host: h\r\nVia: 1.1 portico\r\nX-Request-Id: req-1\r\n"
+            "traceparent: 00-0af7651916cd43dd8448eb211c80319c-<span>-01\r\n"
+            "X-Gateway: portico\r\nAccept: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n");
 }
 
 TEST(GatewayForwardTest, UpgradeKeptOnlyForTunnel) {
@@ -334,7 +362,8 @@ TEST(GatewayForwardTest, UpgradeKeptOnlyForTunnel) {
 
 TEST(GatewayForwardTest, WritesIntoOutputBufferToo) {
   // The explicit instantiation for the reactor's output: same bytes.
-  std::string request = "GET /p HTTP/1.1\r\nHost: h\r\n" + std::string(kSaneId) + std::string(kTrace) + "\r\n";
+  std::string request =
+      "GET /p HTTP/1.1\r\nHost: h\r\n" + std::string(kSaneId) + std::string(kTrace) + "\r\n";
   http1::Parser parser;
   parser.reset(http1::Mode::kRequest, nullptr);
   ASSERT_EQ(parser.execute(request.data(), 0, static_cast<std::uint32_t>(request.size())).event,
@@ -343,7 +372,8 @@ TEST(GatewayForwardTest, WritesIntoOutputBufferToo) {
   gw::RequestIds ids;
   portico::detail::OutputBuffer out(16);  // grows on the way
   gw::write_request_head(out, client, from("192.0.2.7"), ids);
-  EXPECT_EQ(mask_random(std::string(out.view())), "GET /p HTTP/1.1\r\nHost: h\r\n" + tail() + "\r\n");
+  EXPECT_EQ(mask_random(std::string(out.view())),
+            "GET /p HTTP/1.1\r\nHost: h\r\n" + tail() + "\r\n");
 }
 
 // ---- path normalisation ------------------------------------------------------
@@ -366,7 +396,7 @@ TEST(GatewayForwardTest, PathNormalisation) {
       {"/b/c/../..", "/"},
       {"/b/c/../../", "/"},
       {"/b/c/../../g", "/g"},
-      {"/b/c/../../../g", "!"},     // RFC 3986 clamps to /g; a gateway refuses
+      {"/b/c/../../../g", "!"},  // RFC 3986 clamps to /g; a gateway refuses
       {"/b/c/../../../../g", "!"},
       {"/./g", "/g"},
       {"/../g", "!"},
@@ -457,7 +487,8 @@ TEST(GatewayForwardTest, StripPrefixBySegment) {
       {"/a/b/c", "/a/b", "/c"},
   };
   for (const Row& row : rows)
-    EXPECT_EQ(gw::strip_prefix(row.target, row.prefix), row.expected) << row.target << " - " << row.prefix;
+    EXPECT_EQ(gw::strip_prefix(row.target, row.prefix), row.expected)
+        << row.target << " - " << row.prefix;
 }
 
 // ---- responses ---------------------------------------------------------------
@@ -467,7 +498,8 @@ struct Answered {
   gw::ClientFraming framing;
 };
 
-Answered answer(std::string response, const gw::ResponseForwarding& how, bool head_request = false) {
+Answered answer(std::string response, const gw::ResponseForwarding& how,
+                bool head_request = false) {
   Answered result;
   http1::Parser parser;
   parser.reset(http1::Mode::kResponse, nullptr);
@@ -478,8 +510,8 @@ Answered answer(std::string response, const gw::ResponseForwarding& how, bool he
     ADD_FAILURE() << "response did not parse: " << parser.error_reason();
     return result;
   }
-  const auto upstream =
-      gw::UpstreamResponse::from(parser, response.data(), gw::status_reason(response), head_request);
+  const auto upstream = gw::UpstreamResponse::from(parser, response.data(),
+                                                   gw::status_reason(response), head_request);
   result.framing = gw::write_response_head(result.head, upstream, how);
   return result;
 }
@@ -510,47 +542,63 @@ TEST(GatewayForwardTest, ResponseRows) {
   const std::vector<Row> rows = {
       {"Content-Length passes, Server passes, Date added, id echoed",
        "HTTP/1.1 200 OK\r\nServer: up/1\r\nContent-Length: 5\r\n\r\n", to_client(), false,
-       "HTTP/1.1 200 OK\r\nServer: up/1\r\n" + date + "X-Request-Id: req-1\r\nContent-Length: 5\r\n\r\n",
+       "HTTP/1.1 200 OK\r\nServer: up/1\r\n" + date +
+           "X-Request-Id: req-1\r\nContent-Length: 5\r\n\r\n",
        F::kLength, false},
       {"upstream Date kept, its reason phrase kept",
-       "HTTP/1.1 404 Nope\r\nDate: Mon, 30 Nov 2026 00:00:00 GMT\r\nContent-Length: 0\r\n\r\n", to_client(),
-       false,
+       "HTTP/1.1 404 Nope\r\nDate: Mon, 30 Nov 2026 00:00:00 GMT\r\nContent-Length: 0\r\n\r\n",
+       to_client(), false,
        "HTTP/1.1 404 Nope\r\nDate: Mon, 30 Nov 2026 00:00:00 GMT\r\nX-Request-Id: req-1\r\n"
        "Content-Length: 0\r\n\r\n",
        F::kLength, false},
-      {"empty reason: the standard one", "HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n", to_client(), false,
-       "HTTP/1.1 503 Service Unavailable\r\n" + date + "X-Request-Id: req-1\r\nContent-Length: 0\r\n\r\n",
+      {"empty reason: the standard one", "HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n", to_client(),
+       false,
+       "HTTP/1.1 503 Service Unavailable\r\n" + date +
+           "X-Request-Id: req-1\r\nContent-Length: 0\r\n\r\n",
        F::kLength, false},
       {"hop-by-hop removed, Connection-named too, upstream's X-Request-Id replaced",
        "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\n"
        "Proxy-Connection: x\r\nTrailer: X-T\r\nUpgrade: h2c\r\nX-Request-Id: theirs\r\nX-End: e\r\n"
        "Content-Length: 1\r\n\r\n",
        to_client(), false,
-       "HTTP/1.1 200 OK\r\nX-End: e\r\n" + date + "X-Request-Id: req-1\r\nContent-Length: 1\r\n\r\n",
+       "HTTP/1.1 200 OK\r\nX-End: e\r\n" + date +
+           "X-Request-Id: req-1\r\nContent-Length: 1\r\n\r\n",
        F::kLength, false},
-      {"chunked stays chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", to_client(), false,
-       "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nTransfer-Encoding: chunked\r\n\r\n", F::kChunked,
-       false},
-      {"close-delimited becomes chunked for a keep-alive 1.1 client", "HTTP/1.1 200 OK\r\nX: y\r\n\r\n",
-       to_client(), false, "HTTP/1.1 200 OK\r\nX: y\r\n" + date + "X-Request-Id: req-1\r\nTransfer-Encoding: chunked\r\n\r\n",
-       F::kChunked, false},
-      {"close-delimited stays so for a closing client", "HTTP/1.0 200 OK\r\n\r\n", to_client(true, false), false,
-       "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nConnection: close\r\n\r\n", F::kNone, true},
-      {"chunked to an HTTP/1.0 client: close-delimited", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-       to_client(false, true), false, "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nConnection: close\r\n\r\n",
-       F::kNone, true},
-      {"keep-alive HTTP/1.0 client with a length: told so", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
-       to_client(false, true), false,
-       "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
-       F::kLength, false},
-      {"client connection closing", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", to_client(true, false), false,
-       "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nConnection: close\r\nContent-Length: 2\r\n\r\n",
-       F::kLength, true},
-      {"HEAD: the length passes, no body", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", to_client(), true,
-       "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nContent-Length: 1234\r\n\r\n", F::kNone, false},
-      {"304 keeps its length", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\n\r\n",
+      {"chunked stays chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
        to_client(), false,
-       "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n" + date + "X-Request-Id: req-1\r\nContent-Length: 10\r\n\r\n",
+       "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nTransfer-Encoding: chunked\r\n\r\n",
+       F::kChunked, false},
+      {"close-delimited becomes chunked for a keep-alive 1.1 client",
+       "HTTP/1.1 200 OK\r\nX: y\r\n\r\n", to_client(), false,
+       "HTTP/1.1 200 OK\r\nX: y\r\n" + date +
+           "X-Request-Id: req-1\r\nTransfer-Encoding: chunked\r\n\r\n",
+       F::kChunked, false},
+      {"close-delimited stays so for a closing client", "HTTP/1.0 200 OK\r\n\r\n",
+       to_client(true, false), false,
+       "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nConnection: close\r\n\r\n", F::kNone,
+       true},
+      {"chunked to an HTTP/1.0 client: close-delimited",
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", to_client(false, true), false,
+       "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nConnection: close\r\n\r\n", F::kNone,
+       true},
+      {"keep-alive HTTP/1.0 client with a length: told so",
+       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", to_client(false, true), false,
+       "HTTP/1.1 200 OK\r\n" + date +
+           "X-Request-Id: req-1\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
+       F::kLength, false},
+      {"client connection closing", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+       to_client(true, false), false,
+       "HTTP/1.1 200 OK\r\n" + date +
+           "X-Request-Id: req-1\r\nConnection: close\r\nContent-Length: 2\r\n\r\n",
+       F::kLength, true},
+      {"HEAD: the length passes, no body", "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
+       to_client(), true,
+       "HTTP/1.1 200 OK\r\n" + date + "X-Request-Id: req-1\r\nContent-Length: 1234\r\n\r\n",
+       F::kNone, false},
+      {"304 keeps its length",
+       "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\n\r\n", to_client(), false,
+       "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n" + date +
+           "X-Request-Id: req-1\r\nContent-Length: 10\r\n\r\n",
        F::kNone, false},
       {"204: no framing", "HTTP/1.1 204 No Content\r\n\r\n", to_client(), false,
        "HTTP/1.1 204 No Content\r\n" + date + "X-Request-Id: req-1\r\n\r\n", F::kNone, false},
@@ -558,7 +606,8 @@ TEST(GatewayForwardTest, ResponseRows) {
        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
        to_client(), false,
-       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: "
+       "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
            date + "X-Request-Id: req-1\r\nConnection: upgrade\r\n\r\n",
        F::kNone, false},
   };
@@ -576,7 +625,9 @@ TEST(GatewayForwardTest, RouteResponseHeadersAddAndRemove) {
   gw::ResponseForwarding how = to_client();
   how.edits = {add, remove};
   const Answered a = answer(
-      "HTTP/1.1 200 OK\r\nServer: up\r\nCache-Control: max-age=60\r\nX-Other: o\r\nContent-Length: 3\r\n\r\n", how);
+      "HTTP/1.1 200 OK\r\nServer: up\r\nCache-Control: max-age=60\r\nX-Other: o\r\nContent-Length: "
+      "3\r\n\r\n",
+      how);
   EXPECT_EQ(a.head, "HTTP/1.1 200 OK\r\nX-Other: o\r\n" + std::string(kDate) +
                         "X-Request-Id: req-1\r\nX-Served-By: portico\r\nCache-Control: no-store\r\n"
                         "Content-Length: 3\r\n\r\n");
@@ -607,11 +658,14 @@ sockaddr_storage v6(const char* text) {
   std::memcpy(&storage, &sin6, sizeof sin6);
   return storage;
 }
-const sockaddr* as_sockaddr(const sockaddr_storage& s) { return reinterpret_cast<const sockaddr*>(&s); }
+const sockaddr* as_sockaddr(const sockaddr_storage& s) {
+  return reinterpret_cast<const sockaddr*>(&s);
+}
 
 TEST(GatewayForwardTest, CidrParse) {
-  const char* valid[] = {"10.0.0.0/8", "127.0.0.1", "0.0.0.0/0", "192.168.1.128/25", "::1/128", "::1",
-                         "::/0", "2001:db8::/32", "fe80::/10", "::ffff:10.0.0.0/104"};
+  const char* valid[] = {
+      "10.0.0.0/8", "127.0.0.1", "0.0.0.0/0",     "192.168.1.128/25", "::1/128",
+      "::1",        "::/0",      "2001:db8::/32", "fe80::/10",        "::ffff:10.0.0.0/104"};
   for (const char* text : valid) EXPECT_TRUE(gw::Cidr::parse(text).has_value()) << text;
   struct Bad {
     const char* text;

@@ -36,7 +36,8 @@ void BM_RequestHead(benchmark::State& state) {
   parser.execute(request.data(), 0, static_cast<std::uint32_t>(request.size()));
   std::string scratch;
   const auto target = gw::normalize_target(parser.target().view(request.data()), scratch);
-  const gw::ClientRequest client = gw::ClientRequest::from(parser, request.data(), gw::strip_prefix(*target, "/api"));
+  const gw::ClientRequest client =
+      gw::ClientRequest::from(parser, request.data(), gw::strip_prefix(*target, "/api"));
   gw::RequestForwarding how;
   how.client_address = "203.0.113.9";
   portico::detail::OutputBuffer out(4096);
@@ -58,7 +59,8 @@ void BM_ResponseHead(benchmark::State& state) {
   http1::Parser parser;
   parser.reset(http1::Mode::kResponse, nullptr);
   parser.execute(response.data(), 0, static_cast<std::uint32_t>(response.size()));
-  const auto upstream = gw::UpstreamResponse::from(parser, response.data(), gw::status_reason(response), false);
+  const auto upstream =
+      gw::UpstreamResponse::from(parser, response.data(), gw::status_reason(response), false);
   gw::ResponseForwarding how;
   how.date_line = "Date: Tue, 01 Dec 2026 10:00:00 GMT\r\n";
   how.request_id = "0af7651916cd43dd8448eb211c80319c";

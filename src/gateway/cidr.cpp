@@ -45,17 +45,19 @@ std::optional<Cidr> Cidr::parse(std::string_view text, std::string_view* error) 
   if (slash != std::string_view::npos) {
     const std::string_view digits = text.substr(slash + 1);
     const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), bits);
-    if (digits.empty() || digits.size() > 3 || ec != std::errc() || end != digits.data() + digits.size() ||
-        bits < 0 || bits > max_bits)
-      return fail(error, cidr.v4_ ? "prefix length must be 0 to 32" : "prefix length must be 0 to 128");
+    if (digits.empty() || digits.size() > 3 || ec != std::errc() ||
+        end != digits.data() + digits.size() || bits < 0 || bits > max_bits)
+      return fail(error,
+                  cidr.v4_ ? "prefix length must be 0 to 32" : "prefix length must be 0 to 128");
   }
   cidr.bits_ = static_cast<std::uint8_t>(bits);
   // Host bits must be zero.
   const int bytes = max_bits / 8;
   for (int i = 0; i < bytes; ++i) {
     const int kept = bits - 8 * i;  // bits of this byte inside the prefix
-    const std::uint8_t mask =
-        kept >= 8 ? 0xff : kept <= 0 ? 0 : static_cast<std::uint8_t>(0xff << (8 - kept));
+    const std::uint8_t mask = kept >= 8   ? 0xff
+                              : kept <= 0 ? 0
+                                          : static_cast<std::uint8_t>(0xff << (8 - kept));
     if ((cidr.network_[static_cast<std::size_t>(i)] & ~mask) != 0)
       return fail(error, "address has bits set past the prefix length");
   }
@@ -81,7 +83,8 @@ bool Cidr::contains(const sockaddr* address) const noexcept {
   if (address->sa_family == AF_INET) {
     sockaddr_in v4;
     std::memcpy(&v4, address, sizeof v4);
-    return contains(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(&v4.sin_addr), 4));
+    return contains(
+        std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(&v4.sin_addr), 4));
   }
   if (address->sa_family == AF_INET6) {
     sockaddr_in6 v6;

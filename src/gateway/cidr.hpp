@@ -22,7 +22,8 @@ class Cidr {
   // "ADDRESS/BITS" or "ADDRESS" (all bits). Bits past the prefix must be
   // zero ("10.1.0.0/8" is refused: it most likely says something else than
   // meant). On failure `error`, when given, says why.
-  static std::optional<Cidr> parse(std::string_view text, std::string_view* error = nullptr) noexcept;
+  static std::optional<Cidr> parse(std::string_view text,
+                                   std::string_view* error = nullptr) noexcept;
 
   // An AF_INET or AF_INET6 address; an IPv4-mapped IPv6 address
   // (::ffff:a.b.c.d, what a dual-stack socket reports) matches as the IPv4

@@ -16,7 +16,9 @@ using namespace std::string_view_literals;
 
 namespace {
 
-char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+char lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+}
 
 // `a` equals `lower_b` ignoring ASCII case. REQUIRES: lower_b is lowercase.
 bool is(std::string_view a, std::string_view lower_b) noexcept {
@@ -35,7 +37,9 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
-bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+bool is_ows(char c) noexcept {
+  return c == ' ' || c == '\t';
+}
 
 // Calls `each` with every element of a comma-separated list, without the
 // OWS around it and skipping empty ones (RFC 9110 §5.6.1); stops early
@@ -146,7 +150,8 @@ bool is_hop_by_hop(Kind kind) noexcept {
 
 // The Connection options that name no field the gateway keeps anyway.
 bool is_plain_connection_option(std::string_view option) noexcept {
-  return is(option, "keep-alive") || is(option, "close") || is(option, "upgrade") || is(option, "te");
+  return is(option, "keep-alive") || is(option, "close") || is(option, "upgrade") ||
+         is(option, "te");
 }
 
 // What one pass over a head found.
@@ -171,8 +176,9 @@ Survey survey(const char* base, std::span<const http1::Field> fields) noexcept {
     switch (classify(field.name.view(base))) {
       case Kind::kConnection:
         s.connection_names_fields =
-            s.connection_names_fields ||
-            any_list_element(value, [](std::string_view o) { return !is_plain_connection_option(o); });
+            s.connection_names_fields || any_list_element(value, [](std::string_view o) {
+              return !is_plain_connection_option(o);
+            });
         break;
       case Kind::kTe:
         s.te_trailers = s.te_trailers || any_list_element(value, [](std::string_view e) {
@@ -180,11 +186,21 @@ Survey survey(const char* base, std::span<const http1::Field> fields) noexcept {
                           return is(e, "trailers");
                         });
         break;
-      case Kind::kVia: s.has_via = true; break;
-      case Kind::kXForwardedFor: s.has_x_forwarded_for = true; break;
-      case Kind::kXForwardedProto: s.has_x_forwarded_proto = true; break;
-      case Kind::kXForwardedHost: s.has_x_forwarded_host = true; break;
-      case Kind::kDate: s.has_date = true; break;
+      case Kind::kVia:
+        s.has_via = true;
+        break;
+      case Kind::kXForwardedFor:
+        s.has_x_forwarded_for = true;
+        break;
+      case Kind::kXForwardedProto:
+        s.has_x_forwarded_proto = true;
+        break;
+      case Kind::kXForwardedHost:
+        s.has_x_forwarded_host = true;
+        break;
+      case Kind::kDate:
+        s.has_date = true;
+        break;
       case Kind::kXRequestId:
         // The first one decides; any other is dropped with it.
         if (!s.request_id_seen) s.request_id = value;
@@ -306,9 +322,7 @@ void write_request_head(Out& out, const ClientRequest& request, const RequestFor
       case Kind::kOther:
         break;
       case Kind::kUpgrade:
-        if (how.tunnel) {
-          if (!has_edits || !in_edits(how.edits, name)) http1::write_field(out, name, field.value.view(base));
-        }
+        if (how.tunnel) http1::write_field(out, name, field.value.view(base));
         continue;
       case Kind::kXForwardedProto:
       case Kind::kXForwardedHost:
@@ -414,8 +428,9 @@ ClientFraming write_response_head(Out& out, const UpstreamResponse& response,
     framing.close = true;  // close-delimited, as it came
   }
 
-  http1::write_status_line(out, response.status,
-                           response.reason.empty() ? reason_phrase(response.status) : response.reason);
+  http1::write_status_line(
+      out, response.status,
+      response.reason.empty() ? reason_phrase(response.status) : response.reason);
   for (const http1::Field& field : response.fields) {
     const std::string_view name = field.name.view(base);
     switch (classify(name)) {

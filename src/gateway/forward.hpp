@@ -27,7 +27,7 @@ struct FieldValue {
   std::string_view value;
 };
 struct HeaderEdits {
-  std::span<const FieldValue> add;          // set: replaces any field of that name
+  std::span<const FieldValue> add;           // set: replaces any field of that name
   std::span<const std::string_view> remove;  // drops every field of that name
 };
 
@@ -40,8 +40,8 @@ bool is_protected_field(std::string_view name) noexcept;
 // A client's parsed request head, as the upstream head is written from it.
 struct ClientRequest {
   std::string_view method;
-  std::string_view target;  // normalize_target() then strip_prefix()
-  std::string_view host;    // the client's Host value ("" when it sent none)
+  std::string_view target;     // normalize_target() then strip_prefix()
+  std::string_view host;       // the client's Host value ("" when it sent none)
   const char* base = nullptr;  // the fields' Spans are offsets from it
   std::span<const http1::Field> fields;
   http1::Framing framing = http1::Framing::kNone;  // of the body that follows
@@ -54,13 +54,13 @@ struct ClientRequest {
 
 // What the gateway knows of this hop, beyond the request.
 struct RequestForwarding {
-  std::string_view client_address;  // "192.0.2.7", "2001:db8::1": no port, no brackets
-  bool trusted_peer = false;        // the peer is in trusted_proxies
-  std::string_view proto = "http";  // X-Forwarded-Proto
-  std::string_view via = "portico"; // Via pseudonym; "" sends no Via
-  std::string_view host_rewrite;    // Host sent upstream; "" keeps the client's
-  HeaderEdits edits;                // the route's request_headers
-  bool tunnel = false;              // an Upgrade the route forwards
+  std::string_view client_address;   // "192.0.2.7", "2001:db8::1": no port, no brackets
+  bool trusted_peer = false;         // the peer is in trusted_proxies
+  std::string_view proto = "http";   // X-Forwarded-Proto
+  std::string_view via = "portico";  // Via pseudonym; "" sends no Via
+  std::string_view host_rewrite;     // Host sent upstream; "" keeps the client's
+  HeaderEdits edits;                 // the route's request_headers
+  bool tunnel = false;               // an Upgrade the route forwards
 };
 
 // Writes the upstream's request head into `out` (anything with
@@ -81,7 +81,7 @@ struct UpstreamResponse {
   std::string_view reason;  // as sent ("" writes the standard phrase)
   const char* base = nullptr;
   std::span<const http1::Field> fields;
-  bool has_body = false;    // a body follows (not HEAD, 1xx, 204, 304)
+  bool has_body = false;  // a body follows (not HEAD, 1xx, 204, 304)
   bool chunked = false;
   bool has_content_length = false;
   std::uint64_t content_length = 0;
@@ -97,10 +97,10 @@ struct UpstreamResponse {
 std::string_view status_reason(std::string_view head) noexcept;
 
 struct ResponseForwarding {
-  std::string_view date_line;   // "Date: ...\r\n", the reactor's cached line
-  std::string_view request_id;  // RequestIds::request_id(), echoed
-  HeaderEdits edits;            // the route's response_headers
-  bool client_http11 = true;    // the client's request was HTTP/1.1
+  std::string_view date_line;     // "Date: ...\r\n", the reactor's cached line
+  std::string_view request_id;    // RequestIds::request_id(), echoed
+  HeaderEdits edits;              // the route's response_headers
+  bool client_http11 = true;      // the client's request was HTTP/1.1
   bool client_keep_alive = true;  // the client connection may carry another request
 };
 

@@ -97,7 +97,8 @@ std::size_t absolute_form_prefix(std::string_view target) noexcept {
   const auto has_scheme = [&](std::string_view scheme) {  // scheme: lowercase
     if (target.size() < scheme.size()) return false;
     for (std::size_t i = 0; i < scheme.size(); ++i) {
-      const char c = target[i] >= 'A' && target[i] <= 'Z' ? static_cast<char>(target[i] + 32) : target[i];
+      const char c =
+          target[i] >= 'A' && target[i] <= 'Z' ? static_cast<char>(target[i] + 32) : target[i];
       if (c != scheme[i]) return false;
     }
     return true;
