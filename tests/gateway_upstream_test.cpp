@@ -711,7 +711,7 @@ TEST_F(UpstreamTest, SendBackpressureThenWritable) {
   UpstreamConnection* c = pool_->acquire(r);
   ASSERT_TRUE(run_until([&] { return r.connected; }));
   const int fd = upstream.accept_one();
-  const std::string body(32 * 1024 * 1024, 'x');  // more than loopback buffers hold
+  const std::string body(16 * 1024 * 1024, 'x');  // more than loopback buffers hold
   const std::string head = "POST / HTTP/1.1\r\nHost: upstream\r\nContent-Length: " +
                            std::to_string(body.size()) + "\r\n\r\n";
   // Batched, the send is queued (true) and goes short at the end of the

@@ -151,7 +151,8 @@ bool UpstreamConnection::send(std::string_view head, std::string_view tail) {
   if (batcher.own_output().empty()) {
     // With the iteration's other sends, as the server's responses go.
     batcher.out.append(head);
-    batcher.out.append(tail);
+    // OutputBuffer::append memcpys from data(): null for an empty view.
+    if (!tail.empty()) batcher.out.append(tail);
     if (batcher.queue_send(stream_, this)) return true;
     status = stream_.write(batcher.own_output());
     batcher.drop_own_output();
