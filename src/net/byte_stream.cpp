@@ -43,6 +43,23 @@ bool ByteStream::rearm(Reactor& reactor, IoHandler* handler) noexcept {
   return !reactor.modify(fd_, interest_ | kTrigger, handler);
 }
 
+ConnectStatus ByteStream::start_connect(const sockaddr* address, socklen_t length) noexcept {
+  // EINTR leaves the attempt going on in the background, as EINPROGRESS does.
+  if (sys::connect(fd_, address, length) == 0 || errno == EINPROGRESS || errno == EINTR) {
+    connecting_ = true;
+    return ConnectStatus::kInProgress;
+  }
+  return ConnectStatus::kFailed;
+}
+
+int ByteStream::finish_connect() noexcept {
+  connecting_ = false;
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (sys::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
+  return error;
+}
+
 ssize_t ByteStream::receive(std::span<char> room) noexcept {
   const ssize_t n = sys::recv(fd_, room.data(), room.size());
   return n >= 0 ? n : -errno;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -27,6 +28,12 @@ enum class WriteStatus : std::uint8_t {
   kProgress,  // some went out; the rest waits (pending) for EPOLLOUT
   kBlocked,   // none went out (the socket buffer is full); it waits
   kFailed,    // the connection is broken (reset, EPIPE): close it
+};
+
+// How a non-blocking connect started.
+enum class ConnectStatus : std::uint8_t {
+  kInProgress,  // wait for EPOLLOUT, then finish_connect()
+  kFailed,      // refused or unreachable at once; errno says which
 };
 
 enum class LingerStatus : std::uint8_t {
@@ -57,6 +64,16 @@ class ByteStream {
   bool blocked() const noexcept { return pending_ != nullptr || send_queued_; }
   // Nothing pending and no batched op out.
   bool idle() const noexcept { return pending_ == nullptr && !send_queued_ && !read_queued_; }
+
+  // ---- connecting (an upstream connection; a server's stream never is) ----
+  // Starts a non-blocking connect of this stream's socket to `address`. A
+  // connect that completes at once is reported like one in progress: the
+  // socket is writable at once, so one completion path serves both.
+  ConnectStatus start_connect(const sockaddr* address, socklen_t length) noexcept;
+  bool connecting() const noexcept { return connecting_; }
+  // EPOLLOUT (or EPOLLERR/EPOLLHUP) came while connecting: 0 when connected,
+  // else the errno the connect failed with (SO_ERROR).
+  int finish_connect() noexcept;
 
   // Registers with `reactor` for `interest` (EPOLLIN, EPOLLRDHUP, EPOLLOUT),
   // edge-triggered. False on failure (the caller closes).
@@ -123,6 +140,7 @@ class ByteStream {
   bool peer_eof_ : 1 = false;
   bool send_queued_ : 1 = false;  // output waits in the IoBatcher's queued sends
   bool read_queued_ : 1 = false;  // a read waits in the IoBatcher's queued reads
+  bool connecting_ : 1 = false;   // start_connect() ran, finish_connect() not yet
   // Output a write could not take yet (rare: the socket buffer was full).
   std::unique_ptr<Pending> pending_;
 };

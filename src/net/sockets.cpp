@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,6 +70,21 @@ int open_listener(const sockaddr_storage& address, socklen_t length, bool reuse_
   }
   if (sys::bind(fd, reinterpret_cast<const sockaddr*>(&address), length) != 0 ||
       sys::listen(fd, backlog) != 0) {
+    error = last_error();
+    sys::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int open_client_socket(int family, std::error_code& error) noexcept {
+  const int fd = sys::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = last_error();
+    return -1;
+  }
+  const int one = 1;
+  if (sys::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
     error = last_error();
     sys::close(fd);
     return -1;

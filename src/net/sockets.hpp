@@ -24,6 +24,10 @@ void set_port(sockaddr_storage& address, std::uint16_t port) noexcept;
 // SO_REUSEPORT when `reuse_port`); -1 with `error` set on failure.
 int open_listener(const sockaddr_storage& address, socklen_t length, bool reuse_port, int backlog,
                   std::error_code& error) noexcept;
+// A non-blocking stream socket of `family` for an outgoing connection, with
+// TCP_NODELAY (a request head is written whole; Nagle would hold back a
+// body's last segment); -1 with `error` set on failure.
+int open_client_socket(int family, std::error_code& error) noexcept;
 // The port `fd` is bound to (getsockname); 0 if it cannot be told.
 std::uint16_t local_port(int fd) noexcept;
 // The peer of `fd` as "host:port" or "[v6]:port" (getpeername), written to
