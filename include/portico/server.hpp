@@ -44,6 +44,19 @@ struct Middleware {
   detail::UniqueFunction<void(const Request&, Response&)> after;
 };
 
+namespace detail {
+class ExchangeTaker;
+}  // namespace detail
+
+// A handler that takes its exchanges over at the request head and streams
+// them both ways itself: the request body as it is read, the response as it
+// comes (the gateway's proxy, made by portico::Gateway::proxy()). Opaque to
+// a host, which passes it to any() or add_route() like a Handler; no
+// middleware runs around it.
+struct StreamingHandler {
+  std::shared_ptr<detail::ExchangeTaker> taker;
+};
+
 struct RouteOptions {
   // Run the handler on the worker pool (for handlers that block). When the
   // worker queue is full the request is answered 503 with Retry-After.
@@ -69,6 +82,10 @@ class Routes {
                  RouteOptions route_options = {});
   // Any method.
   RouteError add_any(std::string_view pattern, Handler handler, RouteOptions route_options = {});
+  RouteError add(Method method, std::string_view pattern, StreamingHandler handler);
+  RouteError add(std::string_view method_token, std::string_view pattern,
+                 StreamingHandler handler);
+  RouteError add_any(std::string_view pattern, StreamingHandler handler);
 
   std::size_t size() const noexcept;
 
@@ -224,6 +241,8 @@ class Server {
   Server& head(std::string_view pattern, Handler handler, RouteOptions route_options = {});
   Server& options(std::string_view pattern, Handler handler, RouteOptions route_options = {});
   Server& any(std::string_view pattern, Handler handler, RouteOptions route_options = {});
+  Server& any(std::string_view pattern, StreamingHandler handler);
+  RouteError add_route(Method method, std::string_view pattern, StreamingHandler handler);
   RouteError add_route(Method method, std::string_view pattern, Handler handler,
                        RouteOptions route_options = {});
   RouteError add_route(std::string_view method_token, std::string_view pattern,

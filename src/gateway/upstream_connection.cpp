@@ -381,13 +381,20 @@ void UpstreamConnection::process_input() noexcept {
           in_.consume(parsed_);
           parsed_ = body_end_ = 0;
         }
+        handler_->on_upstream_read_done(*this);
         return;
       case http1::Event::kHead:
       case http1::Event::kMessage: {
         if (!head_was_done) {
           const int status = parser_.status();
-          const UpstreamResponseHead head{status, parser_.version_minor(), parser_.fields(),
-                                          in_.data()};
+          const UpstreamResponseHead head{status,
+                                          parser_.version_minor(),
+                                          parser_.fields(),
+                                          in_.data(),
+                                          parsed_,
+                                          parser_.chunked(),
+                                          parser_.has_content_length(),
+                                          parser_.content_length()};
           if (!request_sent()) early_response_ = true;
           if (status < 200 && status != 101) {
             // An interim response: the final one follows on this connection.

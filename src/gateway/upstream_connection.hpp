@@ -44,6 +44,10 @@ struct UpstreamResponseHead {
   int version_minor = 1;
   std::span<const http1::Field> fields;
   const char* base = nullptr;  // what the fields' Spans are offsets from
+  std::uint32_t head_length = 0;  // base[0, head_length): the head as sent
+  bool chunked = false;
+  bool has_content_length = false;
+  std::uint64_t content_length = 0;
 
   std::string_view name(const http1::Field& field) const noexcept { return field.name.view(base); }
   std::string_view value(const http1::Field& field) const noexcept {
@@ -84,6 +88,11 @@ class UpstreamHandler {
   virtual void on_upstream_error(UpstreamConnection& connection, ErrorLabel label) noexcept = 0;
   // Output that waited (send() returned false) has all gone out.
   virtual void on_upstream_writable(UpstreamConnection& connection) noexcept = 0;
+  // The pieces of one read have all been handed on (a proxy writes what it
+  // gathered from them in one go). Ignored unless overridden.
+  virtual void on_upstream_read_done(UpstreamConnection& connection) noexcept {
+    (void)connection;
+  }
 
  protected:
   ~UpstreamHandler() = default;

@@ -18,7 +18,7 @@ UpstreamPool::UpstreamPool(UpstreamIo io, const sockaddr_storage& address, sockl
     : io_(io), address_(address), length_(length), options_(options) {}
 
 UpstreamPool::~UpstreamPool() {
-  assert(active_ == 0);
+  assert(active() == 0);
   drain();
 }
 
@@ -26,8 +26,8 @@ UpstreamConnection* UpstreamPool::acquire(UpstreamHandler& handler, bool head_re
   assert(!draining_);
   if (UpstreamConnection* connection = idle_; connection != nullptr) {
     unlink(*connection);
-    --pooled_;
-    ++active_;
+    set(pooled_, pooled() - 1);
+    set(active_, active() + 1);
     connection->begin_exchange(handler, head_request);
     return connection;
   }
@@ -41,23 +41,23 @@ UpstreamConnection* UpstreamPool::acquire(UpstreamHandler& handler, bool head_re
     sys::close(fd);
     return nullptr;
   }
-  ++active_;
+  set(active_, active() + 1);
   connection->connect(reinterpret_cast<const sockaddr*>(&address_), length_, handler,
                       head_request);
   return connection;
 }
 
 void UpstreamPool::release(UpstreamConnection& connection) noexcept {
-  assert(active_ > 0);
-  --active_;
+  assert(active() > 0);
+  set(active_, active() - 1);
   // LIFO: the most recently used connection is the one least likely to have
   // been closed by the upstream's own idle timeout, and its state is warm.
-  if (!draining_ && pooled_ < options_.max_idle_per_endpoint && connection.poolable()) {
+  if (!draining_ && pooled() < options_.max_idle_per_endpoint && connection.poolable()) {
     connection.prev = nullptr;
     connection.next = idle_;
     if (idle_ != nullptr) idle_->prev = &connection;
     idle_ = &connection;
-    ++pooled_;
+    set(pooled_, pooled() + 1);
     connection.park();
     return;
   }
@@ -67,7 +67,7 @@ void UpstreamPool::release(UpstreamConnection& connection) noexcept {
 
 void UpstreamPool::drop_idle(UpstreamConnection& connection) noexcept {
   unlink(connection);
-  --pooled_;
+  set(pooled_, pooled() - 1);
   connection.close();
   connection.release_when_unused();
 }

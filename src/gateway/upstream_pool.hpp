@@ -8,6 +8,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 
@@ -55,8 +56,9 @@ class UpstreamPool {
   bool draining() const noexcept { return draining_; }
 
   // Connections handed out (connecting or in an exchange), and pooled.
-  std::size_t active() const noexcept { return active_; }
-  std::size_t pooled() const noexcept { return pooled_; }
+  // Written by the pool's thread only; any thread may read them (/clusters).
+  std::size_t active() const noexcept { return active_.load(std::memory_order_relaxed); }
+  std::size_t pooled() const noexcept { return pooled_.load(std::memory_order_relaxed); }
 
   // ---- for UpstreamConnection ----------------------------------------------
   UpstreamIo& io() noexcept { return io_; }
@@ -75,8 +77,12 @@ class UpstreamPool {
   socklen_t length_;
   UpstreamPoolOptions options_;
   UpstreamConnection* idle_ = nullptr;  // most recently pooled first
-  std::size_t active_ = 0;
-  std::size_t pooled_ = 0;
+  static void set(std::atomic<std::size_t>& counter, std::size_t value) noexcept {
+    counter.store(value, std::memory_order_relaxed);
+  }
+
+  std::atomic<std::size_t> active_{0};
+  std::atomic<std::size_t> pooled_{0};
   bool draining_ = false;
 };
 

@@ -76,7 +76,7 @@ class Parser {
   // allocates nothing. The body is assembled in place unless a sink is set.
   void reset(Mode mode, const Limits* limits) noexcept;
   // Streams the body to `sink` instead of assembling it. REQUIRES: before
-  // the first execute() of the message.
+  // the first body byte is parsed (at kHead at the latest).
   void stream_body(BodySink sink, void* user) noexcept {
     m_.sink = sink;
     m_.sink_user = user;
@@ -120,6 +120,13 @@ class Parser {
   Span body() const noexcept { return m_.body; }
   std::uint64_t body_bytes() const noexcept { return m_.body_bytes; }
   bool head_complete() const noexcept { return m_.head_done; }
+  // While a body streams to a sink, outside trailers, no Span refers to the
+  // bytes parsed so far: the caller may drop them and pass a new base
+  // (execute(new_base, 0, ...)); the head's Spans are then gone.
+  bool can_rebase() const noexcept {
+    return m_.head_done && m_.sink != nullptr && !m_.in_value && m_.name.length == 0 &&
+           trailers_.count == 0;
+  }
 
   // After kError: the status a server answers (400, 413, 414, 417, 431,
   // 505) and a short reason.

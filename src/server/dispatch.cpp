@@ -42,8 +42,7 @@ MethodSet ServerConnection::advertised(MethodSet routed) const noexcept {
   return routed;
 }
 
-void ServerConnection::dispatch() noexcept {
-  ServerExchange& ex = *exchange_;
+void ServerConnection::fill_request(ServerExchange& ex) noexcept {
   Request& req = ex.request;
   const ServerOptions& options = shard_.core.options();
   const char* base = in_.data();
@@ -67,15 +66,64 @@ void ServerConnection::dispatch() noexcept {
   req.header_count_ = count;
   req.body_ = parsed.body().view(base);
   req.version_minor_ = parsed.version_minor();
-  ++requests_;
-  bump(shard_.counters.requests);
-
   bool keep_alive = parsed.keep_alive() && !parsed.upgrade() && !shard_.shutting_down;
-  if (options.max_requests_per_connection != 0 && requests_ >= options.max_requests_per_connection)
+  if (options.max_requests_per_connection != 0 &&
+      requests_ + 1 >= options.max_requests_per_connection)
     keep_alive = false;
   ex.keep_alive = keep_alive;
   req.keep_alive_ = keep_alive;
   ex.head_request = req.method_ == Method::Head;
+}
+
+bool ServerConnection::dispatch_head() noexcept {
+  ServerExchange& ex = *exchange_;
+  Request& req = ex.request;
+  fill_request(ex);
+  const FrozenRouter<RouteRef>& table = shard_.reader->table();
+  RouteMatch<RouteRef> match = req.method_ ? table.match(*req.method_, req.path_, req.params_)
+                                           : table.match(req.method_name_, req.path_, req.params_);
+  if (!match || !(*match.handler)->taker) {
+    // Routed again, with its body, at dispatch().
+    req.params_.clear();
+    return false;
+  }
+  ++requests_;
+  bump(shard_.counters.requests);
+  ex.route_ref = match.handler;
+  ex.route = match.handler->get();
+  if (!req.params_.empty())
+    ParamsAccess::rebind_names(req.params_, ex.route->param_names(req.params_));
+  start_streaming();
+  return true;
+}
+
+void ServerConnection::start_streaming() noexcept {
+  ServerExchange& ex = *exchange_;
+  ex.route_hold = *ex.route_ref;  // the table may be replaced while it streams
+  StreamingExchange* taken = ex.route->taker->take(ClientStream(this), ex);
+  if (taken == nullptr) {
+    // Answered at once. A body not read yet cannot be skipped: close after.
+    if (phase_ == Phase::kBody) ex.keep_alive = false;
+    finish_response();
+    return;
+  }
+  ex.streaming = taken;
+  ex.request_done = phase_ != Phase::kBody;
+  phase_ = Phase::kTaken;
+  if (ex.request_done) {
+    taken->on_request_end();
+  } else {
+    ex.parser.stream_body(&ServerConnection::on_body_piece, this);
+  }
+}
+
+void ServerConnection::dispatch() noexcept {
+  ServerExchange& ex = *exchange_;
+  Request& req = ex.request;
+  const ServerOptions& options = shard_.core.options();
+  fill_request(ex);
+  ++requests_;
+  bump(shard_.counters.requests);
 
   // Route.
   const FrozenRouter<RouteRef>& table = shard_.reader->table();
@@ -101,6 +149,10 @@ void ServerConnection::dispatch() noexcept {
     ex.route = match.handler->get();
     if (!req.params_.empty())
       ParamsAccess::rebind_names(req.params_, ex.route->param_names(req.params_));
+    if (ex.route->taker) {
+      start_streaming();
+      return;
+    }
     run_handler();
     return;
   }

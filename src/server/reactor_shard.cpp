@@ -72,6 +72,10 @@ void ServerExchange::reset() noexcept {
   keep_alive = true;
   continue_due = false;
   stream_started = false;
+  streaming = nullptr;
+  request_done = false;
+  body_paused = false;
+  write_blocked = false;
   route = nullptr;
   route_ref = nullptr;
   route_hold.reset();
@@ -160,6 +164,10 @@ void ReactorShard::thread_main() {
   reactor.cancel(shutdown_timer);
   reactor.cancel(listener.retry_timer);
   while (connections != nullptr) connections->force_close();
+  // Upstream pools and the like, after the exchanges that used them.
+  batcher.flush_reads();
+  batcher.flush_sends();
+  extensions.clear();
   while (free_exchanges != nullptr) {
     ServerExchange* next = free_exchanges->next_free;
     heap.destroy(free_exchanges);

@@ -10,10 +10,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "net/io_batcher.hpp"
@@ -47,6 +49,13 @@ struct ReactorStatsCounters {
   void count_reply(ErrorLabel label) noexcept { bump(replies[static_cast<std::size_t>(label)]); }
 };
 
+// State another layer keeps per reactor (the gateway's upstream pools and
+// balancers): made on the reactor's thread when first needed, destroyed
+// there once every client connection is closed.
+struct ShardExtension {
+  virtual ~ShardExtension() = default;
+};
+
 struct ReactorShard {
   ReactorShard(ServerCore& core_ref, const ServerOptions& options);
 
@@ -76,6 +85,15 @@ struct ReactorShard {
   bool shutting_down = false;
   Timer shutdown_timer;
   ReactorStatsCounters counters;
+  // Per-reactor state of other layers, by their key (few: a linear search).
+  std::vector<std::pair<const void*, std::unique_ptr<ShardExtension>>> extensions;
+
+  ShardExtension* extension(const void* key) const noexcept {
+    for (const auto& [owner, state] : extensions) {
+      if (owner == key) return state.get();
+    }
+    return nullptr;
+  }
 
   ServerExchange* acquire_exchange(ServerConnection* connection);
   void release_exchange(ServerExchange* exchange) noexcept;

@@ -2,6 +2,8 @@
 // routes.hpp and portico/server.hpp).
 #include "server/routes.hpp"
 
+#include "server/exchange_taker.hpp"
+
 #include <mutex>
 #include <utility>
 
@@ -64,6 +66,34 @@ RouteError Routes::add_any(std::string_view pattern, Handler handler, RouteOptio
   RouteError error =
       impl_->router.add_any(pattern, make_entry(std::move(handler), std::move(route_options)));
   if (!error) ++impl_->count;
+  return error;
+}
+
+namespace {
+detail::RouteRef make_streaming_entry(StreamingHandler handler) {
+  auto entry = std::make_shared<detail::RouteEntry>();
+  entry->taker = std::move(handler.taker);
+  return entry;
+}
+}  // namespace
+
+RouteError Routes::add(Method method, std::string_view pattern, StreamingHandler handler) {
+  RouteError error = impl_->router.add(method, pattern, make_streaming_entry(std::move(handler)));
+  if (!error) ++impl_->count, ++impl_->streaming;
+  return error;
+}
+
+RouteError Routes::add(std::string_view method_token, std::string_view pattern,
+                       StreamingHandler handler) {
+  RouteError error =
+      impl_->router.add(method_token, pattern, make_streaming_entry(std::move(handler)));
+  if (!error) ++impl_->count, ++impl_->streaming;
+  return error;
+}
+
+RouteError Routes::add_any(std::string_view pattern, StreamingHandler handler) {
+  RouteError error = impl_->router.add_any(pattern, make_streaming_entry(std::move(handler)));
+  if (!error) ++impl_->count, ++impl_->streaming;
   return error;
 }
 

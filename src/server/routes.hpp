@@ -18,8 +18,12 @@ namespace portico {
 inline namespace v0 {
 namespace detail {
 
+class ExchangeTaker;
+
 struct RouteEntry {
   mutable Handler handler;
+  // Set for a StreamingHandler's route: it takes exchanges at their head.
+  std::shared_ptr<ExchangeTaker> taker;
   bool blocking = false;
   mutable std::vector<Middleware> middleware;
 
@@ -46,6 +50,7 @@ using RouteTable = PublishedRouter<RouteRef>;
 struct Routes::Impl {
   Router<detail::RouteRef> router;
   std::size_t count = 0;
+  std::size_t streaming = 0;  // routes with a StreamingHandler
 };
 
 }  // namespace v0

@@ -100,6 +100,16 @@ Server& Server::any(std::string_view pattern, Handler handler, RouteOptions rout
   }));
 }
 
+Server& Server::any(std::string_view pattern, StreamingHandler handler) {
+  return keep_error(core_->change_routes(
+      [&](Routes& routes) { return routes.add_any(pattern, std::move(handler)); }));
+}
+
+RouteError Server::add_route(Method method, std::string_view pattern, StreamingHandler handler) {
+  return core_->change_routes(
+      [&](Routes& routes) { return routes.add(method, pattern, std::move(handler)); });
+}
+
 RouteError Server::add_route(Method method, std::string_view pattern, Handler handler,
                              RouteOptions route_options) {
   return core_->change_routes([&](Routes& routes) {

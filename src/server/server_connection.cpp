@@ -70,7 +70,9 @@ void ServerConnection::handle_io(std::uint32_t events) noexcept {
       if (stream_.drain_linger() == LingerStatus::kDone) close();
       return;
     }
-    if (exchange_ != nullptr && phase_ == Phase::kDeferred) {
+    if (exchange_ != nullptr &&
+        (phase_ == Phase::kDeferred ||
+         (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused)))) {
       // Not reading while a deferred response is out. A hang-up means the
       // peer is gone: close the fd and wait for the completion. A half-close
       // still lets the response go out.
@@ -131,6 +133,12 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
     // buffer were answered (or are deferred); a partial one can never
     // complete. flush() closes once the last response is out.
     stream_.set_peer_eof();
+    if (exchange_ != nullptr && phase_ == Phase::kTaken) {
+      // A request cut short can never complete; a whole one still gets its
+      // response (then the connection closes).
+      if (!exchange_->request_done) close();
+      return false;
+    }
     if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
       shard_.release_exchange(exchange_);
       exchange_ = nullptr;
@@ -151,6 +159,7 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
   process_input();
   if (stream_.closed() || close_after_write_ || phase_ == Phase::kDeferred || stream_.has_pending())
     return false;
+  if (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused)) return false;
   if (static_cast<std::size_t>(result) < asked) {
     // A short read drained the socket; more bytes bring a new edge. But a
     // FIN that came with these bytes brings none: read on to see it.
@@ -174,6 +183,7 @@ void ServerConnection::on_received(std::span<char> room, ssize_t result,
 void ServerConnection::process_input() noexcept {
   const ServerOptions& options = shard_.core.options();
   while (!stream_.closed() && !close_after_write_ && phase_ != Phase::kDeferred) {
+    if (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused)) break;
     const std::size_t available = in_.size() - parsed_;
     if (available == 0) break;
     if (exchange_ == nullptr) {
@@ -192,6 +202,10 @@ void ServerConnection::process_input() noexcept {
     parsed_ = progress.at;
     switch (progress.event) {
       case http1::Event::kNeedMore:
+        if (phase_ == Phase::kTaken) {
+          consume_streamed();
+          return;
+        }
         if (!ex.parser.head_complete() && parsed_ > options.max_header_bytes) {
           fail(431);
           return;
@@ -203,14 +217,34 @@ void ServerConnection::process_input() noexcept {
         phase_start_ = now_ticks();
         ex.continue_due = ex.parser.expect_continue();
         if (parsed_ == in_.size()) send_continue_if_due(ex);
+        if (shard_.core.streaming_routes() && dispatch_head() && phase_ != Phase::kTaken) {
+          // Answered at once (the body unread): close after the answer.
+          complete_exchange();
+          return;
+        }
         continue;  // the body, or as much of it as is here
       case http1::Event::kMessage:
+        if (phase_ == Phase::kTaken) {
+          ex.request_done = true;
+          ex.streaming->on_request_end();
+          return;
+        }
         dispatch();
-        if (phase_ == Phase::kDeferred || stream_.closed()) return;
+        if (phase_ == Phase::kDeferred || phase_ == Phase::kTaken || stream_.closed()) return;
         complete_exchange();
         continue;
       case http1::Event::kError:
         bump(shard_.counters.bad_requests);
+        if (phase_ == Phase::kTaken) {
+          // The body turned bad mid-stream: the taker abandons the exchange;
+          // the client gets the refusal, or a cut-short response.
+          StreamingExchange* taken = std::exchange(ex.streaming, nullptr);
+          taken->on_request_error(ex.parser.error_status());
+          if (ex.stream_started) {
+            close();
+            return;
+          }
+        }
         fail(ex.parser.error_status());
         return;
     }
@@ -310,7 +344,8 @@ void ServerConnection::settle() noexcept {
 }
 
 void ServerConnection::after_write() noexcept {
-  if (!stream_.has_pending() && phase_ != Phase::kLinger && phase_ != Phase::kDeferred) {
+  if (!stream_.has_pending() && phase_ != Phase::kLinger && phase_ != Phase::kDeferred &&
+      phase_ != Phase::kTaken) {
     if (stream_.peer_eof()) {
       // Everything the peer sent before its FIN has been answered.
       close();
@@ -383,6 +418,10 @@ void ServerConnection::write_pending() noexcept {
     start_linger();
     return;
   }
+  if (phase_ == Phase::kTaken) {
+    if (std::exchange(exchange_->write_blocked, false)) exchange_->streaming->on_client_writable();
+    return;
+  }
   // Requests that arrived while output was blocked.
   process_input();
   flush();
@@ -404,9 +443,12 @@ void ServerConnection::start_linger() noexcept {
 
 void ServerConnection::update_interest() noexcept {
   if (stream_.closed()) return;
+  const bool taken_waits = phase_ == Phase::kTaken &&
+                           (exchange_->request_done || exchange_->body_paused);
   const bool reading =
-      phase_ == Phase::kLinger || (phase_ != Phase::kDeferred && !stream_.has_pending() &&
-                                   !close_after_write_ && !stream_.peer_eof());
+      phase_ == Phase::kLinger || (phase_ != Phase::kDeferred && !taken_waits &&
+                                   !stream_.has_pending() && !close_after_write_ &&
+                                   !stream_.peer_eof());
   if (!stream_.update_interest(shard_.reactor, this, reading)) close();
 }
 
@@ -431,6 +473,12 @@ std::optional<Ticks> ServerConnection::deadline() const noexcept {
       case Phase::kBody:
         timeout = options.body_timeout;
         break;
+      case Phase::kTaken:
+        // The body as it comes; after it, the taker times the exchange.
+        if (exchange_->request_done || exchange_->body_paused) return std::nullopt;
+        timeout = options.body_timeout;
+        start = last_active_;
+        break;
       default:
         return std::nullopt;
     }
@@ -441,7 +489,8 @@ std::optional<Ticks> ServerConnection::deadline() const noexcept {
 }
 
 void ServerConnection::update_timer() noexcept {
-  if (stream_.closed()) return;
+  // input_due()'s zero timer is out: on_timer() updates it after.
+  if (stream_.closed() || input_due_) return;
   const auto due = deadline();
   if (!due) {
     shard_.reactor.cancel(timer_);
@@ -461,6 +510,17 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
   auto* self = static_cast<ServerConnection*>(context);
   // A queued read runs later this iteration and re-arms the timer after it.
   if (self->stream_.closed() || self->stream_.read_queued()) return;
+  if (self->input_due_) {
+    self->input_due_ = false;
+    self->process_input();
+    self->flush();
+    if (!self->stream_.closed()) {
+      self->update_interest();
+      self->update_timer();
+    }
+    self->finish_entry();
+    return;
+  }
   const auto due = self->deadline();
   const Ticks now = self->now_ticks();
   if (!due) return;
@@ -471,6 +531,21 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
     return;
   }
   switch (self->phase_) {
+    case Phase::kTaken:
+      if (!self->stream_.has_pending() && !self->exchange_->stream_started) {
+        // The body stalled before any response: the taker lets go, 408.
+        std::exchange(self->exchange_->streaming, nullptr)->on_client_gone();
+        self->fail(408);
+        self->flush();
+        if (!self->stream_.closed()) {
+          self->update_interest();
+          self->update_timer();
+        }
+        break;
+      }
+      bump(self->shard_.counters.timeouts);
+      self->close();
+      break;
     case Phase::kHead:
     case Phase::kBody:
       if (!self->stream_.has_pending()) {
@@ -500,6 +575,10 @@ void ServerConnection::close() noexcept {
   shard_.reactor.cancel(timer_);
   stream_.close(shard_.reactor);
   shard_.batcher.drop_own_output();
+  if (exchange_ != nullptr && phase_ == Phase::kTaken && exchange_->streaming != nullptr) {
+    // The client is gone: the taker abandons the exchange.
+    std::exchange(exchange_->streaming, nullptr)->on_client_gone();
+  }
   if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
     shard_.release_exchange(exchange_);
     exchange_ = nullptr;

@@ -23,6 +23,7 @@
 #include "net/ticks.hpp"
 #include "portico/reactor.hpp"
 #include "portico/router.hpp"
+#include "server/exchange_taker.hpp"
 #include "server/reactor_shard.hpp"
 
 namespace portico {
@@ -69,7 +70,10 @@ class ServerConnection final : public StreamHandler {
   ServerConnection* next = nullptr;
 
  private:
-  enum class Phase : std::uint8_t { kIdle, kHead, kBody, kDeferred, kLinger };
+  friend class ClientStream;
+  // kTaken: a StreamingHandler's route has the exchange (reading its body,
+  // writing its response); the requests behind it wait.
+  enum class Phase : std::uint8_t { kIdle, kHead, kBody, kDeferred, kTaken, kLinger };
 
   static void on_timer(Timer& timer, void* context) noexcept;
   // `events`: what epoll reported (EPOLLRDHUP: the peer's FIN is queued).
@@ -81,6 +85,29 @@ class ServerConnection final : public StreamHandler {
   void process_input() noexcept;
   void send_continue_if_due(ServerExchange& ex) noexcept;
   void dispatch() noexcept;
+  // The Request's views and keep-alive, from the parsed head.
+  void fill_request(ServerExchange& ex) noexcept;
+  // A request whose body follows, on a server with streaming routes: routes
+  // it now and hands it to its taker if its route streams (true).
+  bool dispatch_head() noexcept;
+  void start_streaming() noexcept;
+  // The parser's body sink while taken: pieces go to the taker.
+  static void on_body_piece(void* self, const char* at, std::size_t length) noexcept;
+  // Drops what the taker already has of the request (the body read so far)
+  // so a streamed body never grows the read buffer.
+  void consume_streamed() noexcept;
+  // ClientStream's calls (client_stream.cpp).
+  ClientWrite stream_write(std::string_view bytes) noexcept;
+  void stream_pause() noexcept;
+  void stream_resume() noexcept;
+  void stream_finish(bool close) noexcept;
+  void stream_reply(int status, ErrorLabel label) noexcept;
+  void stream_abort() noexcept;
+  // The taken exchange is over (its response written): the next request.
+  void end_streaming() noexcept;
+  // Asks on_timer() to go on with input that waits (pipelined requests,
+  // body bytes held back) from the loop rather than the caller's stack.
+  void input_due() noexcept;
   MethodSet advertised(MethodSet routed) const noexcept;
   void run_handler() noexcept;
   void finish_response() noexcept;
@@ -136,6 +163,7 @@ class ServerConnection final : public StreamHandler {
   Phase phase_ = Phase::kIdle;
   // With the three stamps and phase_ it fills 16 bytes.
   bool close_after_write_ = false;
+  bool input_due_ = false;  // input_due(): on_timer() processes input
 };
 
 // An idle keep-alive connection costs this object and nothing else (no read

@@ -28,6 +28,9 @@ void ServerCore::replace_routes(Routes table) {
 }
 
 void ServerCore::publish_locked() {
+  // Set before the table that needs it: a request is routed at its head
+  // only when some route streams.
+  if (routes_.impl_->streaming > 0) streaming_routes_.store(true, std::memory_order_relaxed);
   table_->publish(routes_.impl_->router.freeze());
   // Wake every reactor so it passes a quiescent point soon; the old table is
   // freed by a later publish (or when the server goes).

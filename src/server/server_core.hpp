@@ -64,6 +64,8 @@ class ServerCore {
   const http1::Limits& limits() const noexcept { return limits_; }
   std::vector<Middleware>& middleware() noexcept { return middleware_; }
   RouteTable& table() noexcept { return *table_; }
+  // Some route (now or before) has a StreamingHandler.
+  bool streaming_routes() const noexcept { return streaming_routes_.load(std::memory_order_relaxed); }
   bool offload(ServerExchange* exchange) noexcept { return jobs_ && jobs_->try_push(exchange); }
   void reactor_exited() noexcept { running_reactors_.fetch_sub(1, std::memory_order_acq_rel); }
 
@@ -83,6 +85,7 @@ class ServerCore {
   std::vector<std::thread> workers_;
   std::atomic<int> running_reactors_{0};
   std::atomic<bool> started_{false};
+  std::atomic<bool> streaming_routes_{false};
   std::mutex wait_mutex_;
   bool joined_ = false;
 };

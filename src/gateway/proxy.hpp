@@ -1,0 +1,265 @@
+// gateway/proxy.hpp (internal) — the reverse proxy: a loaded configuration
+// as reactors read it (Snapshot: clusters, endpoints, balancer tables), the
+// routes that take exchanges over (RouteGroup), each reactor's upstream
+// pools and balancers (ReactorGateway), and one proxied exchange
+// (ProxyExchange) relaying a request to an endpoint and its response back.
+// Thread-safety: a Snapshot and the RouteTargets are immutable once built
+// and shared by every reactor; a ReactorGateway and its exchanges belong to
+// one reactor thread.
+// Lifetimes: a RouteGroup holds its RouteTargets, which hold their
+// Snapshot; the server holds the RouteGroup while an exchange on it runs.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "gateway/balancer.hpp"
+#include "gateway/cidr.hpp"
+#include "gateway/forward.hpp"
+#include "gateway/request_ids.hpp"
+#include "gateway/upstream_pool.hpp"
+#include "portico/reactor.hpp"
+#include "server/exchange_taker.hpp"
+#include "server/reactor_shard.hpp"
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+namespace gateway {
+
+// ---- what a configuration becomes ------------------------------------------------
+
+struct EndpointState {
+  std::string address;  // "host:port" as it reaches the upstream (its pool key)
+  sockaddr_storage sockaddr{};
+  socklen_t length = 0;
+  std::uint32_t weight = 1;
+};
+
+struct ClusterState {
+  std::string name;
+  std::vector<EndpointState> endpoints;
+  BalancerTable table;
+  HashOn hash_on;
+  UpstreamPoolOptions pool;
+};
+
+// One loaded configuration's clusters and forwarding settings.
+struct Snapshot {
+  std::uint64_t generation = 0;
+  std::vector<ClusterState> clusters;
+  std::vector<Cidr> trusted_proxies;
+  std::string via = "portico";
+
+  std::uint32_t cluster_index(std::string_view name) const noexcept;
+};
+
+struct OwnedField {
+  std::string name;
+  std::string value;
+};
+
+// One configured route's forwarding (or direct answer).
+struct RouteTarget {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::string pattern;
+  std::vector<std::string> hosts;  // empty: any Host
+  std::uint32_t cluster = kNoEndpoint;  // the route's own cluster, or kNoEndpoint
+  struct Weighted {
+    std::uint32_t cluster;
+    std::uint32_t weight;
+  };
+  std::vector<Weighted> split;  // instead of `cluster`
+  std::uint32_t split_total = 0;
+  struct Canary {
+    std::string header;
+    std::string value;
+    std::uint32_t cluster;
+  };
+  std::vector<Canary> canary;
+  std::string strip_prefix;
+  std::string host_rewrite;
+  std::chrono::milliseconds timeout{15000};  // 0: none
+  std::vector<OwnedField> request_add, response_add;
+  std::vector<std::string> request_remove, response_remove;
+  std::vector<FieldValue> request_add_views, response_add_views;  // into the above
+  std::vector<std::string_view> request_remove_views, response_remove_views;
+  // `respond`: answered here, never forwarded.
+  bool respond = false;
+  int respond_status = 200;
+  std::string respond_body;
+  std::string respond_type;
+
+  // Fills the *_views members from the owned strings. Call once, after filling.
+  void bind_views();
+  // Whether this route serves requests for `host` (the client's Host value,
+  // port and all): 2 exact, 1 wildcard, 0 any (no hosts), -1 not at all.
+  int host_rank(std::string_view host) const noexcept;
+};
+
+class Runtime;
+
+// The router's entry for one path and method: the routes that share them,
+// told apart by Host (exact names, then wildcards, then routes without hosts).
+class RouteGroup final : public ExchangeTaker {
+ public:
+  RouteGroup(Runtime& runtime, std::vector<std::shared_ptr<const RouteTarget>> targets)
+      : runtime_(runtime), targets_(std::move(targets)) {}
+  StreamingExchange* take(ClientStream client, ServerExchange& exchange) noexcept override;
+  const std::vector<std::shared_ptr<const RouteTarget>>& targets() const noexcept {
+    return targets_;
+  }
+
+ private:
+  Runtime& runtime_;
+  std::vector<std::shared_ptr<const RouteTarget>> targets_;
+};
+
+// ---- one reactor's side ------------------------------------------------------------
+
+class ProxyExchange;
+
+// A reactor's upstream pools (by cluster and endpoint, kept across reloads
+// while the endpoint stays), its balancers (per snapshot) and its free
+// exchanges.
+class ReactorGateway final : public ShardExtension {
+ public:
+  ReactorGateway(Runtime& runtime, ReactorShard& shard) noexcept;
+  ~ReactorGateway() override;
+
+  Runtime& runtime;
+  ReactorShard& shard;
+  UpstreamIo io;
+  std::string scratch;         // an upstream request head
+  std::string target_scratch;  // a normalised target, when it differs
+
+  // The balancer and pools of `cluster` in `snapshot`, made current first.
+  Balancer& balancer(const Snapshot& snapshot, std::uint32_t cluster);
+  UpstreamPool& pool(const Snapshot& snapshot, std::uint32_t cluster, std::uint32_t endpoint);
+
+  ProxyExchange* acquire_exchange();
+  void release_exchange(ProxyExchange* exchange) noexcept;
+
+  // The snapshot generation the balancers belong to.
+  std::uint64_t generation() const noexcept { return generation_; }
+
+ private:
+  void adopt(const Snapshot& snapshot);
+
+  std::uint64_t generation_ = 0;
+  std::vector<std::unique_ptr<Balancer>> balancers_;
+  std::vector<std::vector<UpstreamPool*>> cluster_pools_;
+  // "cluster\naddress" -> pool. Pools of endpoints no longer configured
+  // drain and go once nothing uses them.
+  std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools_;
+  std::vector<ProxyExchange*> free_;
+};
+
+// One proxied exchange: the client's request to an upstream endpoint, the
+// response back, both bodies streamed with backpressure both ways.
+class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
+ public:
+  explicit ProxyExchange(ReactorGateway& reactor) noexcept;
+  ProxyExchange(const ProxyExchange&) = delete;
+  ProxyExchange& operator=(const ProxyExchange&) = delete;
+
+  // Starts the exchange (take()'s work once a route is chosen). False when
+  // it answered at once through `exchange.response`.
+  bool start(const RouteTarget& route, ClientStream client, ServerExchange& exchange) noexcept;
+
+  // StreamingExchange
+  void on_request_body(std::string_view bytes) noexcept override;
+  void on_request_end() noexcept override;
+  void on_client_writable() noexcept override;
+  void on_request_error(int status) noexcept override;
+  void on_client_gone() noexcept override;
+
+  // UpstreamHandler
+  void on_upstream_connected(UpstreamConnection& connection) noexcept override;
+  void on_upstream_connect_failed(UpstreamConnection& connection,
+                                  ConnectFailure cause) noexcept override;
+  void on_upstream_head(UpstreamConnection& connection,
+                        const UpstreamResponseHead& head) noexcept override;
+  void on_upstream_body(UpstreamConnection& connection, std::string_view bytes) noexcept override;
+  void on_upstream_read_done(UpstreamConnection& connection) noexcept override;
+  void on_upstream_complete(UpstreamConnection& connection, bool reusable) noexcept override;
+  void on_upstream_error(UpstreamConnection& connection, ErrorLabel label) noexcept override;
+  void on_upstream_writable(UpstreamConnection& connection) noexcept override;
+
+ private:
+  static void on_timeout(Timer& timer, void* context) noexcept;
+
+  // Sends request bytes (framed for the upstream); false when it must wait.
+  bool send_upstream(std::string_view head, std::string_view tail) noexcept;
+  // Response bytes for the client, gathered until the end of the read.
+  void to_client(std::string_view bytes) noexcept;
+  // Writes what was gathered; false when the client connection failed.
+  bool flush_client() noexcept;
+  // Gives the upstream connection back to its pool (closed unless reusable).
+  void let_go_upstream() noexcept;
+  // The exchange failed: an answer if nothing was written yet, else the
+  // client connection closes.
+  void fail(int status, ErrorLabel label) noexcept;
+  void recycle() noexcept;
+
+  ReactorGateway& reactor_;
+  Timer timer_;
+  ClientStream client_;
+  const RouteTarget* route_ = nullptr;
+  Balancer* balancer_ = nullptr;
+  UpstreamPool* pool_ = nullptr;
+  UpstreamConnection* upstream_ = nullptr;
+  std::uint32_t endpoint_ = kNoEndpoint;
+  std::uint64_t generation_ = 0;  // of the balancer it counted itself in
+  RequestIds ids_;
+  std::string request_id_;  // the response echoes it (the client's head is gone by then)
+  std::string out_;         // response bytes gathered for the client
+  http1::Framing request_framing_ = http1::Framing::kNone;
+  ClientFraming client_framing_;
+  bool head_request_ = false;
+  bool client_http11_ = true;
+  bool client_keep_alive_ = true;
+  bool chunk_sent_ = false;        // a request body chunk went upstream
+  bool upstream_blocked_ = false;  // the request body waits for the upstream
+  bool client_blocked_ = false;    // the response waits for the client
+  bool response_started_ = false;  // the response head went to the client
+};
+
+// What a Gateway shares between its reactors: each reactor's state, and a
+// registry of their upstream pools for /clusters (pools come and go rarely,
+// so a lock; their counts are relaxed atomics each pool's thread writes).
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+  // The calling reactor's state, made on first use.
+  ReactorGateway& reactor(ReactorShard& shard);
+
+  void register_pool(const std::string& cluster, const std::string& address,
+                     const UpstreamPool* pool);
+  void unregister_pool(const UpstreamPool* pool) noexcept;
+  // Connections handed out and pooled to `address` of `cluster`, all reactors.
+  void pool_counts(std::string_view cluster, std::string_view address, std::size_t& active,
+                   std::size_t& pooled) const;
+
+ private:
+  struct PoolEntry {
+    std::string cluster;
+    std::string address;
+    const UpstreamPool* pool;
+  };
+  mutable std::mutex pools_mutex_;
+  std::vector<PoolEntry> pools_;
+};
+
+}  // namespace gateway
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico

@@ -1,0 +1,180 @@
+// server/client_stream.cpp — the client side of a taken exchange: what a
+// StreamingHandler's exchange calls (ClientStream), and how the connection
+// streams the request body to it and ends the exchange.
+// Thread-safety: the connection's reactor thread only.
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "portico/detail/syscalls.hpp"
+#include "server/exchange_taker.hpp"
+#include "server/server_connection.hpp"
+#include "server/server_core.hpp"
+#include "server/server_exchange.hpp"
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+namespace {
+
+// Larger writes go straight to the socket from the caller's bytes (a body
+// relayed from an upstream's read buffer); smaller ones join the reactor's
+// batched output.
+constexpr std::size_t kBatchedWriteLimit = 64 * 1024;
+
+}  // namespace
+
+// ---- ClientStream ---------------------------------------------------------------
+
+ReactorShard& ClientStream::shard() const noexcept {
+  return connection_->shard_;
+}
+
+bool ClientStream::peer(sockaddr_storage& out) const noexcept {
+  socklen_t length = sizeof out;
+  const int fd = connection_->stream_.fd();
+  return fd >= 0 && sys::getpeername(fd, reinterpret_cast<sockaddr*>(&out), &length) == 0;
+}
+
+ClientWrite ClientStream::write(std::string_view bytes) noexcept {
+  return connection_->stream_write(bytes);
+}
+void ClientStream::pause_body() noexcept {
+  connection_->stream_pause();
+}
+void ClientStream::resume_body() noexcept {
+  connection_->stream_resume();
+}
+void ClientStream::finish(bool close) noexcept {
+  connection_->stream_finish(close);
+}
+void ClientStream::reply(int status, ErrorLabel label) noexcept {
+  connection_->stream_reply(status, label);
+}
+void ClientStream::abort() noexcept {
+  connection_->stream_abort();
+}
+
+// ---- the connection's side -------------------------------------------------------
+
+void ServerConnection::on_body_piece(void* self, const char* at, std::size_t length) noexcept {
+  auto* connection = static_cast<ServerConnection*>(self);
+  if (StreamingExchange* taken = connection->exchange_->streaming)
+    taken->on_request_body({at, length});
+}
+
+void ServerConnection::consume_streamed() noexcept {
+  // The head's bytes go too: the Request's views were the taker's during
+  // take() only.
+  if (!exchange_->parser.can_rebase()) return;
+  in_.consume(parsed_);
+  parsed_ = 0;
+  in_.release_if_empty();
+}
+
+void ServerConnection::input_due() noexcept {
+  input_due_ = true;
+  armed_deadline_ = now_ticks();
+  shard_.reactor.arm(timer_, std::chrono::milliseconds(0));
+}
+
+ClientWrite ServerConnection::stream_write(std::string_view bytes) noexcept {
+  if (stream_.closed()) return ClientWrite::kFailed;
+  ServerExchange& ex = *exchange_;
+  ex.stream_started = true;
+  last_active_ = now_ticks();
+  if (bytes.empty()) return ClientWrite::kAccepted;
+  if (stream_.blocked()) {
+    stream_.append_pending(bytes);
+    ex.write_blocked = true;
+    update_interest();
+    update_timer();
+    return ClientWrite::kBlocked;
+  }
+  IoBatcher& batcher = shard_.batcher;
+  if (bytes.size() <= kBatchedWriteLimit && batcher.own_output().empty()) {
+    batcher.out.append(bytes);
+    if (batcher.queue_send(stream_, this)) return ClientWrite::kAccepted;
+    batcher.drop_own_output();
+  }
+  switch (stream_.write(bytes)) {
+    case WriteStatus::kWritten:
+      return ClientWrite::kAccepted;
+    case WriteStatus::kProgress:
+    case WriteStatus::kBlocked:
+      ex.write_blocked = true;
+      update_interest();
+      update_timer();
+      return ClientWrite::kBlocked;
+    case WriteStatus::kFailed:
+      break;
+  }
+  return ClientWrite::kFailed;
+}
+
+void ServerConnection::stream_pause() noexcept {
+  exchange_->body_paused = true;
+  update_interest();
+  update_timer();
+}
+
+void ServerConnection::stream_resume() noexcept {
+  exchange_->body_paused = false;
+  // Body bytes read and not parsed yet are parsed from the loop, not here
+  // inside the taker's call.
+  if (parsed_ < in_.size()) input_due();
+  update_interest();
+  update_timer();
+}
+
+void ServerConnection::stream_finish(bool close) noexcept {
+  if (close) exchange_->keep_alive = false;
+  end_streaming();
+}
+
+void ServerConnection::stream_reply(int status, ErrorLabel label) noexcept {
+  ServerExchange& ex = *exchange_;
+  ex.streaming = nullptr;
+  ex.local_reply = true;
+  ex.label = label;
+  Response& res = ex.response;
+  res.status(status);
+  if (status == 503) {
+    res.header("Retry-After",
+               fmt::format_int(shard_.core.options().retry_after_seconds).c_str());
+  }
+  res.text(reason_phrase(status));
+  if (!ex.request_done) ex.keep_alive = false;
+  finish_response();  // into the reactor's output; counts the label
+  end_streaming();
+}
+
+void ServerConnection::stream_abort() noexcept {
+  exchange_->streaming = nullptr;
+  close();
+  finish_entry();
+}
+
+void ServerConnection::end_streaming() noexcept {
+  ServerExchange& ex = *exchange_;
+  ex.streaming = nullptr;
+  // A body not read to its end cannot be skipped to the next request.
+  if (!ex.request_done || !ex.keep_alive || shard_.shutting_down) close_after_write_ = true;
+  complete_exchange();
+  flush();  // a reply written into the reactor's output; else close or linger
+  if (!stream_.closed()) {
+    // Requests pipelined behind this one, from the loop.
+    if (!close_after_write_ && in_.size() > 0) input_due();
+    update_interest();
+    update_timer();
+  }
+  finish_entry();
+}
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico
