@@ -1,0 +1,167 @@
+#include "gateway/yaml_tree.hpp"
+
+#include <yaml.h>
+
+#include <cstring>
+#include <memory>
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+namespace {
+
+YamlMark to_mark(const yaml_mark_t& mark) {
+  return {static_cast<std::uint32_t>(mark.line + 1), static_cast<std::uint32_t>(mark.column + 1)};
+}
+
+struct ParserDeleter {
+  void operator()(yaml_parser_t* parser) const {
+    yaml_parser_delete(parser);
+    delete parser;
+  }
+};
+
+struct EventGuard {
+  yaml_event_t event{};
+  ~EventGuard() { yaml_event_delete(&event); }
+};
+
+}  // namespace
+
+bool YamlTree::is_null(const YamlNode& node) const noexcept {
+  if (node.kind != YamlNode::Kind::kScalar || !node.plain) return false;
+  const std::string_view value = text(node);
+  return value.empty() || value == "~" || value == "null" || value == "Null" || value == "NULL";
+}
+
+bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
+  nodes_.clear();
+  children_.clear();
+  text_.clear();
+  // Sized from the input so the tree never regrows: a node takes at least
+  // 4 bytes of YAML (reserved pages cost nothing until touched).
+  nodes_.reserve(text.size() / 4 + 1);
+  children_.reserve(text.size() / 4 + 1);
+  text_.reserve(text.size());
+  const std::size_t errors_before = errors.size();
+
+  std::unique_ptr<yaml_parser_t, ParserDeleter> parser(new yaml_parser_t);
+  if (yaml_parser_initialize(parser.get()) == 0) {
+    errors.push_back({{1, 1}, "out of memory"});
+    return false;
+  }
+  yaml_parser_set_input_string(parser.get(), reinterpret_cast<const unsigned char*>(text.data()),
+                               text.size());
+
+  // Open collections: their node and where their children start in `pending`.
+  struct Open {
+    std::uint32_t node;
+    std::size_t pending_start;
+  };
+  std::vector<Open> open;
+  std::vector<std::uint32_t> pending;  // children of the open collections
+  bool have_root = false;
+  int documents = 0;
+
+  const auto add_node = [&](const YamlNode& node) {
+    const auto index = static_cast<std::uint32_t>(nodes_.size());
+    nodes_.push_back(node);
+    if (!open.empty()) {
+      pending.push_back(index);
+    } else {
+      have_root = true;
+    }
+    return index;
+  };
+  const auto refuse_features = [&](const yaml_event_t& event, const unsigned char* anchor,
+                                   const unsigned char* tag, bool implicit_tag) {
+    if (anchor != nullptr) errors.push_back({to_mark(event.start_mark), "anchors are not supported"});
+    if (tag != nullptr && !implicit_tag) errors.push_back({to_mark(event.start_mark), "tags are not supported"});
+  };
+
+  for (;;) {
+    EventGuard guard;
+    yaml_event_t& event = guard.event;
+    if (yaml_parser_parse(parser.get(), &event) == 0) {
+      std::string message = parser->problem != nullptr ? parser->problem : "invalid YAML";
+      if (parser->context != nullptr) {
+        message += ' ';
+        message += parser->context;
+      }
+      errors.push_back({to_mark(parser->problem_mark), std::move(message)});
+      return false;
+    }
+    switch (event.type) {
+      case YAML_STREAM_END_EVENT:
+        if (!have_root) {
+          nodes_.clear();
+          nodes_.push_back({YamlNode::Kind::kMapping, false, {1, 1}, 0, 0});
+        }
+        return errors.size() == errors_before;
+      case YAML_DOCUMENT_START_EVENT:
+        if (++documents > 1) {
+          errors.push_back({to_mark(event.start_mark), "a config file holds one YAML document"});
+          return false;
+        }
+        break;
+      case YAML_ALIAS_EVENT:
+        errors.push_back({to_mark(event.start_mark), "aliases are not supported"});
+        add_node({YamlNode::Kind::kScalar, true, to_mark(event.start_mark), 0, 0});
+        break;
+      case YAML_SCALAR_EVENT: {
+        const auto& scalar = event.data.scalar;
+        const bool plain = scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        refuse_features(event, scalar.anchor, scalar.tag,
+                        plain ? scalar.plain_implicit != 0 : scalar.quoted_implicit != 0);
+        YamlNode node{YamlNode::Kind::kScalar, plain, to_mark(event.start_mark),
+                      static_cast<std::uint32_t>(text_.size()),
+                      static_cast<std::uint32_t>(scalar.length)};
+        text_.append(reinterpret_cast<const char*>(scalar.value), scalar.length);
+        add_node(node);
+        break;
+      }
+      case YAML_SEQUENCE_START_EVENT:
+      case YAML_MAPPING_START_EVENT: {
+        const bool mapping = event.type == YAML_MAPPING_START_EVENT;
+        if (mapping) {
+          refuse_features(event, event.data.mapping_start.anchor, event.data.mapping_start.tag,
+                          event.data.mapping_start.implicit != 0);
+        } else {
+          refuse_features(event, event.data.sequence_start.anchor, event.data.sequence_start.tag,
+                          event.data.sequence_start.implicit != 0);
+        }
+        const std::uint32_t index =
+            add_node({mapping ? YamlNode::Kind::kMapping : YamlNode::Kind::kSequence, false,
+                      to_mark(event.start_mark), 0, 0});
+        open.push_back({index, pending.size()});
+        break;
+      }
+      case YAML_SEQUENCE_END_EVENT:
+      case YAML_MAPPING_END_EVENT: {
+        const Open top = open.back();
+        open.pop_back();
+        YamlNode& node = nodes_[top.node];
+        node.first = static_cast<std::uint32_t>(children_.size());
+        node.count = static_cast<std::uint32_t>(pending.size() - top.pending_start);
+        children_.insert(children_.end(), pending.begin() + static_cast<std::ptrdiff_t>(top.pending_start),
+                         pending.end());
+        pending.resize(top.pending_start);
+        if (node.kind == YamlNode::Kind::kMapping) {
+          for (std::uint32_t i = 0; i < node.count; i += 2) {
+            const YamlNode& key = nodes_[children_[node.first + i]];
+            if (key.kind != YamlNode::Kind::kScalar) {
+              errors.push_back({key.mark, "a key must be a scalar"});
+            }
+          }
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace portico
