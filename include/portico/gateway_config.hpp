@@ -227,6 +227,8 @@ class Boxed {
   const T& operator*() const noexcept { return *value_; }
   T* operator->() noexcept { return value_.get(); }
   const T* operator->() const noexcept { return value_.get(); }
+  T* get() noexcept { return value_.get(); }
+  const T* get() const noexcept { return value_.get(); }
   // The value, or a default T when there is none.
   const T& value_or_default() const noexcept {
     static const T kDefault{};
@@ -249,7 +251,9 @@ struct Route {
 
   // The route's direct answer, or null when it forwards.
   const DirectResponse* respond() const noexcept {
-    return options && options->respond ? &*options->respond : nullptr;
+    const RouteOptions* set = options.get();
+    if (set == nullptr || !set->respond.has_value()) return nullptr;
+    return &set->respond.value();
   }
 };
 

@@ -226,10 +226,11 @@ void check_references(const GatewayConfig& config, ReferenceSink& sink) {
       }
       for (const std::string& method : route.methods) {
         if (RouteError error = table.add(method, route.path, handler)) {
-          // One error per route: a bad pattern fails every method alike.
-          const bool pattern_fault = error.code() != make_error_code(RouteErrc::kBadMethod);
-          sink.error({i, pattern_fault ? Field::kPath : Field::kMethods, 0, error.position()},
-                     error.message());
+          // A method that is no token is the value checks' to report.
+          if (error.code() == make_error_code(RouteErrc::kBadMethod)) continue;
+          // One error per route (a bad pattern fails every method alike), at
+          // its path: the route's line.
+          sink.error({i, Field::kPath, 0, error.position()}, error.message());
           return;
         }
       }

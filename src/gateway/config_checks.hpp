@@ -55,7 +55,7 @@ std::optional<RetryOn> parse_retry_on(std::string_view text) noexcept;
 // Where a reference or route check failed, for the loader to turn into a
 // line and column and validate() into a field path.
 struct ReferenceSite {
-  enum class Field : std::uint8_t { kPath, kCluster, kSplitCluster, kCanaryCluster, kMethods };
+  enum class Field : std::uint8_t { kPath, kCluster, kSplitCluster, kCanaryCluster };
   std::size_t route = 0;
   Field field = Field::kPath;
   std::size_t index = 0;   // the split or canary entry

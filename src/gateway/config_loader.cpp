@@ -28,7 +28,6 @@ using Kind = YamlNode::Kind;
 struct RouteMarks {
   YamlMark path;
   YamlMark cluster;
-  YamlMark methods;
   std::uint32_t first_split = 0;   // in Decoder::split_marks_
   std::uint32_t first_canary = 0;  // in Decoder::canary_marks_
   bool path_plain = false;
@@ -218,7 +217,8 @@ bool Decoder::integer(std::string_view key, const YamlNode& node, std::uint64_t 
 
 bool Decoder::duration(std::string_view key, const YamlNode& node, bool zero_allowed,
                        ConfigDuration& out) {
-  if (node.kind != Kind::kScalar || !node.plain || tree_.is_null(node)) {
+  // Quoted too: JSON can write a duration only as a string.
+  if (node.kind != Kind::kScalar || tree_.is_null(node)) {
     wrong_type(key, node, zero_allowed ? "a duration (250ms, 5s, 2m, 1h) or 0" : "a duration (250ms, 5s, 2m, 1h)");
     return false;
   }
@@ -639,7 +639,6 @@ void Decoder::route(const YamlNode& node, Route& out, RouteMarks& marks) {
       string_list(key, value, out.hosts, is_host_pattern,
                   "a host name, a \"*.\" wildcard or an IP address");
     } else if (key == "methods") {
-      marks.methods = value.mark;
       items(key, value, [&](std::size_t, const YamlNode& item) {
         std::string method;
         if (!string_value(key, item, method)) return;
@@ -822,9 +821,6 @@ void Decoder::error(const ReferenceSite& site, std::string message) {
       break;
     case ReferenceSite::Field::kCanaryCluster:
       mark = canary_marks_[marks.first_canary + site.index];
-      break;
-    case ReferenceSite::Field::kMethods:
-      mark = marks.methods;
       break;
   }
   error(mark, std::move(message));

@@ -134,7 +134,6 @@ class FieldErrors final : public detail::ReferenceSink {
     switch (site.field) {
       case detail::ReferenceSite::Field::kPath: where += ".path"; break;
       case detail::ReferenceSite::Field::kCluster: where += ".cluster"; break;
-      case detail::ReferenceSite::Field::kMethods: where += ".methods"; break;
       case detail::ReferenceSite::Field::kSplitCluster:
         where += ".split[" + std::to_string(site.index) + "].cluster";
         break;

@@ -106,9 +106,12 @@ int main(int argc, char** argv) {
     if (result.ok() && overridden) {
       apply_overrides(line, *result.config);
       // The flags are checked like the file (a --host that is no address).
+      bool bad_flag = false;
       for (const portico::ConfigDiagnostic& error : result.config->validate()) {
-        result.errors.push_back(error);
+        std::fprintf(stderr, "portico-gateway: %s\n", error.to_string().c_str());
+        bad_flag = true;
       }
+      if (bad_flag) return 2;
     }
     if (!result.ok()) {
       for (const portico::ConfigDiagnostic& error : result.errors) {
