@@ -89,7 +89,11 @@ TEST(GatewayConfigTest, ErrorsHaveLineColumnAndExactText) {
       {"max_ejection below base_ejection",
        "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
        "    outlier_detection: {base_ejection: 1m, max_ejection: 30s}\n",
-       {"t.yaml:4:58: max_ejection: shorter than base_ejection"}},
+       {"t.yaml:4:58: max_ejection (30s) is shorter than base_ejection (60s)"}},
+      {"base_ejection past the default max_ejection",
+       "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
+       "    outlier_detection: {base_ejection: 400s}\n",
+       {"t.yaml:4:40: max_ejection (300s) is shorter than base_ejection (400s)"}},
       {"duration without unit", "server: {header_timeout: 5}\n",
        {"t.yaml:1:26: header_timeout: expected a duration: an integer and ms, s, m or h "
         "(250ms, 5s, 2m, 1h), or 0, got \"5\""}},
@@ -103,6 +107,9 @@ TEST(GatewayConfigTest, ErrorsHaveLineColumnAndExactText) {
       {"0 where 0 cannot disable",
        "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n    connect_timeout: 0\n",
        {"t.yaml:4:22: connect_timeout: must be more than 0, got \"0\""}},
+      {"empty path and cluster", "routes:\n  - {path: \"\", cluster: \"\"}\n",
+       {"t.yaml:2:12: path: expected a route pattern, got the quoted string \"\"",
+        "t.yaml:2:25: cluster: expected a cluster name, got the quoted string \"\""}},
       {"missing path", with_cluster("routes:\n  - {cluster: a}\n"),
        {"t.yaml:5:5: missing required key \"path\""}},
       {"missing endpoints", "clusters:\n  a: {lb: random}\n",

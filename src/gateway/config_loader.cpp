@@ -34,6 +34,11 @@ struct RouteMarks {
 };
 
 constexpr std::uint64_t kMillion = 1'000'000;
+
+std::string format_duration(ConfigDuration d) {
+  const auto ms = d.count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
 constexpr std::uint64_t kMaxSize = std::uint64_t{1} << 62;
 
 class Decoder final : public ReferenceSink {
@@ -511,22 +516,24 @@ void Decoder::outlier_detection(const YamlNode& node, OutlierDetection& out) {
   static constexpr std::array<std::string_view, 5> kKeys{
       "consecutive_5xx", "consecutive_connect_failures", "base_ejection", "max_ejection",
       "max_ejection_percent"};
-  const YamlNode* max_ejection = nullptr;
+  const YamlNode* ejection = nullptr;  // the later of the two written
   fields("outlier_detection", node, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
     if (key == "consecutive_5xx") {
       integer(key, value, 0, 1000, out.consecutive_5xx);
     } else if (key == "consecutive_connect_failures") {
       integer(key, value, 0, 1000, out.consecutive_connect_failures);
     } else if (key == "base_ejection") {
-      duration(key, value, false, out.base_ejection);
+      if (duration(key, value, false, out.base_ejection)) ejection = &value;
     } else if (key == "max_ejection") {
-      if (duration(key, value, false, out.max_ejection)) max_ejection = &value;
+      if (duration(key, value, false, out.max_ejection)) ejection = &value;
     } else {
       integer(key, value, 0, 100, out.max_ejection_percent);
     }
   });
-  if (max_ejection != nullptr && out.max_ejection < out.base_ejection) {
-    error(max_ejection->mark, "max_ejection: shorter than base_ejection");
+  // Either may break the order: base_ejection alone past the default max.
+  if (ejection != nullptr && out.max_ejection < out.base_ejection) {
+    error(ejection->mark, "max_ejection (" + format_duration(out.max_ejection) +
+                              ") is shorter than base_ejection (" + format_duration(out.base_ejection) + ")");
   }
 }
 
@@ -634,7 +641,9 @@ void Decoder::route(const YamlNode& node, Route& out, RouteMarks& marks) {
       have_path = true;
       marks.path = value.mark;
       marks.path_plain = value.plain;
-      string_value(key, value, out.path);
+      if (string_value(key, value, out.path) && out.path.empty()) {
+        wrong_type(key, value, "a route pattern");
+      }
     } else if (key == "hosts") {
       string_list(key, value, out.hosts, is_host_pattern,
                   "a host name, a \"*.\" wildcard or an IP address");
@@ -655,7 +664,9 @@ void Decoder::route(const YamlNode& node, Route& out, RouteMarks& marks) {
     } else if (key == "cluster") {
       add_target(key_node);
       marks.cluster = value.mark;
-      string_value(key, value, out.cluster);
+      if (string_value(key, value, out.cluster) && out.cluster.empty()) {
+        wrong_type(key, value, "a cluster name");
+      }
     } else if (key == "split") {
       add_target(key_node);
       if (value.kind == Kind::kSequence && value.count == 0) {

@@ -44,6 +44,12 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
   children_.reserve(text.size() / 4 + 1);
   text_.reserve(text.size());
   const std::size_t errors_before = errors.size();
+  // Offsets into the text are 32-bit; no config comes near this.
+  constexpr std::size_t kMaxText = std::size_t{1} << 30;
+  if (text.size() > kMaxText) {
+    errors.push_back({{1, 1}, "a config file is at most 1 GiB"});
+    return false;
+  }
 
   std::unique_ptr<yaml_parser_t, ParserDeleter> parser(new yaml_parser_t);
   if (yaml_parser_initialize(parser.get()) == 0) {
