@@ -204,6 +204,8 @@ TEST(GatewayConfigTest, ErrorsHaveLineColumnAndExactText) {
       {"anchors and aliases", "listen: &l {port: 1}\nadmin: *l\n",
        {"t.yaml:1:9: anchors are not supported", "t.yaml:2:8: aliases are not supported"}},
       {"tags", "via: !!str x\n", {"t.yaml:1:6: tags are not supported"}},
+      {"keys are scalars, reported in file order", "{[a]: 1, b: !!str 2}\n",
+       {"t.yaml:1:2: a key must be a scalar", "t.yaml:1:13: tags are not supported"}},
       {"one document", "via: a\n---\nvia: b\n", {"t.yaml:2:1: a config file holds one YAML document"}},
       {"syntax error", "listen: {port: 1\n",
        {"t.yaml:2:1: did not find expected ',' or '}' while parsing a flow mapping"}},

@@ -41,26 +41,40 @@ std::string format_duration(ConfigDuration d) {
 }
 constexpr std::uint64_t kMaxSize = std::uint64_t{1} << 62;
 
-class Decoder final : public ReferenceSink {
+// Decodes the tree into `config`. It is also the tree's ItemSink for
+// `routes`, decoding each route as the parser completes it.
+class Decoder final : public ReferenceSink, public ItemSink {
  public:
-  Decoder(const YamlTree& tree, std::string_view file, ConfigResult& out, EndpointResolver resolve)
-      : tree_(tree), file_(file), out_(out), resolve_(resolve) {}
+  Decoder(const YamlTree& tree, std::string_view file, GatewayConfig& config, ConfigResult& out,
+          EndpointResolver resolve, std::size_t text_size)
+      : tree_(tree), file_(file), config_(config), out_(out), resolve_(resolve), text_size_(text_size) {}
 
-  void decode(GatewayConfig& config);
+  // Everything but the streamed routes, once the tree is complete.
+  void decode();
+  void emit_notices() {
+    for (const auto& [key, mark] : noticed_) {
+      out_.notices.push_back({std::string(file_), mark.line, mark.column,
+                              std::string(key) + " is accepted but not active yet"});
+    }
+  }
   void error(const ReferenceSite& site, std::string message) override;
+  bool wants(std::string_view top_level_key) override;
+  void item(const YamlTree& tree, const YamlNode& item) override;
 
  private:
   // ---- diagnostics ----
   void error(YamlMark mark, std::string message) {
     out_.errors.push_back({std::string(file_), mark.line, mark.column, std::move(message)});
   }
+  // One notice per key, at its first place in the file (routes decode
+  // while the file is parsed, before the clusters above them).
   void notice_not_active(YamlMark mark, std::string_view key) {
-    for (const std::string_view seen : noticed_) {
-      if (seen == key) return;
+    for (auto& [seen, first] : noticed_) {
+      if (seen != key) continue;
+      if (mark.line < first.line || (mark.line == first.line && mark.column < first.column)) first = mark;
+      return;
     }
-    noticed_.push_back(key);
-    out_.notices.push_back({std::string(file_), mark.line, mark.column,
-                            std::string(key) + " is accepted but not active yet"});
+    noticed_.emplace_back(key, mark);
   }
   std::string describe(const YamlNode& node) const {
     if (node.kind == Kind::kMapping) return "a mapping";
@@ -136,9 +150,12 @@ class Decoder final : public ReferenceSink {
 
   const YamlTree& tree_;
   std::string_view file_;
+  GatewayConfig& config_;
   ConfigResult& out_;
   EndpointResolver resolve_;
-  std::vector<std::string_view> noticed_;
+  std::size_t text_size_;
+  bool routes_streamed_ = false;
+  std::vector<std::pair<std::string_view, YamlMark>> noticed_;
   std::vector<RouteMarks> route_marks_;
   std::vector<YamlMark> split_marks_;
   std::vector<YamlMark> canary_marks_;
@@ -252,7 +269,23 @@ void Decoder::string_list(std::string_view key, const YamlNode& node, std::vecto
 
 // ---- top level ----------------------------------------------------------------
 
-void Decoder::decode(GatewayConfig& config) {
+bool Decoder::wants(std::string_view top_level_key) {
+  // The first `routes` only: a second is a duplicate key, reported as such.
+  if (top_level_key != "routes" || routes_streamed_) return false;
+  routes_streamed_ = true;
+  // A route takes 30 bytes of YAML or more; reserved pages cost nothing
+  // until used, and the vectors never regrow on the way.
+  config_.routes.reserve(text_size_ / 30);
+  route_marks_.reserve(text_size_ / 30);
+  return true;
+}
+
+void Decoder::item(const YamlTree&, const YamlNode& node) {
+  route(node, config_.routes.emplace_back(), route_marks_.emplace_back());
+}
+
+void Decoder::decode() {
+  GatewayConfig& config = config_;
   const YamlNode& root = tree_.root();
   if (tree_.is_null(root)) return;  // an empty document: every default
   static constexpr std::array<std::string_view, 8> kKeys{
@@ -276,7 +309,7 @@ void Decoder::decode(GatewayConfig& config) {
       }
     } else if (key == "clusters") {
       clusters(value, config.clusters);
-    } else if (key == "routes") {
+    } else if (key == "routes" && !value.streamed) {
       routes(value, config.routes);
     }
   });
@@ -860,30 +893,46 @@ std::vector<std::string> resolve_with_getaddrinfo(const std::string& host, std::
   return out;
 }
 
-ConfigResult parse_gateway_config(std::string_view text, std::string_view name,
-                                  EndpointResolver resolve) {
-  ConfigResult result;
-  auto tree_storage = std::make_unique<YamlTree>();
-  YamlTree& tree = *tree_storage;
-  std::vector<YamlError> yaml_errors;
-  const bool parsed = tree.parse(text, yaml_errors);
-  for (YamlError& e : yaml_errors) {
-    result.errors.push_back({std::string(name), e.mark.line, e.mark.column, std::move(e.message)});
-  }
-  if (!parsed) return result;
+namespace {
 
-  GatewayConfig config;
-  Decoder decoder(tree, name, result, resolve);
-  decoder.decode(config);
-  // The route marks hold what the check needs; the tree's memory goes first.
-  tree_storage.reset();
-  // A cluster that failed to decode is still listed by name, so routes naming
-  // it do not report a second error.
-  check_references(config, decoder);
-  std::stable_sort(result.errors.begin(), result.errors.end(),
+// File order: by line, then column; equal positions keep their order.
+void sort_by_position(std::vector<ConfigDiagnostic>& diagnostics) {
+  std::stable_sort(diagnostics.begin(), diagnostics.end(),
                    [](const ConfigDiagnostic& a, const ConfigDiagnostic& b) {
                      return a.line != b.line ? a.line < b.line : a.column < b.column;
                    });
+}
+
+}  // namespace
+
+ConfigResult parse_gateway_config(std::string_view text, std::string_view name,
+                                  EndpointResolver resolve) {
+  ConfigResult result;
+  GatewayConfig config;
+  auto tree = std::make_unique<YamlTree>();
+  Decoder decoder(*tree, name, config, result, resolve, text.size());
+  std::vector<YamlError> yaml_errors;
+  const bool parsed = tree->parse(text, yaml_errors, &decoder);
+  if (!parsed) {
+    // The YAML itself is wrong: its errors alone, not those of routes
+    // decoded before the parser stopped.
+    result.errors.clear();
+    for (YamlError& e : yaml_errors) {
+      result.errors.push_back({std::string(name), e.mark.line, e.mark.column, std::move(e.message)});
+    }
+    // A key found not to be a scalar is reported when its mapping closes.
+    sort_by_position(result.errors);
+    return result;
+  }
+  decoder.decode();
+  decoder.emit_notices();
+  // The route marks hold what the check needs; the tree's memory goes first.
+  tree.reset();
+  // A cluster that failed to decode is still listed by name, so routes naming
+  // it do not report a second error.
+  check_references(config, decoder);
+  sort_by_position(result.errors);
+  sort_by_position(result.notices);
   if (result.errors.empty()) result.config = std::move(config);
   return result;
 }

@@ -34,15 +34,10 @@ bool YamlTree::is_null(const YamlNode& node) const noexcept {
   return value.empty() || value == "~" || value == "null" || value == "Null" || value == "NULL";
 }
 
-bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
+bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors, ItemSink* sink) {
   nodes_.clear();
   children_.clear();
   text_.clear();
-  // Sized from the input so the tree never regrows: a node takes at least
-  // 4 bytes of YAML (reserved pages cost nothing until touched).
-  nodes_.reserve(text.size() / 4 + 1);
-  children_.reserve(text.size() / 4 + 1);
-  text_.reserve(text.size());
   const std::size_t errors_before = errors.size();
   // Offsets into the text are 32-bit; no config comes near this.
   constexpr std::size_t kMaxText = std::size_t{1} << 30;
@@ -68,9 +63,18 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
   std::vector<std::uint32_t> pending;  // children of the open collections
   bool have_root = false;
   int documents = 0;
+  // The streaming list, when open: open[1] is it (open[0] is the root
+  // mapping). Where the tree stood when its current item began.
+  bool streaming = false;
+  std::size_t item_text_start = 0;
+  std::size_t item_children_start = 0;
 
   const auto add_node = [&](const YamlNode& node) {
     const auto index = static_cast<std::uint32_t>(nodes_.size());
+    if (streaming && open.size() == 2) {
+      item_text_start = text_.size();
+      item_children_start = children_.size();
+    }
     nodes_.push_back(node);
     if (!open.empty()) {
       pending.push_back(index);
@@ -78,6 +82,16 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
       have_root = true;
     }
     return index;
+  };
+  // A node is complete: if it is an item of the streaming list, hand it over
+  // and forget it.
+  const auto completed = [&](std::uint32_t index) {
+    if (!streaming || open.size() != 2) return;
+    sink->item(*this, nodes_[index]);
+    nodes_.resize(index);
+    text_.resize(item_text_start);
+    children_.resize(item_children_start);
+    pending.pop_back();
   };
   const auto refuse_features = [&](const yaml_event_t& event, const unsigned char* anchor,
                                    const unsigned char* tag, bool implicit_tag) {
@@ -101,7 +115,7 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
       case YAML_STREAM_END_EVENT:
         if (!have_root) {
           nodes_.clear();
-          nodes_.push_back({YamlNode::Kind::kMapping, false, {1, 1}, 0, 0});
+          nodes_.push_back({YamlNode::Kind::kMapping, false, false, {1, 1}, 0, 0});
         }
         return errors.size() == errors_before;
       case YAML_DOCUMENT_START_EVENT:
@@ -112,18 +126,19 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
         break;
       case YAML_ALIAS_EVENT:
         errors.push_back({to_mark(event.start_mark), "aliases are not supported"});
-        add_node({YamlNode::Kind::kScalar, true, to_mark(event.start_mark), 0, 0});
+        completed(add_node({YamlNode::Kind::kScalar, true, false, to_mark(event.start_mark), 0, 0}));
         break;
       case YAML_SCALAR_EVENT: {
         const auto& scalar = event.data.scalar;
         const bool plain = scalar.style == YAML_PLAIN_SCALAR_STYLE;
         refuse_features(event, scalar.anchor, scalar.tag,
                         plain ? scalar.plain_implicit != 0 : scalar.quoted_implicit != 0);
-        YamlNode node{YamlNode::Kind::kScalar, plain, to_mark(event.start_mark),
+        YamlNode node{YamlNode::Kind::kScalar, plain, false, to_mark(event.start_mark),
                       static_cast<std::uint32_t>(text_.size()),
                       static_cast<std::uint32_t>(scalar.length)};
+        const std::uint32_t index = add_node(node);
         text_.append(reinterpret_cast<const char*>(scalar.value), scalar.length);
-        add_node(node);
+        completed(index);
         break;
       }
       case YAML_SEQUENCE_START_EVENT:
@@ -136,10 +151,19 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
           refuse_features(event, event.data.sequence_start.anchor, event.data.sequence_start.tag,
                           event.data.sequence_start.implicit != 0);
         }
+        // A list as the value of a top-level key the sink wants: stream it.
+        bool stream = false;
+        if (!mapping && sink != nullptr && open.size() == 1 &&
+            nodes_[open[0].node].kind == YamlNode::Kind::kMapping &&
+            (pending.size() - open[0].pending_start) % 2 == 1) {
+          const YamlNode& key = nodes_[pending.back()];
+          stream = key.kind == YamlNode::Kind::kScalar && sink->wants(this->text(key));
+        }
         const std::uint32_t index =
-            add_node({mapping ? YamlNode::Kind::kMapping : YamlNode::Kind::kSequence, false,
+            add_node({mapping ? YamlNode::Kind::kMapping : YamlNode::Kind::kSequence, false, stream,
                       to_mark(event.start_mark), 0, 0});
         open.push_back({index, pending.size()});
+        streaming = streaming || stream;
         break;
       }
       case YAML_SEQUENCE_END_EVENT:
@@ -147,6 +171,7 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
         const Open top = open.back();
         open.pop_back();
         YamlNode& node = nodes_[top.node];
+        if (node.streamed) streaming = false;
         node.first = static_cast<std::uint32_t>(children_.size());
         node.count = static_cast<std::uint32_t>(pending.size() - top.pending_start);
         children_.insert(children_.end(), pending.begin() + static_cast<std::ptrdiff_t>(top.pending_start),
@@ -160,6 +185,7 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors) {
             }
           }
         }
+        completed(top.node);
         break;
       }
       default:

@@ -25,6 +25,7 @@ struct YamlNode {
   enum class Kind : std::uint8_t { kScalar, kMapping, kSequence };
   Kind kind = Kind::kScalar;
   bool plain = false;  // a plain (unquoted, non-block) scalar
+  bool streamed = false;  // a sequence whose items went to an ItemSink
   YamlMark mark;
   // kScalar: the text. kMapping: children alternate key, value.
   std::uint32_t first = 0;
@@ -37,13 +38,30 @@ struct YamlError {
   std::string message;
 };
 
+class YamlTree;
+
+// Takes the items of a top-level list one at a time, as each completes, so a
+// list of 100,000 routes never lives in the tree whole: the tree drops each
+// item once item() returns, and the list's node is left empty, `streamed`.
+class ItemSink {
+ public:
+  // Whether the list under this key of the top-level mapping is to stream.
+  virtual bool wants(std::string_view top_level_key) = 0;
+  // One item; `item` and the nodes below it are valid during the call.
+  virtual void item(const YamlTree& tree, const YamlNode& item) = 0;
+
+ protected:
+  ~ItemSink() = default;
+};
+
 class YamlTree {
  public:
   // Parses `text`, which holds at most one document; an empty stream is an
   // empty mapping. Anchors, aliases, tags and non-scalar keys are errors
   // (`errors` gets each); a syntax error ends the parse (and is the last).
-  // Returns false when `errors` is not empty.
-  bool parse(std::string_view text, std::vector<YamlError>& errors);
+  // Returns false when `errors` is not empty. With a sink, lists it wants
+  // stream through it (see ItemSink).
+  bool parse(std::string_view text, std::vector<YamlError>& errors, ItemSink* sink = nullptr);
 
   const YamlNode& root() const noexcept { return nodes_[0]; }
   std::string_view text(const YamlNode& scalar) const noexcept {
