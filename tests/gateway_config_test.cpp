@@ -473,6 +473,18 @@ TEST(GatewayConfigTest, NoticesOncePerKeyNotActiveYet) {
   EXPECT_TRUE(parse(kCluster).notices.empty());
 }
 
+// Routes decode while the file is parsed and leave the tree; a notice of a
+// route's key must not point into the tree's text, which grows (and moves)
+// with what follows. Under ASan a dangling view fails here.
+TEST(GatewayConfigTest, NoticesOutliveTheTreeText) {
+  const std::string long_path(1 << 20, 'p');
+  const ConfigResult result = parse("routes:\n  - {path: /x, respond: {}, retry: {}}\n"
+                                    "access_log: {path: /" + long_path + "}\n");
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result.notices.size(), 1u);
+  EXPECT_EQ(result.notices[0].to_string(), "t.yaml:2:29: retry is accepted but not active yet");
+}
+
 TEST(GatewayConfigTest, ValidateChecksConfigsBuiltInCode) {
   GatewayConfig config;
   portico::Cluster& users = config.clusters.emplace_back();

@@ -290,7 +290,8 @@ struct GatewayConfig {
   // Reads and parses the file at `path`; names it `path` in diagnostics.
   static ConfigResult load(const std::string& path);
   // Parses `text` (YAML, or JSON, which is YAML); `name` is the FILE of
-  // diagnostics. Resolves endpoint names (getaddrinfo) and runs validate().
+  // diagnostics. Resolves endpoint names (getaddrinfo, blocking) and makes
+  // validate()'s checks, reporting them at their line and column.
   static ConfigResult parse(std::string_view text, std::string_view name);
 
   // The checks a config built in code needs as much as a file: values in

@@ -54,7 +54,7 @@ class Decoder final : public ReferenceSink, public ItemSink {
   void emit_notices() {
     for (const auto& [key, mark] : noticed_) {
       out_.notices.push_back({std::string(file_), mark.line, mark.column,
-                              std::string(key) + " is accepted but not active yet"});
+                              key + " is accepted but not active yet"});
     }
   }
   void error(const ReferenceSite& site, std::string message) override;
@@ -74,7 +74,7 @@ class Decoder final : public ReferenceSink, public ItemSink {
       if (mark.line < first.line || (mark.line == first.line && mark.column < first.column)) first = mark;
       return;
     }
-    noticed_.emplace_back(key, mark);
+    noticed_.emplace_back(std::string(key), mark);
   }
   std::string describe(const YamlNode& node) const {
     if (node.kind == Kind::kMapping) return "a mapping";
@@ -155,7 +155,8 @@ class Decoder final : public ReferenceSink, public ItemSink {
   EndpointResolver resolve_;
   std::size_t text_size_;
   bool routes_streamed_ = false;
-  std::vector<std::pair<std::string_view, YamlMark>> noticed_;
+  // Owned: the tree's text under a key is gone once its route is decoded.
+  std::vector<std::pair<std::string, YamlMark>> noticed_;
   std::vector<RouteMarks> route_marks_;
   std::vector<YamlMark> split_marks_;
   std::vector<YamlMark> canary_marks_;
