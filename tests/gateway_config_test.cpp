@@ -36,7 +36,8 @@ std::vector<std::string> errors_of(std::string_view text) {
 }
 
 // A valid cluster and route to put a broken line beside.
-constexpr std::string_view kCluster = "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n";
+constexpr std::string_view kCluster =
+    "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n";
 
 struct ErrorRow {
   const char* rule;
@@ -44,39 +45,54 @@ struct ErrorRow {
   std::vector<std::string> errors;
 };
 
-std::string with_cluster(std::string_view rest) { return std::string(kCluster) + std::string(rest); }
+std::string with_cluster(std::string_view rest) {
+  return std::string(kCluster) + std::string(rest);
+}
 
 TEST(GatewayConfigTest, ErrorsHaveLineColumnAndExactText) {
   const std::vector<ErrorRow> rows = {
-      {"unknown top-level key", "lisen: {}\n",
+      {"unknown top-level key",
+       "lisen: {}\n",
        {"t.yaml:1:1: unknown key \"lisen\" in the top level (expected listen, admin, server, "
         "trusted_proxies, access_log, via, clusters or routes)"}},
-      {"unknown nested key", "listen: {host: 127.0.0.1, prot: 1}\n",
+      {"unknown nested key",
+       "listen: {host: 127.0.0.1, prot: 1}\n",
        {"t.yaml:1:27: unknown key \"prot\" in listen (expected host, port or threads)"}},
       {"duplicate key", "via: a\nvia: b\n", {"t.yaml:2:1: duplicate key \"via\" (first at 1:1)"}},
-      {"duplicate cluster name", with_cluster("  a:\n    endpoints: [{address: \"127.0.0.1:2\"}]\n"),
+      {"duplicate cluster name",
+       with_cluster("  a:\n    endpoints: [{address: \"127.0.0.1:2\"}]\n"),
        {"t.yaml:4:3: duplicate key \"a\" (first at 2:3)"}},
-      {"mapping expected", "listen: 8080\n", {"t.yaml:1:9: listen: expected a mapping, got \"8080\""}},
-      {"list expected", "trusted_proxies: 10.0.0.0/8\n",
+      {"mapping expected",
+       "listen: 8080\n",
+       {"t.yaml:1:9: listen: expected a mapping, got \"8080\""}},
+      {"list expected",
+       "trusted_proxies: 10.0.0.0/8\n",
        {"t.yaml:1:18: trusted_proxies: expected a list, got \"10.0.0.0/8\""}},
       {"string expected", "via: [a]\n", {"t.yaml:1:6: via: expected a string, got a list"}},
-      {"a quoted number is a string", "listen: {port: \"8080\"}\n",
+      {"a quoted number is a string",
+       "listen: {port: \"8080\"}\n",
        {"t.yaml:1:16: port: expected an integer from 0 to 65535, got the quoted string \"8080\""}},
-      {"port out of range", "admin: {port: 65536}\n",
+      {"port out of range",
+       "admin: {port: 65536}\n",
        {"t.yaml:1:15: port: expected an integer from 0 to 65535, got \"65536\""}},
-      {"no signs or leading zeros", "listen: {threads: 010, port: -1}\n",
+      {"no signs or leading zeros",
+       "listen: {threads: 010, port: -1}\n",
        {"t.yaml:1:19: threads: expected an integer from 0 to 1024, got \"010\"",
         "t.yaml:1:30: port: expected an integer from 0 to 65535, got \"-1\""}},
-      {"YAML 1.1 booleans are strings", "listen: {threads: on}\naccess_log: {format: off}\n",
+      {"YAML 1.1 booleans are strings",
+       "listen: {threads: on}\naccess_log: {format: off}\n",
        {"t.yaml:1:19: threads: expected an integer from 0 to 1024, got \"on\"",
         "t.yaml:2:22: format: expected none, common or json, got \"off\""}},
-      {"weight range", "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\", weight: 0},\n"
-                       "                {address: \"127.0.0.1:2\", weight: 1001}]\n",
+      {"weight range",
+       "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\", weight: 0},\n"
+       "                {address: \"127.0.0.1:2\", weight: 1001}]\n",
        {"t.yaml:3:50: weight: expected an integer from 1 to 1000, got \"0\"",
         "t.yaml:4:50: weight: expected an integer from 1 to 1000, got \"1001\""}},
-      {"status range", with_cluster("routes:\n  - {path: /x, respond: {status: 600}}\n"),
+      {"status range",
+       with_cluster("routes:\n  - {path: /x, respond: {status: 600}}\n"),
        {"t.yaml:5:34: status: expected an integer from 200 to 599, got \"600\""}},
-      {"a 204 has no body", "routes:\n  - {path: /x, respond: {status: 204, body: x}}\n",
+      {"a 204 has no body",
+       "routes:\n  - {path: /x, respond: {status: 204, body: x}}\n",
        {"t.yaml:2:45: body: a 204 response has no body"}},
       {"threshold range",
        "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
@@ -94,35 +110,47 @@ TEST(GatewayConfigTest, ErrorsHaveLineColumnAndExactText) {
        "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
        "    outlier_detection: {base_ejection: 400s}\n",
        {"t.yaml:4:40: max_ejection (300s) is shorter than base_ejection (400s)"}},
-      {"duration without unit", "server: {header_timeout: 5}\n",
+      {"duration without unit",
+       "server: {header_timeout: 5}\n",
        {"t.yaml:1:26: header_timeout: expected a duration: an integer and ms, s, m or h "
         "(250ms, 5s, 2m, 1h), or 0, got \"5\""}},
-      {"duration fractions and signs", "server: {body_timeout: 1.5s, idle_timeout: -1s}\n",
+      {"duration fractions and signs",
+       "server: {body_timeout: 1.5s, idle_timeout: -1s}\n",
        {"t.yaml:1:24: body_timeout: expected a duration: an integer and ms, s, m or h "
         "(250ms, 5s, 2m, 1h), or 0, got \"1.5s\"",
         "t.yaml:1:44: idle_timeout: expected a duration: an integer and ms, s, m or h "
         "(250ms, 5s, 2m, 1h), or 0, got \"-1s\""}},
-      {"0 alone disables, 0s is a typo", "server: {write_timeout: 0s}\n",
+      {"0 alone disables, 0s is a typo",
+       "server: {write_timeout: 0s}\n",
        {"t.yaml:1:25: write_timeout: write 0 alone to disable, got \"0s\""}},
       {"0 where 0 cannot disable",
        "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n    connect_timeout: 0\n",
        {"t.yaml:4:22: connect_timeout: must be more than 0, got \"0\""}},
-      {"empty path and cluster", "routes:\n  - {path: \"\", cluster: \"\"}\n",
+      {"empty path and cluster",
+       "routes:\n  - {path: \"\", cluster: \"\"}\n",
        {"t.yaml:2:12: path: expected a route pattern, got the quoted string \"\"",
         "t.yaml:2:25: cluster: expected a cluster name, got the quoted string \"\""}},
-      {"missing path", with_cluster("routes:\n  - {cluster: a}\n"),
+      {"missing path",
+       with_cluster("routes:\n  - {cluster: a}\n"),
        {"t.yaml:5:5: missing required key \"path\""}},
-      {"missing endpoints", "clusters:\n  a: {lb: random}\n",
+      {"missing endpoints",
+       "clusters:\n  a: {lb: random}\n",
        {"t.yaml:2:6: missing required key \"endpoints\""}},
-      {"no endpoint", "clusters:\n  a: {endpoints: []}\n",
+      {"no endpoint",
+       "clusters:\n  a: {endpoints: []}\n",
        {"t.yaml:2:18: endpoints: a cluster needs at least one endpoint"}},
-      {"missing address", "clusters:\n  a: {endpoints: [{weight: 2}]}\n",
+      {"missing address",
+       "clusters:\n  a: {endpoints: [{weight: 2}]}\n",
        {"t.yaml:2:19: missing required key \"address\""}},
-      {"no target", "routes:\n  - {path: /x}\n",
+      {"no target",
+       "routes:\n  - {path: /x}\n",
        {"t.yaml:2:5: a route needs one of cluster, split or respond"}},
-      {"two targets", with_cluster("routes:\n  - {path: /x, cluster: a, respond: {status: 200}}\n"),
-       {"t.yaml:5:28: respond: a route takes exactly one of cluster, split or respond (it has cluster)"}},
-      {"unknown cluster", with_cluster("routes:\n  - {path: /x, cluster: b}\n"),
+      {"two targets",
+       with_cluster("routes:\n  - {path: /x, cluster: a, respond: {status: 200}}\n"),
+       {"t.yaml:5:28: respond: a route takes exactly one of cluster, split or respond (it has "
+        "cluster)"}},
+      {"unknown cluster",
+       with_cluster("routes:\n  - {path: /x, cluster: b}\n"),
        {"t.yaml:5:25: no cluster named \"b\""}},
       {"unknown split cluster",
        with_cluster("routes:\n  - path: /x\n    split: [{cluster: a, weight: 9}, {cluster: c}]\n"),
@@ -131,85 +159,119 @@ TEST(GatewayConfigTest, ErrorsHaveLineColumnAndExactText) {
        with_cluster("routes:\n  - path: /x\n    cluster: a\n"
                     "    canary: [{header: X-V, value: \"2\", cluster: z}]\n"),
        {"t.yaml:7:49: no cluster named \"z\""}},
-      {"invalid pattern, at its byte", with_cluster("routes:\n  - path: /x/{id\n    cluster: a\n"),
+      {"invalid pattern, at its byte",
+       with_cluster("routes:\n  - path: /x/{id\n    cluster: a\n"),
        {"t.yaml:5:14: pattern \"/x/{id\": unclosed '{' (at byte 3)"}},
       {"conflicting routes",
        with_cluster("routes:\n  - {path: /u/:id, cluster: a}\n  - {path: /u/:name, cluster: a}\n"),
        {"t.yaml:6:12: pattern \"/u/:name\": duplicate route: ANY \"/u/:id\" was added before "
         "(same method, same pattern up to parameter names)"}},
       {"same path, other hosts: no conflict",
-       with_cluster("routes:\n  - {path: /u, cluster: a}\n  - {path: /u, hosts: [a.test], cluster: a}\n"
-                    "  - {path: /u, hosts: [b.test], cluster: a}\n"),
+       with_cluster(
+           "routes:\n  - {path: /u, cluster: a}\n  - {path: /u, hosts: [a.test], cluster: a}\n"
+           "  - {path: /u, hosts: [b.test], cluster: a}\n"),
        {}},
       {"any-method and GET on one host: no conflict",
        with_cluster("routes:\n  - {path: /u, hosts: [a.test], cluster: a}\n"
                     "  - {path: /u, hosts: [A.test], methods: [GET], cluster: a}\n"),
        {}},
-      {"same method twice", with_cluster("routes:\n  - {path: /u, methods: [GET], cluster: a}\n"
-                                         "  - {path: /u, methods: [GET], cluster: a}\n"),
+      {"same method twice",
+       with_cluster("routes:\n  - {path: /u, methods: [GET], cluster: a}\n"
+                    "  - {path: /u, methods: [GET], cluster: a}\n"),
        {"t.yaml:6:12: pattern \"/u\": duplicate route: GET \"/u\" was added before "
         "(same method, same pattern up to parameter names)"}},
       {"methods are tokens, case-sensitive",
        with_cluster("routes:\n  - {path: /x, cluster: a, methods: [get, \"G T\", PURGE]}\n"),
        {"t.yaml:5:38: methods: \"get\" is not GET (methods are case-sensitive)",
-        "t.yaml:5:43: methods: expected a method (an HTTP token such as GET), got the quoted string \"G T\""}},
+        "t.yaml:5:43: methods: expected a method (an HTTP token such as GET), got the quoted "
+        "string \"G T\""}},
       {"header names are tokens",
        with_cluster("routes:\n  - path: /x\n    cluster: a\n"
                     "    request_headers: {add: {\"X Y\": v}, remove: [\"a:b\"]}\n"
                     "    canary: [{header: \"X:Y\", value: v, cluster: a}]\n"),
        {"t.yaml:7:29: add: \"X Y\" is not a header name (an HTTP token)",
-        "t.yaml:7:49: remove: expected a header name (an HTTP token), got the quoted string \"a:b\"",
-        "t.yaml:8:23: header: expected a header name (an HTTP token), got the quoted string \"X:Y\""}},
+        "t.yaml:7:49: remove: expected a header name (an HTTP token), got the quoted string "
+        "\"a:b\"",
+        "t.yaml:8:23: header: expected a header name (an HTTP token), got the quoted string "
+        "\"X:Y\""}},
       {"header values have no CR or LF",
        with_cluster("routes:\n  - path: /x\n    cluster: a\n"
                     "    response_headers: {add: {X-A: \"a\\r\\nb\"}}\n"),
-       {"t.yaml:7:35: X-A: expected a header value (no CR, LF or NUL), got the quoted string \"a\r\nb\""}},
-      {"hash_on values", "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
-                         "    lb: ring_hash\n    hash_on: \"header:\"\n",
-       {"t.yaml:5:14: hash_on: expected client_ip, path or header:NAME, got the quoted string \"header:\""}},
-      {"hash_on needs a hashing lb", "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
-                                     "    hash_on: path\n",
+       {"t.yaml:7:35: X-A: expected a header value (no CR, LF or NUL), got the quoted string "
+        "\"a\r\nb\""}},
+      {"hash_on values",
+       "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
+       "    lb: ring_hash\n    hash_on: \"header:\"\n",
+       {"t.yaml:5:14: hash_on: expected client_ip, path or header:NAME, got the quoted string "
+        "\"header:\""}},
+      {"hash_on needs a hashing lb",
+       "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
+       "    hash_on: path\n",
        {"t.yaml:4:14: hash_on: only lb: ring_hash or maglev hashes"}},
-      {"lb names", "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n    lb: fastest\n",
-       {"t.yaml:4:9: lb: expected round_robin, least_request, ring_hash, maglev or random, got \"fastest\""}},
-      {"retry_on names", "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
-                         "    retry: {retry_on: [reset, 500]}\n",
-       {"t.yaml:4:31: retry_on: expected connect_failure, reset, timeout, 502, 503 or 504, got \"500\""}},
+      {"lb names",
+       "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n    lb: fastest\n",
+       {"t.yaml:4:9: lb: expected round_robin, least_request, ring_hash, maglev or random, got "
+        "\"fastest\""}},
+      {"retry_on names",
+       "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
+       "    retry: {retry_on: [reset, 500]}\n",
+       {"t.yaml:4:31: retry_on: expected connect_failure, reset, timeout, 502, 503 or 504, got "
+        "\"500\""}},
       {"endpoint address shapes",
-       "clusters:\n  a:\n    endpoints:\n      - {address: \"127.0.0.1\"}\n      - {address: \"[::1:80\"}\n"
-       "      - {address: \"[nope]:80\"}\n      - {address: \"a b:80\"}\n      - {address: \"h:0\"}\n",
-       {"t.yaml:4:19: address: endpoint address \"127.0.0.1\" is not host:port or [IPv6]:port (port 1-65535)",
-        "t.yaml:5:19: address: endpoint address \"[::1:80\" is not host:port or [IPv6]:port (port 1-65535)",
+       "clusters:\n  a:\n    endpoints:\n      - {address: \"127.0.0.1\"}\n      - {address: "
+       "\"[::1:80\"}\n"
+       "      - {address: \"[nope]:80\"}\n      - {address: \"a b:80\"}\n      - {address: "
+       "\"h:0\"}\n",
+       {"t.yaml:4:19: address: endpoint address \"127.0.0.1\" is not host:port or [IPv6]:port "
+        "(port 1-65535)",
+        "t.yaml:5:19: address: endpoint address \"[::1:80\" is not host:port or [IPv6]:port (port "
+        "1-65535)",
         "t.yaml:6:19: address: endpoint address \"[nope]:80\": not an IPv6 address in brackets",
         "t.yaml:7:19: address: endpoint address \"a b:80\": \"a b\" is neither an IPv4 address nor "
         "a host name (IPv6 goes in brackets)",
-        "t.yaml:8:19: address: endpoint address \"h:0\" is not host:port or [IPv6]:port (port 1-65535)"}},
-      {"a name that does not resolve", "clusters:\n  a:\n    endpoints: [{address: \"nowhere.test:80\"}]\n",
+        "t.yaml:8:19: address: endpoint address \"h:0\" is not host:port or [IPv6]:port (port "
+        "1-65535)"}},
+      {"a name that does not resolve",
+       "clusters:\n  a:\n    endpoints: [{address: \"nowhere.test:80\"}]\n",
        {"t.yaml:3:27: address: cannot resolve \"nowhere.test\": no such name"}},
-      {"CIDRs", "trusted_proxies: [10.0.0.1/8, \"::1/129\", 10.0.0.0/8, nope]\n",
-       {"t.yaml:1:19: trusted_proxies: \"10.0.0.1/8\" is not an address block (10.0.0.0/8, fd00::/8, "
+      {"CIDRs",
+       "trusted_proxies: [10.0.0.1/8, \"::1/129\", 10.0.0.0/8, nope]\n",
+       {"t.yaml:1:19: trusted_proxies: \"10.0.0.1/8\" is not an address block (10.0.0.0/8, "
+        "fd00::/8, "
         "192.0.2.7) with the bits past its prefix zero",
         "t.yaml:1:31: trusted_proxies: \"::1/129\" is not an address block (10.0.0.0/8, fd00::/8, "
         "192.0.2.7) with the bits past its prefix zero",
         "t.yaml:1:54: trusted_proxies: \"nope\" is not an address block (10.0.0.0/8, fd00::/8, "
         "192.0.2.7) with the bits past its prefix zero"}},
-      {"listen host", "listen: {host: \"not a host\"}\n",
-       {"t.yaml:1:16: host: expected an IP address or a host name, got the quoted string \"not a host\""}},
-      {"hosts entries", with_cluster("routes:\n  - {path: /x, cluster: a, hosts: [\"*.ok.test\", \"a*b\"]}\n"),
-       {"t.yaml:5:49: hosts: expected a host name, a \"*.\" wildcard or an IP address, got the quoted string \"a*b\""}},
-      {"strip_prefix begins the path", with_cluster("routes:\n  - {path: /api/x, cluster: a, strip_prefix: /v1}\n"),
+      {"listen host",
+       "listen: {host: \"not a host\"}\n",
+       {"t.yaml:1:16: host: expected an IP address or a host name, got the quoted string \"not a "
+        "host\""}},
+      {"hosts entries",
+       with_cluster("routes:\n  - {path: /x, cluster: a, hosts: [\"*.ok.test\", \"a*b\"]}\n"),
+       {"t.yaml:5:49: hosts: expected a host name, a \"*.\" wildcard or an IP address, got the "
+        "quoted string \"a*b\""}},
+      {"strip_prefix begins the path",
+       with_cluster("routes:\n  - {path: /api/x, cluster: a, strip_prefix: /v1}\n"),
        {"t.yaml:5:46: strip_prefix: \"/v1\" does not begin the path"}},
-      {"cluster names", "clusters:\n  \"a b\": {endpoints: [{address: \"127.0.0.1:1\"}]}\n",
+      {"cluster names",
+       "clusters:\n  \"a b\": {endpoints: [{address: \"127.0.0.1:1\"}]}\n",
        {"t.yaml:2:3: cluster name \"a b\": use letters, digits, '-', '_' and '.'"}},
-      {"anchors and aliases", "listen: &l {port: 1}\nadmin: *l\n",
+      {"anchors and aliases",
+       "listen: &l {port: 1}\nadmin: *l\n",
        {"t.yaml:1:9: anchors are not supported", "t.yaml:2:8: aliases are not supported"}},
       {"tags", "via: !!str x\n", {"t.yaml:1:6: tags are not supported"}},
-      {"keys are scalars, reported in file order", "{[a]: 1, b: !!str 2}\n",
+      {"keys are scalars, reported in file order",
+       "{[a]: 1, b: !!str 2}\n",
        {"t.yaml:1:2: a key must be a scalar", "t.yaml:1:13: tags are not supported"}},
-      {"one document", "via: a\n---\nvia: b\n", {"t.yaml:2:1: a config file holds one YAML document"}},
-      {"syntax error", "listen: {port: 1\n",
+      {"one document",
+       "via: a\n---\nvia: b\n",
+       {"t.yaml:2:1: a config file holds one YAML document"}},
+      {"syntax error",
+       "listen: {port: 1\n",
        {"t.yaml:2:1: did not find expected ',' or '}' while parsing a flow mapping"}},
-      {"every error, not the first", "via: [x]\nlisten: {port: x}\nadmin: {port: y}\n",
+      {"every error, not the first",
+       "via: [x]\nlisten: {port: x}\nadmin: {port: y}\n",
        {"t.yaml:1:6: via: expected a string, got a list",
         "t.yaml:2:16: port: expected an integer from 0 to 65535, got \"x\"",
         "t.yaml:3:15: port: expected an integer from 0 to 65535, got \"y\""}},
@@ -220,26 +282,27 @@ TEST(GatewayConfigTest, ErrorsHaveLineColumnAndExactText) {
 }
 
 TEST(GatewayConfigTest, HostNamesCompareWithoutCase) {
-  const auto result = parse(with_cluster("routes:\n  - {path: /u, hosts: [a.test], cluster: a}\n"
-                                         "  - {path: /u, hosts: [A.TEST], cluster: a}\n"));
+  const auto result =
+      parse(with_cluster("routes:\n  - {path: /u, hosts: [a.test], cluster: a}\n"
+                         "  - {path: /u, hosts: [A.TEST], cluster: a}\n"));
   ASSERT_EQ(result.errors.size(), 1u);
   EXPECT_EQ(result.errors[0].line, 6u);
   EXPECT_NE(result.errors[0].message.find("duplicate route"), std::string::npos);
 }
 
 TEST(GatewayConfigTest, FullExampleLandsEveryValue) {
-  const ConfigResult result =
-      portico::detail::parse_gateway_config(
-          [] {
-            std::FILE* f = std::fopen(PORTICO_SOURCE_DIR "/examples/gateway.yaml", "rb");
-            std::string text;
-            char block[4096];
-            std::size_t got = 0;
-            while (f != nullptr && (got = std::fread(block, 1, sizeof block, f)) > 0) text.append(block, got);
-            if (f != nullptr) std::fclose(f);
-            return text;
-          }(),
-          "gateway.yaml", fake_resolve);
+  const ConfigResult result = portico::detail::parse_gateway_config(
+      [] {
+        std::FILE* f = std::fopen(PORTICO_SOURCE_DIR "/examples/gateway.yaml", "rb");
+        std::string text;
+        char block[4096];
+        std::size_t got = 0;
+        while (f != nullptr && (got = std::fread(block, 1, sizeof block, f)) > 0)
+          text.append(block, got);
+        if (f != nullptr) std::fclose(f);
+        return text;
+      }(),
+      "gateway.yaml", fake_resolve);
   ASSERT_TRUE(result.ok()) << (result.errors.empty() ? "" : result.errors[0].to_string());
   const GatewayConfig& c = *result.config;
 
@@ -385,8 +448,9 @@ TEST(GatewayConfigTest, DefaultsWhenAbsent) {
     EXPECT_TRUE(c.clusters.empty());
     EXPECT_TRUE(c.routes.empty());
   }
-  const ConfigResult result = parse(with_cluster("admin: {}\nroutes:\n  - {path: /x, cluster: a}\n"
-                                                 "  - {path: /y, respond: {}}\n"));
+  const ConfigResult result =
+      parse(with_cluster("admin: {}\nroutes:\n  - {path: /x, cluster: a}\n"
+                         "  - {path: /y, respond: {}}\n"));
   ASSERT_TRUE(result.ok());
   const GatewayConfig& c = *result.config;
   ASSERT_TRUE(c.admin);
@@ -416,8 +480,8 @@ TEST(GatewayConfigTest, DefaultsWhenAbsent) {
 }
 
 TEST(GatewayConfigTest, RetryDefaultsInABlock) {
-  const ConfigResult result = parse(
-      "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n    retry: {}\n");
+  const ConfigResult result =
+      parse("clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n    retry: {}\n");
   ASSERT_TRUE(result.ok());
   const portico::RetryPolicy& retry = *result.config->clusters[0].retry;
   EXPECT_EQ(retry.attempts, 2u);
@@ -449,9 +513,10 @@ TEST(GatewayConfigTest, JsonLoads) {
   EXPECT_EQ(c.routes[0].methods, (std::vector<std::string>{"GET"}));
   // JSON writes a duration as a string; an integer never comes from one.
   EXPECT_EQ(c.routes[0].timeout, 0s);
-  EXPECT_EQ(errors_of(R"({"listen": {"port": "80"}})"),
-            (std::vector<std::string>{
-                "t.yaml:1:21: port: expected an integer from 0 to 65535, got the quoted string \"80\""}));
+  EXPECT_EQ(
+      errors_of(R"({"listen": {"port": "80"}})"),
+      (std::vector<std::string>{
+          "t.yaml:1:21: port: expected an integer from 0 to 65535, got the quoted string \"80\""}));
 }
 
 TEST(GatewayConfigTest, NoticesOncePerKeyNotActiveYet) {
@@ -478,8 +543,10 @@ TEST(GatewayConfigTest, NoticesOncePerKeyNotActiveYet) {
 // with what follows. Under ASan a dangling view fails here.
 TEST(GatewayConfigTest, NoticesOutliveTheTreeText) {
   const std::string long_path(1 << 20, 'p');
-  const ConfigResult result = parse("routes:\n  - {path: /x, respond: {}, retry: {}}\n"
-                                    "access_log: {path: /" + long_path + "}\n");
+  const ConfigResult result = parse(
+      "routes:\n  - {path: /x, respond: {}, retry: {}}\n"
+      "access_log: {path: /" +
+      long_path + "}\n");
   ASSERT_TRUE(result.ok());
   ASSERT_EQ(result.notices.size(), 1u);
   EXPECT_EQ(result.notices[0].to_string(), "t.yaml:2:29: retry is accepted but not active yet");
@@ -510,17 +577,18 @@ TEST(GatewayConfigTest, ValidateChecksConfigsBuiltInCode) {
     EXPECT_EQ(e.line, 0u);
     errors.push_back(e.to_string());
   }
-  EXPECT_EQ(errors, (std::vector<std::string>{
-                        "clusters[0].endpoints[1].weight: must be from 1 to 1000",
-                        "clusters[1].name: a second cluster named \"users\"",
-                        "clusters[1].endpoints: a cluster needs at least one endpoint",
-                        "routes[2].methods: \"BAD METHOD\" is not an HTTP token",
-                        "routes[2]: a route takes exactly one of cluster, split or respond",
-                        "routes[2].respond.status: must be from 200 to 599",
-                        "routes[1].cluster: no cluster named \"nope\"",
-                        "routes[1].canary[0].cluster: no cluster named \"gone\"",
-                        "routes[1].path: pattern \"/u/:name\": duplicate route: ANY \"/u/:id\" was added "
-                        "before (same method, same pattern up to parameter names)"}));
+  EXPECT_EQ(errors,
+            (std::vector<std::string>{
+                "clusters[0].endpoints[1].weight: must be from 1 to 1000",
+                "clusters[1].name: a second cluster named \"users\"",
+                "clusters[1].endpoints: a cluster needs at least one endpoint",
+                "routes[2].methods: \"BAD METHOD\" is not an HTTP token",
+                "routes[2]: a route takes exactly one of cluster, split or respond",
+                "routes[2].respond.status: must be from 200 to 599",
+                "routes[1].cluster: no cluster named \"nope\"",
+                "routes[1].canary[0].cluster: no cluster named \"gone\"",
+                "routes[1].path: pattern \"/u/:name\": duplicate route: ANY \"/u/:id\" was added "
+                "before (same method, same pattern up to parameter names)"}));
 }
 
 TEST(GatewayConfigTest, CopiesAreDeep) {
@@ -532,12 +600,13 @@ TEST(GatewayConfigTest, CopiesAreDeep) {
 }
 
 TEST(GatewayConfigTest, ResolvesNamesWithGetaddrinfo) {
-  const ConfigResult result =
-      GatewayConfig::parse("clusters:\n  a: {endpoints: [{address: \"localhost:80\"}]}\n", "t.yaml");
+  const ConfigResult result = GatewayConfig::parse(
+      "clusters:\n  a: {endpoints: [{address: \"localhost:80\"}]}\n", "t.yaml");
   ASSERT_TRUE(result.ok()) << result.errors[0].to_string();
   ASSERT_FALSE(result.config->clusters[0].endpoints.empty());
   for (const auto& endpoint : result.config->clusters[0].endpoints) {
-    EXPECT_TRUE(endpoint.address == "127.0.0.1:80" || endpoint.address == "[::1]:80") << endpoint.address;
+    EXPECT_TRUE(endpoint.address == "127.0.0.1:80" || endpoint.address == "[::1]:80")
+        << endpoint.address;
     EXPECT_EQ(endpoint.resolved_from, "localhost:80");
   }
 }
@@ -545,7 +614,8 @@ TEST(GatewayConfigTest, ResolvesNamesWithGetaddrinfo) {
 TEST(GatewayConfigTest, LoadReportsAMissingFile) {
   const ConfigResult result = GatewayConfig::load("/nonexistent/gw.yaml");
   ASSERT_EQ(result.errors.size(), 1u);
-  EXPECT_EQ(result.errors[0].to_string(), "/nonexistent/gw.yaml: cannot read: No such file or directory");
+  EXPECT_EQ(result.errors[0].to_string(),
+            "/nonexistent/gw.yaml: cannot read: No such file or directory");
   EXPECT_FALSE(result.config);
 }
 
@@ -584,8 +654,8 @@ TEST(CidrTest, ParseAndContains) {
   ASSERT_TRUE(all);
   EXPECT_TRUE(all->contains(outside));
 
-  for (const char* bad : {"10.0.0.1/8", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/08", "::/129", "x/8", "", "/8",
-                          "10.0.0.0/8/8"}) {
+  for (const char* bad : {"10.0.0.1/8", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/08", "::/129", "x/8",
+                          "", "/8", "10.0.0.0/8/8"}) {
     EXPECT_FALSE(portico::Cidr::parse(bad)) << bad;
   }
 }

@@ -139,8 +139,8 @@ enum class RetryOn : std::uint8_t {
 
 struct RetryPolicy {
   static constexpr std::uint8_t kAllConditions = 63;
-  unsigned attempts = 2;  // retries after the first try
-  std::uint8_t retry_on = kAllConditions;  // RetryOn bits
+  unsigned attempts = 2;                          // retries after the first try
+  std::uint8_t retry_on = kAllConditions;         // RetryOn bits
   std::optional<ConfigDuration> per_try_timeout;  // absent: only the route timeout
   std::size_t buffer_bytes = 65536;
   unsigned budget_percent = 20;  // 0-100
@@ -159,7 +159,7 @@ struct Cluster {
   ConfigDuration connect_timeout = std::chrono::seconds(1);
   ConfigDuration idle_timeout = std::chrono::seconds(60);
   std::size_t max_idle_per_endpoint = 64;
-  std::optional<HealthCheck> health_check;  // absent: no active checks
+  std::optional<HealthCheck> health_check;            // absent: no active checks
   std::optional<OutlierDetection> outlier_detection;  // absent: no passive ejection
   CircuitBreaker circuit_breaker;
   std::optional<RetryPolicy> retry;  // absent: no retries
@@ -192,9 +192,9 @@ struct HeaderRewrite {
 // What a route does besides choosing where to go. Most routes of a big table
 // set none of it, so a Route keeps it out of line (see Route::options).
 struct RouteOptions {
-  std::vector<CanaryRule> canary;  // tried first, in order
-  std::string strip_prefix;        // empty: none
-  std::string host_rewrite;        // empty: the client's Host
+  std::vector<CanaryRule> canary;    // tried first, in order
+  std::string strip_prefix;          // empty: none
+  std::string host_rewrite;          // empty: the client's Host
   std::optional<RetryPolicy> retry;  // replaces the cluster's
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;
@@ -247,7 +247,7 @@ struct Route {
   std::string cluster;
   std::vector<WeightedCluster> split;
   ConfigDuration timeout = std::chrono::seconds(15);  // 0: none
-  Boxed<RouteOptions> options;  // empty: every option at its default
+  Boxed<RouteOptions> options;                        // empty: every option at its default
 
   // The route's direct answer, or null when it forwards.
   const DirectResponse* respond() const noexcept {
@@ -283,7 +283,7 @@ struct GatewayConfig {
   ServerLimits server;
   std::vector<Cidr> trusted_proxies;
   AccessLogConfig access_log;
-  std::string via = "portico";  // "" sends no Via
+  std::string via = "portico";    // "" sends no Via
   std::vector<Cluster> clusters;  // in file order; names unique
   std::vector<Route> routes;      // in file order
 

@@ -18,8 +18,21 @@ namespace {
 bool is_tchar(unsigned char c) noexcept {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -31,7 +44,9 @@ bool is_label_char(unsigned char c) noexcept {
          c == '_';
 }
 
-std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
+std::string quoted(std::string_view text) {
+  return "\"" + std::string(text) + "\"";
+}
 
 }  // namespace
 
@@ -114,7 +129,8 @@ std::string endpoint_address_problem(std::string_view address) {
   if (split->bracketed) {
     char buffer[INET6_ADDRSTRLEN];
     unsigned char out[16];
-    if (split->host.size() >= sizeof buffer) return "endpoint address " + quoted(address) + ": not an IPv6 address in brackets";
+    if (split->host.size() >= sizeof buffer)
+      return "endpoint address " + quoted(address) + ": not an IPv6 address in brackets";
     split->host.copy(buffer, split->host.size());
     buffer[split->host.size()] = '\0';
     if (inet_pton(AF_INET6, buffer, out) != 1) {
@@ -187,9 +203,7 @@ void check_references(const GatewayConfig& config, ReferenceSink& sink) {
   std::unordered_set<std::string_view> clusters;
   clusters.reserve(config.clusters.size());
   for (const Cluster& cluster : config.clusters) clusters.insert(cluster.name);
-  const auto missing = [&](std::string_view name) {
-    return "no cluster named " + quoted(name);
-  };
+  const auto missing = [&](std::string_view name) { return "no cluster named " + quoted(name); };
 
   // One table per Host a route can be chosen by, as the gateway routes: a
   // route with hosts [a, b] is in a's table and b's; one without hosts is in

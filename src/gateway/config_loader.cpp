@@ -47,14 +47,19 @@ class Decoder final : public ReferenceSink, public ItemSink {
  public:
   Decoder(const YamlTree& tree, std::string_view file, GatewayConfig& config, ConfigResult& out,
           EndpointResolver resolve, std::size_t text_size)
-      : tree_(tree), file_(file), config_(config), out_(out), resolve_(resolve), text_size_(text_size) {}
+      : tree_(tree),
+        file_(file),
+        config_(config),
+        out_(out),
+        resolve_(resolve),
+        text_size_(text_size) {}
 
   // Everything but the streamed routes, once the tree is complete.
   void decode();
   void emit_notices() {
     for (const auto& [key, mark] : noticed_) {
-      out_.notices.push_back({std::string(file_), mark.line, mark.column,
-                              key + " is accepted but not active yet"});
+      out_.notices.push_back(
+          {std::string(file_), mark.line, mark.column, key + " is accepted but not active yet"});
     }
   }
   void error(const ReferenceSite& site, std::string message) override;
@@ -71,7 +76,8 @@ class Decoder final : public ReferenceSink, public ItemSink {
   void notice_not_active(YamlMark mark, std::string_view key) {
     for (auto& [seen, first] : noticed_) {
       if (seen != key) continue;
-      if (mark.line < first.line || (mark.line == first.line && mark.column < first.column)) first = mark;
+      if (mark.line < first.line || (mark.line == first.line && mark.column < first.column))
+        first = mark;
       return;
     }
     noticed_.emplace_back(std::string(key), mark);
@@ -84,7 +90,8 @@ class Decoder final : public ReferenceSink, public ItemSink {
     return node.plain ? "\"" + text + "\"" : "the quoted string \"" + text + "\"";
   }
   void wrong_type(std::string_view key, const YamlNode& node, std::string_view expected) {
-    error(node.mark, std::string(key) + ": expected " + std::string(expected) + ", got " + describe(node));
+    error(node.mark,
+          std::string(key) + ": expected " + std::string(expected) + ", got " + describe(node));
   }
 
   // ---- shapes ----
@@ -124,7 +131,8 @@ class Decoder final : public ReferenceSink, public ItemSink {
     return true;
   }
   template <class T>
-  bool integer(std::string_view key, const YamlNode& node, std::uint64_t min, std::uint64_t max, T& out);
+  bool integer(std::string_view key, const YamlNode& node, std::uint64_t min, std::uint64_t max,
+               T& out);
   bool duration(std::string_view key, const YamlNode& node, bool zero_allowed, ConfigDuration& out);
   void string_list(std::string_view key, const YamlNode& node, std::vector<std::string>& out,
                    bool (*valid)(std::string_view) noexcept, std::string_view expected);
@@ -193,13 +201,14 @@ bool Decoder::fields(std::string_view what, const YamlNode& map,
     }
     if (first) {
       error(key_node.mark, "duplicate key \"" + std::string(key) + "\" (first at " +
-                               std::to_string(first->line) + ":" + std::to_string(first->column) + ")");
+                               std::to_string(first->line) + ":" + std::to_string(first->column) +
+                               ")");
       continue;
     }
     if constexpr (N > 0) {
       if (std::find(known.begin(), known.end(), key) == known.end()) {
-        std::string message = "unknown key \"" + std::string(key) + "\" in " + std::string(what) +
-                              " (expected ";
+        std::string message =
+            "unknown key \"" + std::string(key) + "\" in " + std::string(what) + " (expected ";
         for (std::size_t k = 0; k < N; ++k) {
           message += k == 0 ? "" : (k + 1 == N ? " or " : ", ");
           message += known[k];
@@ -227,8 +236,8 @@ bool Decoder::integer(std::string_view key, const YamlNode& node, std::uint64_t 
   std::uint64_t value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   // No sign, no leading zero (YAML 1.1 would read 010 as octal).
-  const bool digits_only = !text.empty() && text[0] >= '0' && text[0] <= '9' &&
-                           !(text.size() > 1 && text[0] == '0');
+  const bool digits_only =
+      !text.empty() && text[0] >= '0' && text[0] <= '9' && !(text.size() > 1 && text[0] == '0');
   if (!digits_only || ec != std::errc{} || end != text.data() + text.size() || value < min ||
       value > max) {
     wrong_type(key, node, expected());
@@ -242,7 +251,9 @@ bool Decoder::duration(std::string_view key, const YamlNode& node, bool zero_all
                        ConfigDuration& out) {
   // Quoted too: JSON can write a duration only as a string.
   if (node.kind != Kind::kScalar || tree_.is_null(node)) {
-    wrong_type(key, node, zero_allowed ? "a duration (250ms, 5s, 2m, 1h) or 0" : "a duration (250ms, 5s, 2m, 1h)");
+    wrong_type(
+        key, node,
+        zero_allowed ? "a duration (250ms, 5s, 2m, 1h) or 0" : "a duration (250ms, 5s, 2m, 1h)");
     return false;
   }
   std::string problem;
@@ -291,36 +302,38 @@ void Decoder::decode() {
   if (tree_.is_null(root)) return;  // an empty document: every default
   static constexpr std::array<std::string_view, 8> kKeys{
       "listen", "admin", "server", "trusted_proxies", "access_log", "via", "clusters", "routes"};
-  fields("the top level", root, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
-    if (key == "listen") {
-      listen(value, config.listen);
-    } else if (key == "admin") {
-      config.admin.emplace();
-      admin(value, *config.admin);
-    } else if (key == "server") {
-      server(value, config.server);
-    } else if (key == "trusted_proxies") {
-      trusted_proxies(value, config.trusted_proxies);
-    } else if (key == "access_log") {
-      access_log(value, config.access_log);
-    } else if (key == "via") {
-      if (string_value(key, value, config.via) && !config.via.empty() &&
-          !is_http_token(config.via)) {
-        wrong_type(key, value, "an HTTP token (a pseudonym like portico) or \"\"");
-      }
-    } else if (key == "clusters") {
-      clusters(value, config.clusters);
-    } else if (key == "routes" && !value.streamed) {
-      routes(value, config.routes);
-    }
-  });
+  fields("the top level", root, kKeys,
+         [&](std::string_view key, const YamlNode&, const YamlNode& value) {
+           if (key == "listen") {
+             listen(value, config.listen);
+           } else if (key == "admin") {
+             config.admin.emplace();
+             admin(value, *config.admin);
+           } else if (key == "server") {
+             server(value, config.server);
+           } else if (key == "trusted_proxies") {
+             trusted_proxies(value, config.trusted_proxies);
+           } else if (key == "access_log") {
+             access_log(value, config.access_log);
+           } else if (key == "via") {
+             if (string_value(key, value, config.via) && !config.via.empty() &&
+                 !is_http_token(config.via)) {
+               wrong_type(key, value, "an HTTP token (a pseudonym like portico) or \"\"");
+             }
+           } else if (key == "clusters") {
+             clusters(value, config.clusters);
+           } else if (key == "routes" && !value.streamed) {
+             routes(value, config.routes);
+           }
+         });
 }
 
 void Decoder::listen(const YamlNode& node, ListenConfig& out) {
   static constexpr std::array<std::string_view, 3> kKeys{"host", "port", "threads"};
   fields("listen", node, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
     if (key == "host") {
-      if (string_value(key, value, out.host) && !is_ip_literal(out.host) && !is_host_name(out.host)) {
+      if (string_value(key, value, out.host) && !is_ip_literal(out.host) &&
+          !is_host_name(out.host)) {
         wrong_type(key, value, "an IP address or a host name");
       }
     } else if (key == "port") {
@@ -335,7 +348,8 @@ void Decoder::admin(const YamlNode& node, AdminConfig& out) {
   static constexpr std::array<std::string_view, 2> kKeys{"host", "port"};
   fields("admin", node, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
     if (key == "host") {
-      if (string_value(key, value, out.host) && !is_ip_literal(out.host) && !is_host_name(out.host)) {
+      if (string_value(key, value, out.host) && !is_ip_literal(out.host) &&
+          !is_host_name(out.host)) {
         wrong_type(key, value, "an IP address or a host name");
       }
     } else {
@@ -346,23 +360,35 @@ void Decoder::admin(const YamlNode& node, AdminConfig& out) {
 
 void Decoder::server(const YamlNode& node, ServerLimits& out) {
   static constexpr std::array<std::string_view, 11> kKeys{
-      "max_request_line", "max_header_bytes", "max_header_count", "max_body_bytes",
-      "max_connections", "max_requests_per_connection", "header_timeout", "body_timeout",
-      "idle_timeout", "write_timeout", "shutdown_timeout"};
+      "max_request_line", "max_header_bytes", "max_header_count",
+      "max_body_bytes",   "max_connections",  "max_requests_per_connection",
+      "header_timeout",   "body_timeout",     "idle_timeout",
+      "write_timeout",    "shutdown_timeout"};
   fields("server", node, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
     constexpr std::uint64_t kMaxHead = std::uint64_t{1} << 30;
-    if (key == "max_request_line") integer(key, value, 16, kMaxHead, out.max_request_line);
-    else if (key == "max_header_bytes") integer(key, value, 16, kMaxHead, out.max_header_bytes);
-    else if (key == "max_header_count") integer(key, value, 1, 65536, out.max_header_count);
-    else if (key == "max_body_bytes") integer(key, value, 0, kMaxSize, out.max_body_bytes);
-    else if (key == "max_connections") integer(key, value, 1, 16 * kMillion, out.max_connections);
+    if (key == "max_request_line")
+      integer(key, value, 16, kMaxHead, out.max_request_line);
+    else if (key == "max_header_bytes")
+      integer(key, value, 16, kMaxHead, out.max_header_bytes);
+    else if (key == "max_header_count")
+      integer(key, value, 1, 65536, out.max_header_count);
+    else if (key == "max_body_bytes")
+      integer(key, value, 0, kMaxSize, out.max_body_bytes);
+    else if (key == "max_connections")
+      integer(key, value, 1, 16 * kMillion, out.max_connections);
     else if (key == "max_requests_per_connection")
-      integer(key, value, 0, std::numeric_limits<std::uint32_t>::max(), out.max_requests_per_connection);
-    else if (key == "header_timeout") duration(key, value, true, out.header_timeout);
-    else if (key == "body_timeout") duration(key, value, true, out.body_timeout);
-    else if (key == "idle_timeout") duration(key, value, true, out.idle_timeout);
-    else if (key == "write_timeout") duration(key, value, true, out.write_timeout);
-    else duration(key, value, true, out.shutdown_timeout);
+      integer(key, value, 0, std::numeric_limits<std::uint32_t>::max(),
+              out.max_requests_per_connection);
+    else if (key == "header_timeout")
+      duration(key, value, true, out.header_timeout);
+    else if (key == "body_timeout")
+      duration(key, value, true, out.body_timeout);
+    else if (key == "idle_timeout")
+      duration(key, value, true, out.idle_timeout);
+    else if (key == "write_timeout")
+      duration(key, value, true, out.write_timeout);
+    else
+      duration(key, value, true, out.shutdown_timeout);
   });
 }
 
@@ -382,92 +408,105 @@ void Decoder::trusted_proxies(const YamlNode& node, std::vector<Cidr>& out) {
 
 void Decoder::access_log(const YamlNode& node, AccessLogConfig& out) {
   static constexpr std::array<std::string_view, 2> kKeys{"format", "path"};
-  fields("access_log", node, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
-    std::string text;
-    if (!string_value(key, value, text)) return;
-    if (key == "path") {
-      if (text.empty()) wrong_type(key, value, "a file path");
-      out.path = std::move(text);
-    } else if (text == "none") {
-      out.format = AccessLogConfig::Format::kNone;
-    } else if (text == "common") {
-      out.format = AccessLogConfig::Format::kCommon;
-    } else if (text == "json") {
-      out.format = AccessLogConfig::Format::kJson;
-    } else {
-      wrong_type(key, value, "none, common or json");
-    }
-  });
+  fields("access_log", node, kKeys,
+         [&](std::string_view key, const YamlNode&, const YamlNode& value) {
+           std::string text;
+           if (!string_value(key, value, text)) return;
+           if (key == "path") {
+             if (text.empty()) wrong_type(key, value, "a file path");
+             out.path = std::move(text);
+           } else if (text == "none") {
+             out.format = AccessLogConfig::Format::kNone;
+           } else if (text == "common") {
+             out.format = AccessLogConfig::Format::kCommon;
+           } else if (text == "json") {
+             out.format = AccessLogConfig::Format::kJson;
+           } else {
+             wrong_type(key, value, "none, common or json");
+           }
+         });
 }
 
 // ---- clusters -----------------------------------------------------------------
 
 void Decoder::clusters(const YamlNode& node, std::vector<Cluster>& out) {
   static constexpr std::array<std::string_view, 0> kAnyName{};
-  fields("clusters", node, kAnyName, [&](std::string_view name, const YamlNode& key, const YamlNode& value) {
-    const bool valid_name = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-             c == '-' || c == '_' || c == '.';
-    });
-    if (!valid_name) {
-      error(key.mark, "cluster name \"" + std::string(name) +
-                          "\": use letters, digits, '-', '_' and '.'");
-    }
-    Cluster& cluster_out = out.emplace_back();
-    cluster_out.name.assign(name);
-    cluster(value, cluster_out);
-  });
+  fields("clusters", node, kAnyName,
+         [&](std::string_view name, const YamlNode& key, const YamlNode& value) {
+           const bool valid_name =
+               !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+                 return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                        (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.';
+               });
+           if (!valid_name) {
+             error(key.mark, "cluster name \"" + std::string(name) +
+                                 "\": use letters, digits, '-', '_' and '.'");
+           }
+           Cluster& cluster_out = out.emplace_back();
+           cluster_out.name.assign(name);
+           cluster(value, cluster_out);
+         });
 }
 
 void Decoder::cluster(const YamlNode& node, Cluster& out) {
   static constexpr std::array<std::string_view, 10> kKeys{
-      "endpoints", "lb", "hash_on", "connect_timeout", "idle_timeout", "max_idle_per_endpoint",
-      "health_check", "outlier_detection", "circuit_breaker", "retry"};
+      "endpoints",       "lb",
+      "hash_on",         "connect_timeout",
+      "idle_timeout",    "max_idle_per_endpoint",
+      "health_check",    "outlier_detection",
+      "circuit_breaker", "retry"};
   bool have_endpoints = false;
   const YamlNode* hash_on = nullptr;
-  const bool mapping = fields("a cluster", node, kKeys, [&](std::string_view key, const YamlNode& key_node,
-                                                      const YamlNode& value) {
-    if (key == "endpoints") {
-      have_endpoints = true;
-      endpoints(value, out.endpoints);
-    } else if (key == "lb") {
-      std::string text;
-      if (!string_value(key, value, text)) return;
-      if (text == "round_robin") out.lb = LoadBalancer::kRoundRobin;
-      else if (text == "least_request") out.lb = LoadBalancer::kLeastRequest;
-      else if (text == "ring_hash") out.lb = LoadBalancer::kRingHash;
-      else if (text == "maglev") out.lb = LoadBalancer::kMaglev;
-      else if (text == "random") out.lb = LoadBalancer::kRandom;
-      else wrong_type(key, value, "round_robin, least_request, ring_hash, maglev or random");
-    } else if (key == "hash_on") {
-      std::string text;
-      if (!string_value(key, value, text)) return;
-      hash_on = &value;
-      if (auto parsed = parse_hash_on(text)) {
-        out.hash_on = std::move(*parsed);
-      } else {
-        wrong_type(key, value, "client_ip, path or header:NAME");
-      }
-    } else if (key == "connect_timeout") {
-      duration(key, value, false, out.connect_timeout);
-    } else if (key == "idle_timeout") {
-      duration(key, value, false, out.idle_timeout);
-    } else if (key == "max_idle_per_endpoint") {
-      integer(key, value, 0, kMillion, out.max_idle_per_endpoint);
-    } else if (key == "health_check") {
-      notice_not_active(key_node.mark, key);
-      health_check(value, out.health_check.emplace());
-    } else if (key == "outlier_detection") {
-      notice_not_active(key_node.mark, key);
-      outlier_detection(value, out.outlier_detection.emplace());
-    } else if (key == "circuit_breaker") {
-      notice_not_active(key_node.mark, key);
-      circuit_breaker(value, out.circuit_breaker);
-    } else {
-      notice_not_active(key_node.mark, key);
-      retry(value, out.retry.emplace());
-    }
-  });
+  const bool mapping = fields(
+      "a cluster", node, kKeys,
+      [&](std::string_view key, const YamlNode& key_node, const YamlNode& value) {
+        if (key == "endpoints") {
+          have_endpoints = true;
+          endpoints(value, out.endpoints);
+        } else if (key == "lb") {
+          std::string text;
+          if (!string_value(key, value, text)) return;
+          if (text == "round_robin")
+            out.lb = LoadBalancer::kRoundRobin;
+          else if (text == "least_request")
+            out.lb = LoadBalancer::kLeastRequest;
+          else if (text == "ring_hash")
+            out.lb = LoadBalancer::kRingHash;
+          else if (text == "maglev")
+            out.lb = LoadBalancer::kMaglev;
+          else if (text == "random")
+            out.lb = LoadBalancer::kRandom;
+          else
+            wrong_type(key, value, "round_robin, least_request, ring_hash, maglev or random");
+        } else if (key == "hash_on") {
+          std::string text;
+          if (!string_value(key, value, text)) return;
+          hash_on = &value;
+          if (auto parsed = parse_hash_on(text)) {
+            out.hash_on = std::move(*parsed);
+          } else {
+            wrong_type(key, value, "client_ip, path or header:NAME");
+          }
+        } else if (key == "connect_timeout") {
+          duration(key, value, false, out.connect_timeout);
+        } else if (key == "idle_timeout") {
+          duration(key, value, false, out.idle_timeout);
+        } else if (key == "max_idle_per_endpoint") {
+          integer(key, value, 0, kMillion, out.max_idle_per_endpoint);
+        } else if (key == "health_check") {
+          notice_not_active(key_node.mark, key);
+          health_check(value, out.health_check.emplace());
+        } else if (key == "outlier_detection") {
+          notice_not_active(key_node.mark, key);
+          outlier_detection(value, out.outlier_detection.emplace());
+        } else if (key == "circuit_breaker") {
+          notice_not_active(key_node.mark, key);
+          circuit_breaker(value, out.circuit_breaker);
+        } else {
+          notice_not_active(key_node.mark, key);
+          retry(value, out.retry.emplace());
+        }
+      });
   if (!mapping) return;
   if (!have_endpoints) missing(node, "endpoints");
   if (hash_on != nullptr && out.lb != LoadBalancer::kRingHash && out.lb != LoadBalancer::kMaglev) {
@@ -485,15 +524,16 @@ void Decoder::endpoints(const YamlNode& node, std::vector<Endpoint>& out) {
     Endpoint endpoint;
     const YamlNode* address = nullptr;
     bool have_address = false;
-    const bool mapping = fields("an endpoint", item, kKeys, [&](std::string_view key, const YamlNode&,
-                                                           const YamlNode& value) {
-      if (key == "address") {
-        have_address = true;
-        if (string_value(key, value, endpoint.address)) address = &value;
-      } else {
-        integer(key, value, 1, 1000, endpoint.weight);
-      }
-    });
+    const bool mapping = fields("an endpoint", item, kKeys,
+                                [&](std::string_view key, const YamlNode&, const YamlNode& value) {
+                                  if (key == "address") {
+                                    have_address = true;
+                                    if (string_value(key, value, endpoint.address))
+                                      address = &value;
+                                  } else {
+                                    integer(key, value, 1, 1000, endpoint.weight);
+                                  }
+                                });
     if (!mapping) return;
     if (address == nullptr) {
       if (!have_address) missing(item, "address");
@@ -512,8 +552,8 @@ void Decoder::endpoints(const YamlNode& node, std::vector<Endpoint>& out) {
     std::string resolve_error;
     const std::vector<std::string> addresses = resolve_(std::string(split.host), resolve_error);
     if (addresses.empty()) {
-      error(address->mark, "address: cannot resolve \"" + std::string(split.host) + "\": " +
-                               (resolve_error.empty() ? "no address" : resolve_error));
+      error(address->mark, "address: cannot resolve \"" + std::string(split.host) +
+                               "\": " + (resolve_error.empty() ? "no address" : resolve_error));
       return;
     }
     for (const std::string& ip : addresses) {
@@ -527,23 +567,25 @@ void Decoder::endpoints(const YamlNode& node, std::vector<Endpoint>& out) {
 }
 
 void Decoder::health_check(const YamlNode& node, HealthCheck& out) {
-  static constexpr std::array<std::string_view, 5> kKeys{"path", "interval", "timeout",
-                                                         "healthy_threshold", "unhealthy_threshold"};
-  fields("health_check", node, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
-    if (key == "path") {
-      if (string_value(key, value, out.path) && (!out.path.starts_with('/') || !is_field_value(out.path))) {
-        wrong_type(key, value, "a path starting with '/'");
-      }
-    } else if (key == "interval") {
-      duration(key, value, false, out.interval);
-    } else if (key == "timeout") {
-      duration(key, value, false, out.timeout);
-    } else if (key == "healthy_threshold") {
-      integer(key, value, 1, 1000, out.healthy_threshold);
-    } else {
-      integer(key, value, 1, 1000, out.unhealthy_threshold);
-    }
-  });
+  static constexpr std::array<std::string_view, 5> kKeys{
+      "path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"};
+  fields("health_check", node, kKeys,
+         [&](std::string_view key, const YamlNode&, const YamlNode& value) {
+           if (key == "path") {
+             if (string_value(key, value, out.path) &&
+                 (!out.path.starts_with('/') || !is_field_value(out.path))) {
+               wrong_type(key, value, "a path starting with '/'");
+             }
+           } else if (key == "interval") {
+             duration(key, value, false, out.interval);
+           } else if (key == "timeout") {
+             duration(key, value, false, out.timeout);
+           } else if (key == "healthy_threshold") {
+             integer(key, value, 1, 1000, out.healthy_threshold);
+           } else {
+             integer(key, value, 1, 1000, out.unhealthy_threshold);
+           }
+         });
 }
 
 void Decoder::outlier_detection(const YamlNode& node, OutlierDetection& out) {
@@ -551,69 +593,81 @@ void Decoder::outlier_detection(const YamlNode& node, OutlierDetection& out) {
       "consecutive_5xx", "consecutive_connect_failures", "base_ejection", "max_ejection",
       "max_ejection_percent"};
   const YamlNode* ejection = nullptr;  // the later of the two written
-  fields("outlier_detection", node, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
-    if (key == "consecutive_5xx") {
-      integer(key, value, 0, 1000, out.consecutive_5xx);
-    } else if (key == "consecutive_connect_failures") {
-      integer(key, value, 0, 1000, out.consecutive_connect_failures);
-    } else if (key == "base_ejection") {
-      if (duration(key, value, false, out.base_ejection)) ejection = &value;
-    } else if (key == "max_ejection") {
-      if (duration(key, value, false, out.max_ejection)) ejection = &value;
-    } else {
-      integer(key, value, 0, 100, out.max_ejection_percent);
-    }
-  });
+  fields("outlier_detection", node, kKeys,
+         [&](std::string_view key, const YamlNode&, const YamlNode& value) {
+           if (key == "consecutive_5xx") {
+             integer(key, value, 0, 1000, out.consecutive_5xx);
+           } else if (key == "consecutive_connect_failures") {
+             integer(key, value, 0, 1000, out.consecutive_connect_failures);
+           } else if (key == "base_ejection") {
+             if (duration(key, value, false, out.base_ejection)) ejection = &value;
+           } else if (key == "max_ejection") {
+             if (duration(key, value, false, out.max_ejection)) ejection = &value;
+           } else {
+             integer(key, value, 0, 100, out.max_ejection_percent);
+           }
+         });
   // Either may break the order: base_ejection alone past the default max.
   if (ejection != nullptr && out.max_ejection < out.base_ejection) {
     error(ejection->mark, "max_ejection (" + format_duration(out.max_ejection) +
-                              ") is shorter than base_ejection (" + format_duration(out.base_ejection) + ")");
+                              ") is shorter than base_ejection (" +
+                              format_duration(out.base_ejection) + ")");
   }
 }
 
 void Decoder::circuit_breaker(const YamlNode& node, CircuitBreaker& out) {
-  static constexpr std::array<std::string_view, 5> kKeys{"max_connections", "max_requests",
-                                                         "max_pending", "max_retries", "error_rate"};
-  fields("circuit_breaker", node, kKeys, [&](std::string_view key, const YamlNode& key_node,
-                                             const YamlNode& value) {
-    if (key == "max_connections") integer(key, value, 1, 16 * kMillion, out.max_connections);
-    else if (key == "max_requests") integer(key, value, 1, 16 * kMillion, out.max_requests);
-    else if (key == "max_pending") integer(key, value, 0, 16 * kMillion, out.max_pending);
-    else if (key == "max_retries") integer(key, value, 0, 16 * kMillion, out.max_retries);
-    else {
-      notice_not_active(key_node.mark, key);
-      error_rate(value, out.error_rate.emplace());
-    }
-  });
+  static constexpr std::array<std::string_view, 5> kKeys{
+      "max_connections", "max_requests", "max_pending", "max_retries", "error_rate"};
+  fields("circuit_breaker", node, kKeys,
+         [&](std::string_view key, const YamlNode& key_node, const YamlNode& value) {
+           if (key == "max_connections")
+             integer(key, value, 1, 16 * kMillion, out.max_connections);
+           else if (key == "max_requests")
+             integer(key, value, 1, 16 * kMillion, out.max_requests);
+           else if (key == "max_pending")
+             integer(key, value, 0, 16 * kMillion, out.max_pending);
+           else if (key == "max_retries")
+             integer(key, value, 0, 16 * kMillion, out.max_retries);
+           else {
+             notice_not_active(key_node.mark, key);
+             error_rate(value, out.error_rate.emplace());
+           }
+         });
 }
 
 void Decoder::error_rate(const YamlNode& node, ErrorRateBreaker& out) {
-  static constexpr std::array<std::string_view, 4> kKeys{"threshold", "min_requests", "window", "open_for"};
-  fields("error_rate", node, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
-    if (key == "threshold") {
-      // A plain decimal in (0, 1]: "0.5", "1".
-      const std::string_view text = value.kind == Kind::kScalar && value.plain ? tree_.text(value) : "";
-      double parsed = 0;
-      const bool decimal = !text.empty() && text.find_first_not_of("0123456789.") == std::string_view::npos;
-      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
-      if (!decimal || ec != std::errc{} || end != text.data() + text.size() || !(parsed > 0) || parsed > 1) {
-        wrong_type(key, value, "a number above 0 and at most 1");
-        return;
-      }
-      out.threshold = parsed;
-    } else if (key == "min_requests") {
-      integer(key, value, 1, 16 * kMillion, out.min_requests);
-    } else if (key == "window") {
-      duration(key, value, false, out.window);
-    } else {
-      duration(key, value, false, out.open_for);
-    }
-  });
+  static constexpr std::array<std::string_view, 4> kKeys{"threshold", "min_requests", "window",
+                                                         "open_for"};
+  fields("error_rate", node, kKeys,
+         [&](std::string_view key, const YamlNode&, const YamlNode& value) {
+           if (key == "threshold") {
+             // A plain decimal in (0, 1]: "0.5", "1".
+             const std::string_view text =
+                 value.kind == Kind::kScalar && value.plain ? tree_.text(value) : "";
+             double parsed = 0;
+             const bool decimal =
+                 !text.empty() && text.find_first_not_of("0123456789.") == std::string_view::npos;
+             const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+             if (!decimal || ec != std::errc{} || end != text.data() + text.size() ||
+                 !(parsed > 0) || parsed > 1) {
+               wrong_type(key, value, "a number above 0 and at most 1");
+               return;
+             }
+             out.threshold = parsed;
+           } else if (key == "min_requests") {
+             integer(key, value, 1, 16 * kMillion, out.min_requests);
+           } else if (key == "window") {
+             duration(key, value, false, out.window);
+           } else {
+             duration(key, value, false, out.open_for);
+           }
+         });
 }
 
 void Decoder::retry(const YamlNode& node, RetryPolicy& out) {
-  static constexpr std::array<std::string_view, 6> kKeys{
-      "attempts", "retry_on", "per_try_timeout", "buffer_bytes", "budget_percent", "min_concurrency"};
+  static constexpr std::array<std::string_view, 6> kKeys{"attempts",        "retry_on",
+                                                         "per_try_timeout", "buffer_bytes",
+                                                         "budget_percent",  "min_concurrency"};
   fields("retry", node, kKeys, [&](std::string_view key, const YamlNode&, const YamlNode& value) {
     if (key == "attempts") {
       integer(key, value, 0, 10, out.attempts);
@@ -658,8 +712,9 @@ void Decoder::routes(const YamlNode& node, std::vector<Route>& out) {
 
 void Decoder::route(const YamlNode& node, Route& out, RouteMarks& marks) {
   static constexpr std::array<std::string_view, 13> kKeys{
-      "path", "hosts", "methods", "cluster", "split", "respond", "canary", "strip_prefix",
-      "host_rewrite", "timeout", "retry", "request_headers", "response_headers"};
+      "path",    "hosts",           "methods",         "cluster",      "split",
+      "respond", "canary",          "strip_prefix",    "host_rewrite", "timeout",
+      "retry",   "request_headers", "response_headers"};
   bool have_path = false;
   const YamlNode* strip_prefix = nullptr;
   // cluster, split and respond as written (more than two is one error).
@@ -669,129 +724,137 @@ void Decoder::route(const YamlNode& node, Route& out, RouteMarks& marks) {
     if (target_count < targets.size()) targets[target_count] = &key_node;
     ++target_count;
   };
-  const bool mapping = fields("a route", node, kKeys, [&](std::string_view key, const YamlNode& key_node,
-                                                    const YamlNode& value) {
-    if (key == "path") {
-      have_path = true;
-      marks.path = value.mark;
-      marks.path_plain = value.plain;
-      if (string_value(key, value, out.path) && out.path.empty()) {
-        wrong_type(key, value, "a route pattern");
-      }
-    } else if (key == "hosts") {
-      string_list(key, value, out.hosts, is_host_pattern,
-                  "a host name, a \"*.\" wildcard or an IP address");
-    } else if (key == "methods") {
-      items(key, value, [&](std::size_t, const YamlNode& item) {
-        std::string method;
-        if (!string_value(key, item, method)) return;
-        std::string upper = method;
-        for (char& c : upper) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
-        if (!is_http_token(method)) {
-          wrong_type(key, item, "a method (an HTTP token such as GET)");
-        } else if (upper != method && parse_method(upper)) {
-          error(item.mark, "methods: \"" + method + "\" is not " + upper + " (methods are case-sensitive)");
+  const bool mapping = fields(
+      "a route", node, kKeys,
+      [&](std::string_view key, const YamlNode& key_node, const YamlNode& value) {
+        if (key == "path") {
+          have_path = true;
+          marks.path = value.mark;
+          marks.path_plain = value.plain;
+          if (string_value(key, value, out.path) && out.path.empty()) {
+            wrong_type(key, value, "a route pattern");
+          }
+        } else if (key == "hosts") {
+          string_list(key, value, out.hosts, is_host_pattern,
+                      "a host name, a \"*.\" wildcard or an IP address");
+        } else if (key == "methods") {
+          items(key, value, [&](std::size_t, const YamlNode& item) {
+            std::string method;
+            if (!string_value(key, item, method)) return;
+            std::string upper = method;
+            for (char& c : upper) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+            if (!is_http_token(method)) {
+              wrong_type(key, item, "a method (an HTTP token such as GET)");
+            } else if (upper != method && parse_method(upper)) {
+              error(item.mark, "methods: \"" + method + "\" is not " + upper +
+                                   " (methods are case-sensitive)");
+            } else {
+              out.methods.push_back(std::move(method));
+            }
+          });
+        } else if (key == "cluster") {
+          add_target(key_node);
+          marks.cluster = value.mark;
+          if (string_value(key, value, out.cluster) && out.cluster.empty()) {
+            wrong_type(key, value, "a cluster name");
+          }
+        } else if (key == "split") {
+          add_target(key_node);
+          if (value.kind == Kind::kSequence && value.count == 0) {
+            error(value.mark, "split: list at least one cluster");
+          }
+          items(key, value, [&](std::size_t, const YamlNode& item) {
+            static constexpr std::array<std::string_view, 2> kSplitKeys{"cluster", "weight"};
+            WeightedCluster& entry = out.split.emplace_back();
+            if (out.split.size() == 1)
+              marks.first_split = static_cast<std::uint32_t>(split_marks_.size());
+            YamlMark& mark = split_marks_.emplace_back(item.mark);
+            bool have_cluster = false;
+            if (!fields("a split entry", item, kSplitKeys,
+                        [&](std::string_view k, const YamlNode&, const YamlNode& v) {
+                          if (k == "cluster") {
+                            have_cluster = true;
+                            mark = v.mark;
+                            string_value(k, v, entry.cluster);
+                          } else {
+                            integer(k, v, 1, 1000, entry.weight);
+                          }
+                        })) {
+              return;
+            }
+            if (!have_cluster) missing(item, "cluster");
+          });
+        } else if (key == "respond") {
+          add_target(key_node);
+          respond(value, out.options.emplace().respond.emplace());
+        } else if (key == "canary") {
+          items(key, value, [&](std::size_t, const YamlNode& item) {
+            static constexpr std::array<std::string_view, 3> kCanaryKeys{"header", "value",
+                                                                         "cluster"};
+            std::vector<CanaryRule>& canary = out.options.emplace().canary;
+            CanaryRule& rule = canary.emplace_back();
+            if (canary.size() == 1)
+              marks.first_canary = static_cast<std::uint32_t>(canary_marks_.size());
+            YamlMark& mark = canary_marks_.emplace_back(item.mark);
+            std::array<bool, 3> have{};
+            if (!fields("a canary rule", item, kCanaryKeys,
+                        [&](std::string_view k, const YamlNode&, const YamlNode& v) {
+                          if (k == "header") {
+                            have[0] = true;
+                            if (string_value(k, v, rule.header) && !is_http_token(rule.header)) {
+                              wrong_type(k, v, "a header name (an HTTP token)");
+                            }
+                          } else if (k == "value") {
+                            have[1] = true;
+                            if (string_value(k, v, rule.value) && !is_field_value(rule.value)) {
+                              wrong_type(k, v, "a header value (no CR, LF or NUL)");
+                            }
+                          } else {
+                            have[2] = true;
+                            mark = v.mark;
+                            string_value(k, v, rule.cluster);
+                          }
+                        })) {
+              return;
+            }
+            for (std::size_t k = 0; k < have.size(); ++k) {
+              if (!have[k]) missing(item, kCanaryKeys[k]);
+            }
+          });
+        } else if (key == "strip_prefix") {
+          std::string& prefix = out.options.emplace().strip_prefix;
+          if (string_value(key, value, prefix)) {
+            strip_prefix = &value;
+            if (!prefix.starts_with('/')) wrong_type(key, value, "a path prefix starting with '/'");
+          }
+        } else if (key == "host_rewrite") {
+          std::string& rewrite = out.options.emplace().host_rewrite;
+          if (string_value(key, value, rewrite)) {
+            const auto split = split_endpoint_address(rewrite);
+            const std::string_view host = split ? split->host : std::string_view(rewrite);
+            if (!is_host_name(host) && !is_ip_literal(host)) {
+              wrong_type(key, value, "a host name or IP address, with an optional :port");
+            }
+          }
+        } else if (key == "timeout") {
+          duration(key, value, true, out.timeout);
+        } else if (key == "retry") {
+          notice_not_active(key_node.mark, key);
+          retry(value, out.options.emplace().retry.emplace());
+        } else if (key == "request_headers") {
+          headers(key, value, out.options.emplace().request_headers);
         } else {
-          out.methods.push_back(std::move(method));
+          headers(key, value, out.options.emplace().response_headers);
         }
       });
-    } else if (key == "cluster") {
-      add_target(key_node);
-      marks.cluster = value.mark;
-      if (string_value(key, value, out.cluster) && out.cluster.empty()) {
-        wrong_type(key, value, "a cluster name");
-      }
-    } else if (key == "split") {
-      add_target(key_node);
-      if (value.kind == Kind::kSequence && value.count == 0) {
-        error(value.mark, "split: list at least one cluster");
-      }
-      items(key, value, [&](std::size_t, const YamlNode& item) {
-        static constexpr std::array<std::string_view, 2> kSplitKeys{"cluster", "weight"};
-        WeightedCluster& entry = out.split.emplace_back();
-        if (out.split.size() == 1) marks.first_split = static_cast<std::uint32_t>(split_marks_.size());
-        YamlMark& mark = split_marks_.emplace_back(item.mark);
-        bool have_cluster = false;
-        if (!fields("a split entry", item, kSplitKeys, [&](std::string_view k, const YamlNode&, const YamlNode& v) {
-              if (k == "cluster") {
-                have_cluster = true;
-                mark = v.mark;
-                string_value(k, v, entry.cluster);
-              } else {
-                integer(k, v, 1, 1000, entry.weight);
-              }
-            })) {
-          return;
-        }
-        if (!have_cluster) missing(item, "cluster");
-      });
-    } else if (key == "respond") {
-      add_target(key_node);
-      respond(value, out.options.emplace().respond.emplace());
-    } else if (key == "canary") {
-      items(key, value, [&](std::size_t, const YamlNode& item) {
-        static constexpr std::array<std::string_view, 3> kCanaryKeys{"header", "value", "cluster"};
-        std::vector<CanaryRule>& canary = out.options.emplace().canary;
-        CanaryRule& rule = canary.emplace_back();
-        if (canary.size() == 1) marks.first_canary = static_cast<std::uint32_t>(canary_marks_.size());
-        YamlMark& mark = canary_marks_.emplace_back(item.mark);
-        std::array<bool, 3> have{};
-        if (!fields("a canary rule", item, kCanaryKeys, [&](std::string_view k, const YamlNode&, const YamlNode& v) {
-              if (k == "header") {
-                have[0] = true;
-                if (string_value(k, v, rule.header) && !is_http_token(rule.header)) {
-                  wrong_type(k, v, "a header name (an HTTP token)");
-                }
-              } else if (k == "value") {
-                have[1] = true;
-                if (string_value(k, v, rule.value) && !is_field_value(rule.value)) {
-                  wrong_type(k, v, "a header value (no CR, LF or NUL)");
-                }
-              } else {
-                have[2] = true;
-                mark = v.mark;
-                string_value(k, v, rule.cluster);
-              }
-            })) {
-          return;
-        }
-        for (std::size_t k = 0; k < have.size(); ++k) {
-          if (!have[k]) missing(item, kCanaryKeys[k]);
-        }
-      });
-    } else if (key == "strip_prefix") {
-      std::string& prefix = out.options.emplace().strip_prefix;
-      if (string_value(key, value, prefix)) {
-        strip_prefix = &value;
-        if (!prefix.starts_with('/')) wrong_type(key, value, "a path prefix starting with '/'");
-      }
-    } else if (key == "host_rewrite") {
-      std::string& rewrite = out.options.emplace().host_rewrite;
-      if (string_value(key, value, rewrite)) {
-        const auto split = split_endpoint_address(rewrite);
-        const std::string_view host = split ? split->host : std::string_view(rewrite);
-        if (!is_host_name(host) && !is_ip_literal(host)) {
-          wrong_type(key, value, "a host name or IP address, with an optional :port");
-        }
-      }
-    } else if (key == "timeout") {
-      duration(key, value, true, out.timeout);
-    } else if (key == "retry") {
-      notice_not_active(key_node.mark, key);
-      retry(value, out.options.emplace().retry.emplace());
-    } else if (key == "request_headers") {
-      headers(key, value, out.options.emplace().request_headers);
-    } else {
-      headers(key, value, out.options.emplace().response_headers);
-    }
-  });
   if (!mapping) return;
   if (!have_path) missing(node, "path");
   if (target_count == 0) {
     error(node.mark, "a route needs one of cluster, split or respond");
   } else if (target_count > 1) {
-    error(targets[1]->mark, std::string(tree_.text(*targets[1])) + ": a route takes exactly one of " +
-                                "cluster, split or respond (it has " + std::string(tree_.text(*targets[0])) + ")");
+    error(targets[1]->mark,
+          std::string(tree_.text(*targets[1])) + ": a route takes exactly one of " +
+              "cluster, split or respond (it has " + std::string(tree_.text(*targets[0])) + ")");
   }
   if (strip_prefix != nullptr && out.options->strip_prefix.starts_with('/')) {
     // Checkable where the pattern's static start is at least as long.
@@ -834,19 +897,21 @@ void Decoder::headers(std::string_view key, const YamlNode& node, HeaderRewrite&
       return;
     }
     static constexpr std::array<std::string_view, 0> kAnyName{};
-    fields("add", value, kAnyName, [&](std::string_view name, const YamlNode& name_node, const YamlNode& v) {
-      if (!is_http_token(name)) {
-        error(name_node.mark, "add: \"" + std::string(name) + "\" is not a header name (an HTTP token)");
-        return;
-      }
-      std::string text;
-      if (!string_value(name, v, text)) return;
-      if (!is_field_value(text)) {
-        wrong_type(name, v, "a header value (no CR, LF or NUL)");
-        return;
-      }
-      out.add.emplace_back(std::string(name), std::move(text));
-    });
+    fields("add", value, kAnyName,
+           [&](std::string_view name, const YamlNode& name_node, const YamlNode& v) {
+             if (!is_http_token(name)) {
+               error(name_node.mark,
+                     "add: \"" + std::string(name) + "\" is not a header name (an HTTP token)");
+               return;
+             }
+             std::string text;
+             if (!string_value(name, v, text)) return;
+             if (!is_field_value(text)) {
+               wrong_type(name, v, "a header value (no CR, LF or NUL)");
+               return;
+             }
+             out.add.emplace_back(std::string(name), std::move(text));
+           });
   });
 }
 
@@ -885,7 +950,8 @@ std::vector<std::string> resolve_with_getaddrinfo(const std::string& host, std::
   std::vector<std::string> out;
   for (const addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
     char text[NI_MAXHOST];
-    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) != 0) {
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof text, nullptr, 0, NI_NUMERICHOST) !=
+        0) {
       continue;
     }
     if (std::find(out.begin(), out.end(), text) == out.end()) out.emplace_back(text);
@@ -919,7 +985,8 @@ ConfigResult parse_gateway_config(std::string_view text, std::string_view name,
     // decoded before the parser stopped.
     result.errors.clear();
     for (YamlError& e : yaml_errors) {
-      result.errors.push_back({std::string(name), e.mark.line, e.mark.column, std::move(e.message)});
+      result.errors.push_back(
+          {std::string(name), e.mark.line, e.mark.column, std::move(e.message)});
     }
     // A key found not to be a scalar is reported when its mapping closes.
     sort_by_position(result.errors);

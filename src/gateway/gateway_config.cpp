@@ -8,8 +8,8 @@
 
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <unordered_set>
 
 #include "gateway/config_checks.hpp"
@@ -132,8 +132,12 @@ class FieldErrors final : public detail::ReferenceSink {
   void error(const detail::ReferenceSite& site, std::string message) override {
     std::string where = "routes[" + std::to_string(site.route) + "]";
     switch (site.field) {
-      case detail::ReferenceSite::Field::kPath: where += ".path"; break;
-      case detail::ReferenceSite::Field::kCluster: where += ".cluster"; break;
+      case detail::ReferenceSite::Field::kPath:
+        where += ".path";
+        break;
+      case detail::ReferenceSite::Field::kCluster:
+        where += ".cluster";
+        break;
       case detail::ReferenceSite::Field::kSplitCluster:
         where += ".split[" + std::to_string(site.index) + "].cluster";
         break;
@@ -148,8 +152,12 @@ class FieldErrors final : public detail::ReferenceSink {
   std::vector<ConfigDiagnostic>& out_;
 };
 
-bool positive(ConfigDuration d) { return d > ConfigDuration::zero(); }
-bool not_negative(ConfigDuration d) { return d >= ConfigDuration::zero(); }
+bool positive(ConfigDuration d) {
+  return d > ConfigDuration::zero();
+}
+bool not_negative(ConfigDuration d) {
+  return d >= ConfigDuration::zero();
+}
 
 void check_retry(FieldErrors& errors, const std::string& where, const RetryPolicy& retry) {
   if (retry.attempts > 10) errors.at(where + ".attempts", "must be from 0 to 10");
@@ -164,11 +172,14 @@ void check_retry(FieldErrors& errors, const std::string& where, const RetryPolic
 
 void check_headers(FieldErrors& errors, const std::string& where, const HeaderRewrite& headers) {
   for (const auto& [name, value] : headers.add) {
-    if (!detail::is_http_token(name)) errors.at(where + ".add", "\"" + name + "\" is not a header name");
-    if (!detail::is_field_value(value)) errors.at(where + ".add." + name, "CR, LF or NUL in a header value");
+    if (!detail::is_http_token(name))
+      errors.at(where + ".add", "\"" + name + "\" is not a header name");
+    if (!detail::is_field_value(value))
+      errors.at(where + ".add." + name, "CR, LF or NUL in a header value");
   }
   for (const std::string& name : headers.remove) {
-    if (!detail::is_http_token(name)) errors.at(where + ".remove", "\"" + name + "\" is not a header name");
+    if (!detail::is_http_token(name))
+      errors.at(where + ".remove", "\"" + name + "\" is not a header name");
   }
 }
 
@@ -182,10 +193,11 @@ void check_values(const GatewayConfig& config, FieldErrors& errors) {
   if (config.listen.threads > 1024) errors.at("listen.threads", "must be from 0 to 1024");
   if (config.admin) check_host("admin.host", config.admin->host);
   const ServerLimits& server = config.server;
-  for (const auto& [name, value] :
-       {std::pair{"header_timeout", server.header_timeout}, {"body_timeout", server.body_timeout},
-        {"idle_timeout", server.idle_timeout}, {"write_timeout", server.write_timeout},
-        {"shutdown_timeout", server.shutdown_timeout}}) {
+  for (const auto& [name, value] : {std::pair{"header_timeout", server.header_timeout},
+                                    {"body_timeout", server.body_timeout},
+                                    {"idle_timeout", server.idle_timeout},
+                                    {"write_timeout", server.write_timeout},
+                                    {"shutdown_timeout", server.shutdown_timeout}}) {
     if (!not_negative(value)) errors.at(std::string("server.") + name, "must not be negative");
   }
   if (server.max_request_line < 16) errors.at("server.max_request_line", "must be at least 16");
@@ -205,22 +217,28 @@ void check_values(const GatewayConfig& config, FieldErrors& errors) {
     if (!names.insert(cluster.name).second) {
       errors.at(where + ".name", "a second cluster named \"" + cluster.name + "\"");
     }
-    if (cluster.endpoints.empty()) errors.at(where + ".endpoints", "a cluster needs at least one endpoint");
+    if (cluster.endpoints.empty())
+      errors.at(where + ".endpoints", "a cluster needs at least one endpoint");
     for (std::size_t e = 0; e < cluster.endpoints.size(); ++e) {
       const Endpoint& endpoint = cluster.endpoints[e];
       const std::string at = where + ".endpoints[" + std::to_string(e) + "]";
-      if (std::string problem = detail::endpoint_address_problem(endpoint.address); !problem.empty()) {
+      if (std::string problem = detail::endpoint_address_problem(endpoint.address);
+          !problem.empty()) {
         errors.at(at + ".address", problem);
       }
-      if (endpoint.weight < 1 || endpoint.weight > 1000) errors.at(at + ".weight", "must be from 1 to 1000");
+      if (endpoint.weight < 1 || endpoint.weight > 1000)
+        errors.at(at + ".weight", "must be from 1 to 1000");
     }
-    if (cluster.hash_on.kind == HashOn::Kind::kHeader && !detail::is_http_token(cluster.hash_on.header)) {
+    if (cluster.hash_on.kind == HashOn::Kind::kHeader &&
+        !detail::is_http_token(cluster.hash_on.header)) {
       errors.at(where + ".hash_on", "header:NAME needs a header name");
     }
-    if (!positive(cluster.connect_timeout)) errors.at(where + ".connect_timeout", "must be more than 0");
+    if (!positive(cluster.connect_timeout))
+      errors.at(where + ".connect_timeout", "must be more than 0");
     if (!positive(cluster.idle_timeout)) errors.at(where + ".idle_timeout", "must be more than 0");
     if (const auto& hc = cluster.health_check) {
-      if (!hc->path.starts_with('/')) errors.at(where + ".health_check.path", "must start with '/'");
+      if (!hc->path.starts_with('/'))
+        errors.at(where + ".health_check.path", "must start with '/'");
       if (!positive(hc->interval) || !positive(hc->timeout)) {
         errors.at(where + ".health_check", "interval and timeout must be more than 0");
       }
@@ -230,7 +248,8 @@ void check_values(const GatewayConfig& config, FieldErrors& errors) {
     }
     if (const auto& od = cluster.outlier_detection) {
       if (!positive(od->base_ejection) || od->max_ejection < od->base_ejection) {
-        errors.at(where + ".outlier_detection", "base_ejection must be more than 0 and at most max_ejection");
+        errors.at(where + ".outlier_detection",
+                  "base_ejection must be more than 0 and at most max_ejection");
       }
       if (od->max_ejection_percent > 100) {
         errors.at(where + ".outlier_detection.max_ejection_percent", "must be from 0 to 100");
@@ -245,7 +264,8 @@ void check_values(const GatewayConfig& config, FieldErrors& errors) {
         errors.at(where + ".circuit_breaker.error_rate.threshold", "must be above 0 and at most 1");
       }
       if (rate->min_requests == 0 || !positive(rate->window) || !positive(rate->open_for)) {
-        errors.at(where + ".circuit_breaker.error_rate", "min_requests, window and open_for must be more than 0");
+        errors.at(where + ".circuit_breaker.error_rate",
+                  "min_requests, window and open_for must be more than 0");
       }
     }
     if (cluster.retry) check_retry(errors, where + ".retry", *cluster.retry);
@@ -256,14 +276,16 @@ void check_values(const GatewayConfig& config, FieldErrors& errors) {
     const std::string where = "routes[" + std::to_string(r) + "]";
     if (route.path.empty()) errors.at(where + ".path", "required");
     for (const std::string& host : route.hosts) {
-      if (!detail::is_host_pattern(host)) errors.at(where + ".hosts", "\"" + host + "\" is not a host name or \"*.\" wildcard");
+      if (!detail::is_host_pattern(host))
+        errors.at(where + ".hosts", "\"" + host + "\" is not a host name or \"*.\" wildcard");
     }
     for (const std::string& method : route.methods) {
-      if (!detail::is_http_token(method)) errors.at(where + ".methods", "\"" + method + "\" is not an HTTP token");
+      if (!detail::is_http_token(method))
+        errors.at(where + ".methods", "\"" + method + "\" is not an HTTP token");
     }
     const RouteOptions& options = route.options.value_or_default();
-    const int targets = (route.cluster.empty() ? 0 : 1) + (route.split.empty() ? 0 : 1) +
-                        (options.respond ? 1 : 0);
+    const int targets =
+        (route.cluster.empty() ? 0 : 1) + (route.split.empty() ? 0 : 1) + (options.respond ? 1 : 0);
     if (targets != 1) errors.at(where, "a route takes exactly one of cluster, split or respond");
     for (std::size_t s = 0; s < route.split.size(); ++s) {
       if (route.split[s].weight < 1 || route.split[s].weight > 1000) {
@@ -276,7 +298,8 @@ void check_values(const GatewayConfig& config, FieldErrors& errors) {
     for (std::size_t c = 0; c < options.canary.size(); ++c) {
       const CanaryRule& rule = options.canary[c];
       if (!detail::is_http_token(rule.header) || !detail::is_field_value(rule.value)) {
-        errors.at(where + ".canary[" + std::to_string(c) + "]", "needs a header name and a header value");
+        errors.at(where + ".canary[" + std::to_string(c) + "]",
+                  "needs a header name and a header value");
       }
     }
     if (!options.strip_prefix.empty() && !options.strip_prefix.starts_with('/')) {

@@ -59,7 +59,8 @@ std::optional<std::string> parse_command_line(int argc, char** argv, CommandLine
       out.host = std::string(value);
     } else if (arg == "--port" || arg == "--admin-port") {
       if (!parse_number(value, 65535, number)) {
-        return std::string(arg) + " takes a port from 0 to 65535, not \"" + std::string(value) + "\"";
+        return std::string(arg) + " takes a port from 0 to 65535, not \"" + std::string(value) +
+               "\"";
       }
       (arg == "--port" ? out.port : out.admin_port) = static_cast<std::uint16_t>(number);
     } else if (arg == "--threads") {

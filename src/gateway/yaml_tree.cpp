@@ -95,8 +95,10 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors, Item
   };
   const auto refuse_features = [&](const yaml_event_t& event, const unsigned char* anchor,
                                    const unsigned char* tag, bool implicit_tag) {
-    if (anchor != nullptr) errors.push_back({to_mark(event.start_mark), "anchors are not supported"});
-    if (tag != nullptr && !implicit_tag) errors.push_back({to_mark(event.start_mark), "tags are not supported"});
+    if (anchor != nullptr)
+      errors.push_back({to_mark(event.start_mark), "anchors are not supported"});
+    if (tag != nullptr && !implicit_tag)
+      errors.push_back({to_mark(event.start_mark), "tags are not supported"});
   };
 
   for (;;) {
@@ -126,14 +128,18 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors, Item
         break;
       case YAML_ALIAS_EVENT:
         errors.push_back({to_mark(event.start_mark), "aliases are not supported"});
-        completed(add_node({YamlNode::Kind::kScalar, true, false, to_mark(event.start_mark), 0, 0}));
+        completed(
+            add_node({YamlNode::Kind::kScalar, true, false, to_mark(event.start_mark), 0, 0}));
         break;
       case YAML_SCALAR_EVENT: {
         const auto& scalar = event.data.scalar;
         const bool plain = scalar.style == YAML_PLAIN_SCALAR_STYLE;
         refuse_features(event, scalar.anchor, scalar.tag,
                         plain ? scalar.plain_implicit != 0 : scalar.quoted_implicit != 0);
-        YamlNode node{YamlNode::Kind::kScalar, plain, false, to_mark(event.start_mark),
+        YamlNode node{YamlNode::Kind::kScalar,
+                      plain,
+                      false,
+                      to_mark(event.start_mark),
                       static_cast<std::uint32_t>(text_.size()),
                       static_cast<std::uint32_t>(scalar.length)};
         const std::uint32_t index = add_node(node);
@@ -174,7 +180,8 @@ bool YamlTree::parse(std::string_view text, std::vector<YamlError>& errors, Item
         if (node.streamed) streaming = false;
         node.first = static_cast<std::uint32_t>(children_.size());
         node.count = static_cast<std::uint32_t>(pending.size() - top.pending_start);
-        children_.insert(children_.end(), pending.begin() + static_cast<std::ptrdiff_t>(top.pending_start),
+        children_.insert(children_.end(),
+                         pending.begin() + static_cast<std::ptrdiff_t>(top.pending_start),
                          pending.end());
         pending.resize(top.pending_start);
         if (node.kind == YamlNode::Kind::kMapping) {

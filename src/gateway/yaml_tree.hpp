@@ -17,14 +17,14 @@ inline namespace v0 {
 namespace detail {
 
 struct YamlMark {
-  std::uint32_t line = 0;  // 1-based
+  std::uint32_t line = 0;    // 1-based
   std::uint32_t column = 0;  // 1-based
 };
 
 struct YamlNode {
   enum class Kind : std::uint8_t { kScalar, kMapping, kSequence };
   Kind kind = Kind::kScalar;
-  bool plain = false;  // a plain (unquoted, non-block) scalar
+  bool plain = false;     // a plain (unquoted, non-block) scalar
   bool streamed = false;  // a sequence whose items went to an ItemSink
   YamlMark mark;
   // kScalar: the text. kMapping: children alternate key, value.

@@ -10,7 +10,8 @@ int main() {
       "routes:\n  - {path: /users/:id, cluster: users}\n",
       "good.yaml");
   if (!good.ok() || good.config->routes.size() != 1) return 1;
-  const portico::ConfigResult bad = portico::GatewayConfig::parse("listen: {port: x}\n", "bad.yaml");
+  const portico::ConfigResult bad =
+      portico::GatewayConfig::parse("listen: {port: x}\n", "bad.yaml");
   if (bad.ok() || bad.errors.size() != 1 || bad.errors[0].line != 1 || bad.errors[0].column != 16) {
     return 1;
   }

@@ -36,13 +36,16 @@ void fail(const char* what, const std::string& detail) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  const portico::ConfigResult result = portico::detail::parse_gateway_config(text, "f.yaml", resolve);
+  const portico::ConfigResult result =
+      portico::detail::parse_gateway_config(text, "f.yaml", resolve);
   if (result.ok() != result.config.has_value()) fail("config iff no error", "");
   std::uint32_t line = 0;
   std::uint32_t column = 0;
   for (const portico::ConfigDiagnostic& e : result.errors) {
-    if (e.file != "f.yaml" || e.line == 0 || e.column == 0) fail("error without a position", e.to_string());
-    if (e.line < line || (e.line == line && e.column < column)) fail("errors out of order", e.to_string());
+    if (e.file != "f.yaml" || e.line == 0 || e.column == 0)
+      fail("error without a position", e.to_string());
+    if (e.line < line || (e.line == line && e.column < column))
+      fail("errors out of order", e.to_string());
     line = e.line;
     column = e.column;
   }
