@@ -204,10 +204,10 @@ TEST(GatewayConfigTest, ErrorsHaveLineColumnAndExactText) {
        "    lb: ring_hash\n    hash_on: \"header:\"\n",
        {"t.yaml:5:14: hash_on: expected client_ip, path or header:NAME, got the quoted string "
         "\"header:\""}},
-      {"hash_on needs a hashing lb",
+      {"hash_on with another lb is accepted (GATEWAY.md's example has it)",
        "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n"
-       "    hash_on: path\n",
-       {"t.yaml:4:14: hash_on: only lb: ring_hash or maglev hashes"}},
+       "    lb: round_robin\n    hash_on: client_ip\n",
+       {}},
       {"lb names",
        "clusters:\n  a:\n    endpoints: [{address: \"127.0.0.1:1\"}]\n    lb: fastest\n",
        {"t.yaml:4:9: lb: expected round_robin, least_request, ring_hash, maglev or random, got "

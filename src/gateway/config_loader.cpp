@@ -456,7 +456,6 @@ void Decoder::cluster(const YamlNode& node, Cluster& out) {
       "health_check",    "outlier_detection",
       "circuit_breaker", "retry"};
   bool have_endpoints = false;
-  const YamlNode* hash_on = nullptr;
   const bool mapping = fields(
       "a cluster", node, kKeys,
       [&](std::string_view key, const YamlNode& key_node, const YamlNode& value) {
@@ -481,7 +480,6 @@ void Decoder::cluster(const YamlNode& node, Cluster& out) {
         } else if (key == "hash_on") {
           std::string text;
           if (!string_value(key, value, text)) return;
-          hash_on = &value;
           if (auto parsed = parse_hash_on(text)) {
             out.hash_on = std::move(*parsed);
           } else {
@@ -509,9 +507,6 @@ void Decoder::cluster(const YamlNode& node, Cluster& out) {
       });
   if (!mapping) return;
   if (!have_endpoints) missing(node, "endpoints");
-  if (hash_on != nullptr && out.lb != LoadBalancer::kRingHash && out.lb != LoadBalancer::kMaglev) {
-    error(hash_on->mark, "hash_on: only lb: ring_hash or maglev hashes");
-  }
 }
 
 void Decoder::endpoints(const YamlNode& node, std::vector<Endpoint>& out) {
