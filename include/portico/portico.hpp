@@ -4,6 +4,7 @@
 
 #include "portico/arena.hpp"
 #include "portico/buffer_pool.hpp"
+#include "portico/gateway_config.hpp"
 #include "portico/http.hpp"
 #include "portico/mpmc_queue.hpp"
 #include "portico/published.hpp"
