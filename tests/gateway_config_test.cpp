@@ -392,7 +392,7 @@ TEST(GatewayConfigTest, FullExampleLandsEveryValue) {
   EXPECT_EQ(api.cluster, "users");
   EXPECT_EQ(api.timeout, 15s);
   ASSERT_TRUE(api.options);
-  const portico::RouteOptions& o = *api.options;
+  const portico::RouteExtras& o = *api.options;
   ASSERT_EQ(o.canary.size(), 1u);
   EXPECT_EQ(o.canary[0].header, "X-Release-Version");
   EXPECT_EQ(o.canary[0].value, "v2-beta");

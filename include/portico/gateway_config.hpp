@@ -191,7 +191,7 @@ struct HeaderRewrite {
 
 // What a route does besides choosing where to go. Most routes of a big table
 // set none of it, so a Route keeps it out of line (see Route::options).
-struct RouteOptions {
+struct RouteExtras {
   std::vector<CanaryRule> canary;    // tried first, in order
   std::string strip_prefix;          // empty: none
   std::string host_rewrite;          // empty: the client's Host
@@ -247,11 +247,11 @@ struct Route {
   std::string cluster;
   std::vector<WeightedCluster> split;
   ConfigDuration timeout = std::chrono::seconds(15);  // 0: none
-  Boxed<RouteOptions> options;                        // empty: every option at its default
+  Boxed<RouteExtras> options;                        // empty: every option at its default
 
   // The route's direct answer, or null when it forwards.
   const DirectResponse* respond() const noexcept {
-    const RouteOptions* set = options.get();
+    const RouteExtras* set = options.get();
     if (set == nullptr || !set->respond.has_value()) return nullptr;
     return &set->respond.value();
   }

@@ -283,7 +283,7 @@ void check_values(const GatewayConfig& config, FieldErrors& errors) {
       if (!detail::is_http_token(method))
         errors.at(where + ".methods", "\"" + method + "\" is not an HTTP token");
     }
-    const RouteOptions& options = route.options.value_or_default();
+    const RouteExtras& options = route.options.value_or_default();
     const int targets =
         (route.cluster.empty() ? 0 : 1) + (route.split.empty() ? 0 : 1) + (options.respond ? 1 : 0);
     if (targets != 1) errors.at(where, "a route takes exactly one of cluster, split or respond");

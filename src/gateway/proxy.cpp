@@ -155,7 +155,7 @@ void ReactorGateway::adopt(const Snapshot& snapshot) {
   cluster_pools_.assign(snapshot.clusters.size(), {});
   for (std::size_t i = 0; i < snapshot.clusters.size(); ++i) {
     const ClusterState& cluster = snapshot.clusters[i];
-    balancers_.push_back(std::make_unique<Balancer>(cluster.table, random_u64()));
+    balancers_.push_back(std::make_unique<Balancer>(*cluster.table, random_u64()));
     cluster_pools_[i].assign(cluster.endpoints.size(), nullptr);
     for (std::size_t e = 0; e < cluster.endpoints.size(); ++e) {
       const auto found = pools_.find(cluster.name + '\n' + cluster.endpoints[e].address);

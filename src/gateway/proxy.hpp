@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -47,7 +48,7 @@ struct EndpointState {
 struct ClusterState {
   std::string name;
   std::vector<EndpointState> endpoints;
-  BalancerTable table;
+  std::optional<BalancerTable> table;  // always set once built
   HashOn hash_on;
   UpstreamPoolOptions pool;
 };

@@ -106,6 +106,7 @@ void UpstreamConnection::park() noexcept {
   handler_ = nullptr;
   in_.release();
   parsed_ = 0;
+  paused_ = false;  // a pause of the last exchange's response ends with it
   // Still reading: the upstream's FIN (or a stray byte) while idle closes it
   // at once, so it is never handed out.
   update_interest();

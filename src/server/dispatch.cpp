@@ -93,28 +93,31 @@ bool ServerConnection::dispatch_head() noexcept {
   ex.route = match.handler->get();
   if (!req.params_.empty())
     ParamsAccess::rebind_names(req.params_, ex.route->param_names(req.params_));
-  start_streaming();
+  start_streaming(false);
   return true;
 }
 
-void ServerConnection::start_streaming() noexcept {
+void ServerConnection::start_streaming(bool whole) noexcept {
   ServerExchange& ex = *exchange_;
   ex.route_hold = *ex.route_ref;  // the table may be replaced while it streams
   StreamingExchange* taken = ex.route->taker->take(ClientStream(this), ex);
   if (taken == nullptr) {
     // Answered at once. A body not read yet cannot be skipped: close after.
-    if (phase_ == Phase::kBody) ex.keep_alive = false;
+    if (!whole) ex.keep_alive = false;
     finish_response();
     return;
   }
   ex.streaming = taken;
-  ex.request_done = phase_ != Phase::kBody;
+  ex.request_done = whole;
   phase_ = Phase::kTaken;
-  if (ex.request_done) {
-    taken->on_request_end();
-  } else {
+  if (!whole) {
     ex.parser.stream_body(&ServerConnection::on_body_piece, this);
+    return;
   }
+  // Routed at its end (no route streamed when its head came): the body was
+  // read whole, and goes to the taker in one piece.
+  if (!ex.request.body_.empty()) taken->on_request_body(ex.request.body_);
+  if (ex.streaming == taken) taken->on_request_end();
 }
 
 void ServerConnection::dispatch() noexcept {
@@ -150,7 +153,7 @@ void ServerConnection::dispatch() noexcept {
     if (!req.params_.empty())
       ParamsAccess::rebind_names(req.params_, ex.route->param_names(req.params_));
     if (ex.route->taker) {
-      start_streaming();
+      start_streaming(true);
       return;
     }
     run_handler();

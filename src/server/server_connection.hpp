@@ -90,7 +90,8 @@ class ServerConnection final : public StreamHandler {
   // A request whose body follows, on a server with streaming routes: routes
   // it now and hands it to its taker if its route streams (true).
   bool dispatch_head() noexcept;
-  void start_streaming() noexcept;
+  // `whole`: the request (body and all) has been read.
+  void start_streaming(bool whole) noexcept;
   // The parser's body sink while taken: pieces go to the taker.
   static void on_body_piece(void* self, const char* at, std::size_t length) noexcept;
   // Drops what the taker already has of the request (the body read so far)

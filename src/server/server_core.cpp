@@ -87,6 +87,7 @@ std::error_code ServerCore::start(std::string& message, std::uint16_t& bound_por
   try {
     {
       std::lock_guard lock(routes_mutex_);
+      if (routes_.impl_->streaming > 0) streaming_routes_.store(true, std::memory_order_relaxed);
       table_ = std::make_unique<RouteTable>(routes_.impl_->router.freeze(), threads + 8);
     }
     for (unsigned i = 0; i < threads; ++i) {

@@ -1,0 +1,665 @@
+// gateway/gateway.cpp — Gateway: a GatewayConfig made into a Snapshot and
+// the server's route table, the traffic and admin servers, reload.
+// Thread-safety: reload and admin views under `mutex_`; reactors read the
+// published route table and the snapshots its routes hold.
+#include "portico/gateway.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+
+#include "gateway/proxy.hpp"
+
+namespace portico {
+inline namespace v0 {
+
+using detail::gateway::ClusterState;
+using detail::gateway::EndpointState;
+using detail::gateway::RouteGroup;
+using detail::gateway::RouteTarget;
+using detail::gateway::Snapshot;
+
+namespace {
+
+// "1.2.3.4:80" / "[::1]:80" / "name:80" into a socket address (a name is
+// resolved: its first address).
+bool endpoint_address(std::string_view text, sockaddr_storage& out, socklen_t& length,
+                      std::string& error) {
+  std::string host;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      error = "endpoint \"" + std::string(text) + "\" is not [IPv6]:PORT";
+      return false;
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      error = "endpoint \"" + std::string(text) + "\" has no port";
+      return false;
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* list = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &list); rc != 0) {
+    error = "endpoint \"" + std::string(text) + "\": " + ::gai_strerror(rc);
+    return false;
+  }
+  std::memcpy(&out, list->ai_addr, list->ai_addrlen);
+  length = list->ai_addrlen;
+  ::freeaddrinfo(list);
+  return true;
+}
+
+detail::LbPolicy policy_of(LoadBalancer lb) noexcept {
+  switch (lb) {
+    case LoadBalancer::kRoundRobin:
+      return detail::LbPolicy::kRoundRobin;
+    case LoadBalancer::kLeastRequest:
+      return detail::LbPolicy::kLeastRequest;
+    case LoadBalancer::kRingHash:
+      return detail::LbPolicy::kRingHash;
+    case LoadBalancer::kMaglev:
+      return detail::LbPolicy::kMaglev;
+    case LoadBalancer::kRandom:
+      return detail::LbPolicy::kRandom;
+  }
+  return detail::LbPolicy::kRoundRobin;
+}
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+ConfigDiagnostic plain_error(std::string message) {
+  ConfigDiagnostic diagnostic;
+  diagnostic.message = std::move(message);
+  return diagnostic;
+}
+
+// The access log's file descriptor (1 for /dev/stdout, the default).
+int open_access_log(const AccessLogConfig& log) {
+  if (log.format == AccessLogConfig::Format::kNone || log.path == "/dev/stdout") return 1;
+  if (log.path == "/dev/stderr") return 2;
+  const int fd = ::open(log.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw std::invalid_argument("access_log: cannot open " + log.path + ": " + std::strerror(errno));
+  return fd;
+}
+
+ServerOptions server_options(const GatewayConfig& config, int access_log_fd) {
+  ServerOptions options;
+  options.access_log_fd = access_log_fd;
+  options.host = config.listen.host;
+  options.port = config.listen.port;
+  options.threads = config.listen.threads;
+  const ServerLimits& limits = config.server;
+  options.max_request_line = limits.max_request_line;
+  options.max_header_bytes = limits.max_header_bytes;
+  options.max_header_count = limits.max_header_count;
+  // 0: no limit; streamed bodies never grow the read buffer.
+  options.max_body_bytes = limits.max_body_bytes == 0 ? SIZE_MAX / 4 : limits.max_body_bytes;
+  options.max_connections = limits.max_connections;
+  options.max_requests_per_connection = limits.max_requests_per_connection;
+  options.header_timeout = limits.header_timeout;
+  options.body_timeout = limits.body_timeout;
+  options.idle_timeout = limits.idle_timeout;
+  options.write_timeout = limits.write_timeout;
+  options.shutdown_timeout = limits.shutdown_timeout;
+  // A proxy forwards what it is asked: no redirects, no OPTIONS of its own
+  // (GATEWAY.md: other methods get 405, OPTIONS too unless listed).
+  options.redirect_trailing_slash = false;
+  options.redirect_fixed_path = false;
+  options.handle_options = false;
+  options.handle_signals = false;
+  options.worker_threads = 1;
+  switch (config.access_log.format) {
+    case AccessLogConfig::Format::kNone:
+      options.access_log = AccessLogFormat::kOff;
+      break;
+    case AccessLogConfig::Format::kCommon:
+      options.access_log = AccessLogFormat::kCommon;
+      break;
+    case AccessLogConfig::Format::kJson:
+      options.access_log = AccessLogFormat::kJson;
+      break;
+  }
+  return options;
+}
+
+}  // namespace
+
+class Gateway::Impl final : public detail::gateway::Runtime {
+ public:
+  explicit Impl(GatewayConfig config)
+      : config_(std::move(config)),
+        access_log_fd_(open_access_log(config_.access_log)),
+        server_(server_options(config_, access_log_fd_)) {
+    std::vector<ConfigDiagnostic> errors;
+    std::shared_ptr<Snapshot> snapshot = build_snapshot(config_, errors);
+    Routes routes;
+    if (snapshot) build_routes(config_, snapshot, routes, errors);
+    if (!errors.empty()) throw std::invalid_argument(errors.front().to_string());
+    snapshot_ = std::move(snapshot);
+    route_count_ = routes.size();
+    server_.routes(std::move(routes));
+  }
+
+  ~Impl() override {
+    stop();
+    wait();
+    if (access_log_fd_ > 2) ::close(access_log_fd_);
+  }
+
+  std::error_code start() {
+    if (std::error_code error = server_.start()) {
+      setup_error_ = server_.setup_error();
+      return error;
+    }
+    if (config_.admin) {
+      admin_ = std::make_unique<Server>(admin_options());
+      add_admin_routes(*admin_);
+      if (std::error_code error = admin_->start()) {
+        setup_error_ = admin_->setup_error();
+        server_.stop();
+        server_.wait();
+        return error;
+      }
+    }
+    ready_.store(true, std::memory_order_release);
+    return {};
+  }
+
+  void stop() noexcept {
+    ready_.store(false, std::memory_order_release);
+    server_.stop();
+    if (admin_) admin_->stop();
+  }
+
+  void wait() {
+    server_.wait();
+    if (admin_) admin_->wait();
+  }
+
+  std::vector<ConfigDiagnostic> reload(GatewayConfig config) {
+    std::vector<ConfigDiagnostic> errors = config.validate();
+    std::lock_guard lock(mutex_);
+    std::shared_ptr<Snapshot> snapshot;
+    Routes routes;
+    if (errors.empty()) snapshot = build_snapshot(config, errors);
+    if (errors.empty()) build_routes(config, snapshot, routes, errors);
+    if (!errors.empty()) {
+      reloads_failed_.fetch_add(1, std::memory_order_relaxed);
+      return errors;
+    }
+    // The listener, admin and server keys stay as first loaded.
+    config.listen = config_.listen;
+    config.admin = config_.admin;
+    config.server = config_.server;
+    config.access_log = config_.access_log;
+    config_ = std::move(config);
+    snapshot_ = std::move(snapshot);
+    route_count_ = routes.size();
+    server_.routes(std::move(routes));
+    reloads_ok_.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+
+  ConfigResult reload_file() {
+    std::string path;
+    {
+      std::lock_guard lock(mutex_);
+      path = config_path_;
+    }
+    if (path.empty()) {
+      ConfigResult result;
+      result.errors.push_back(plain_error("no config file to reload (started without --config)"));
+      reloads_failed_.fetch_add(1, std::memory_order_relaxed);
+      return result;
+    }
+    ConfigResult result = GatewayConfig::load(path);
+    if (!result.ok()) {
+      reloads_failed_.fetch_add(1, std::memory_order_relaxed);
+      return result;
+    }
+    result.errors = reload(std::move(*result.config));
+    result.config.reset();
+    return result;
+  }
+
+  StreamingHandler proxy(std::string_view cluster) {
+    std::lock_guard lock(mutex_);
+    const std::uint32_t index = snapshot_->cluster_index(cluster);
+    if (index == detail::kNoEndpoint)
+      throw std::invalid_argument("no cluster \"" + std::string(cluster) + "\" in the gateway");
+    auto target = std::make_shared<RouteTarget>();
+    target->snapshot = snapshot_;
+    target->pattern = "(embedded)";
+    target->cluster = index;
+    target->timeout = std::chrono::milliseconds(0);
+    target->bind_views();
+    return StreamingHandler{std::make_shared<RouteGroup>(
+        *this, std::vector<std::shared_ptr<const RouteTarget>>{std::move(target)})};
+  }
+
+  std::string clusters_json() const {
+    std::shared_ptr<const Snapshot> snapshot;
+    {
+      std::lock_guard lock(mutex_);
+      snapshot = snapshot_;
+    }
+    std::string out = "{";
+    bool first_cluster = true;
+    for (const ClusterState& cluster : snapshot->clusters) {
+      std::size_t cluster_in_flight = 0;
+      std::string endpoints;
+      bool first = true;
+      for (const EndpointState& endpoint : cluster.endpoints) {
+        std::size_t active = 0;
+        std::size_t pooled = 0;
+        pool_counts(cluster.name, endpoint.address, active, pooled);
+        cluster_in_flight += active;
+        endpoints += fmt::format(
+            "{}{{\"address\": {}, \"weight\": {}, \"healthy\": true, \"ejected_until\": null, "
+            "\"ejections\": 0, \"requests_in_flight\": {}, \"pooled_connections\": {}}}",
+            first ? "" : ", ", json_string(endpoint.address), endpoint.weight, active, pooled);
+        first = false;
+      }
+      out += fmt::format(
+          "{}{}: {{\"breaker\": \"closed\", \"requests_in_flight\": {}, \"endpoints\": [{}]}}",
+          first_cluster ? "" : ", ", json_string(cluster.name), cluster_in_flight, endpoints);
+      first_cluster = false;
+    }
+    out += "}\n";
+    return out;
+  }
+
+  std::string routes_json() const {
+    std::lock_guard lock(mutex_);
+    std::string out = "[";
+    bool first = true;
+    for (const Route& route : config_.routes) {
+      std::string hosts;
+      for (const std::string& host : route.hosts) hosts += (hosts.empty() ? "" : ", ") + json_string(host);
+      std::string methods;
+      for (const std::string& method : route.methods)
+        methods += (methods.empty() ? "" : ", ") + json_string(method);
+      std::string target;
+      if (const DirectResponse* respond = route.respond()) {
+        target = fmt::format("\"respond\": {{\"status\": {}}}", respond->status);
+      } else if (!route.split.empty()) {
+        std::string split;
+        for (const WeightedCluster& weighted : route.split) {
+          split += fmt::format("{}{{\"cluster\": {}, \"weight\": {}}}", split.empty() ? "" : ", ",
+                               json_string(weighted.cluster), weighted.weight);
+        }
+        target = "\"split\": [" + split + "]";
+      } else {
+        target = "\"cluster\": " + json_string(route.cluster);
+      }
+      std::string canary;
+      if (route.options) {
+        for (const CanaryRule& rule : route.options->canary) {
+          canary += fmt::format("{}{{\"header\": {}, \"value\": {}, \"cluster\": {}}}",
+                                canary.empty() ? "" : ", ", json_string(rule.header),
+                                json_string(rule.value), json_string(rule.cluster));
+        }
+      }
+      out += fmt::format("{}{{\"path\": {}, \"hosts\": [{}], \"methods\": [{}], {}, \"canary\": [{}]}}",
+                         first ? "" : ", ", json_string(route.path), hosts, methods, target,
+                         canary);
+      first = false;
+    }
+    out += "]\n";
+    return out;
+  }
+
+  void set_config_path(std::string path) {
+    std::lock_guard lock(mutex_);
+    config_path_ = std::move(path);
+  }
+
+  Server& server() noexcept { return server_; }
+  Server* admin() noexcept { return admin_.get(); }
+  const std::string& setup_error() const noexcept { return setup_error_; }
+  std::uint64_t reloads_ok() const noexcept { return reloads_ok_.load(std::memory_order_relaxed); }
+  std::uint64_t reloads_failed() const noexcept {
+    return reloads_failed_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::shared_ptr<Snapshot> build_snapshot(const GatewayConfig& config,
+                                           std::vector<ConfigDiagnostic>& errors) {
+    auto snapshot = std::make_shared<Snapshot>();
+    snapshot->generation = next_generation_.fetch_add(1, std::memory_order_relaxed) + 1;
+    snapshot->via = config.via;
+    for (const portico::Cidr& cidr : config.trusted_proxies) {
+      std::string text;
+      char address[INET6_ADDRSTRLEN] = {};
+      ::inet_ntop(cidr.v6 ? AF_INET6 : AF_INET, cidr.address.data(), address, sizeof address);
+      text = fmt::format("{}/{}", address, cidr.prefix_length);
+      if (auto parsed = detail::gateway::Cidr::parse(text)) snapshot->trusted_proxies.push_back(*parsed);
+    }
+    snapshot->clusters.reserve(config.clusters.size());
+    for (const Cluster& cluster : config.clusters) {
+      ClusterState& state = snapshot->clusters.emplace_back();
+      state.name = cluster.name;
+      std::vector<detail::BalancerEndpoint> endpoints;
+      for (const Endpoint& endpoint : cluster.endpoints) {
+        EndpointState& target = state.endpoints.emplace_back();
+        target.address = endpoint.address;
+        target.weight = endpoint.weight;
+        std::string error;
+        if (!endpoint_address(endpoint.address, target.sockaddr, target.length, error)) {
+          errors.push_back(plain_error("cluster \"" + cluster.name + "\": " + error));
+          return nullptr;
+        }
+      }
+      for (const EndpointState& target : state.endpoints)
+        endpoints.push_back({target.address, target.weight});
+      std::string error;
+      std::optional<detail::BalancerTable> table =
+          detail::BalancerTable::build(policy_of(cluster.lb), endpoints, {}, error);
+      if (!table) {
+        errors.push_back(plain_error("cluster \"" + cluster.name + "\": " + error));
+        return nullptr;
+      }
+      state.table.emplace(std::move(*table));
+      switch (cluster.hash_on.kind) {
+        case HashOn::Kind::kClientIp:
+          state.hash_on.source = detail::HashOn::Source::kClientIp;
+          break;
+        case HashOn::Kind::kHeader:
+          state.hash_on.source = detail::HashOn::Source::kHeader;
+          state.hash_on.header = cluster.hash_on.header;
+          break;
+        case HashOn::Kind::kPath:
+          state.hash_on.source = detail::HashOn::Source::kPath;
+          break;
+      }
+      state.pool.connect_timeout = cluster.connect_timeout;
+      state.pool.idle_timeout = cluster.idle_timeout;
+      state.pool.max_idle_per_endpoint = cluster.max_idle_per_endpoint;
+    }
+    return snapshot;
+  }
+
+  void build_routes(const GatewayConfig& config, const std::shared_ptr<Snapshot>& snapshot,
+                    Routes& routes, std::vector<ConfigDiagnostic>& errors) {
+    // Routes sharing a path are told apart by method, then by Host.
+    using Routed = std::pair<const Route*, std::shared_ptr<const RouteTarget>>;
+    std::map<std::string, std::vector<Routed>> by_path;
+    std::vector<std::string> paths;  // in file order
+    for (const Route& route : config.routes) {
+      auto target = std::make_shared<RouteTarget>();
+      target->snapshot = snapshot;
+      target->pattern = route.path;
+      target->hosts = route.hosts;
+      target->timeout = route.timeout;
+      if (const DirectResponse* respond = route.respond()) {
+        target->respond = true;
+        target->respond_status = static_cast<int>(respond->status);
+        target->respond_body = respond->body;
+        target->respond_type = respond->content_type;
+      } else if (!route.split.empty()) {
+        for (const WeightedCluster& weighted : route.split) {
+          target->split.push_back({snapshot->cluster_index(weighted.cluster), weighted.weight});
+          target->split_total += weighted.weight;
+        }
+        target->cluster = target->split.front().cluster;
+      } else {
+        target->cluster = snapshot->cluster_index(route.cluster);
+      }
+      if (route.options) {
+        const auto& options = *route.options;
+        for (const CanaryRule& rule : options.canary)
+          target->canary.push_back({rule.header, rule.value, snapshot->cluster_index(rule.cluster)});
+        target->strip_prefix = options.strip_prefix;
+        target->host_rewrite = options.host_rewrite;
+        for (const auto& [name, value] : options.request_headers.add)
+          target->request_add.push_back({name, value});
+        target->request_remove = options.request_headers.remove;
+        for (const auto& [name, value] : options.response_headers.add)
+          target->response_add.push_back({name, value});
+        target->response_remove = options.response_headers.remove;
+      }
+      target->bind_views();
+      if (!target->respond && target->cluster == detail::kNoEndpoint) {
+        errors.push_back(plain_error("route \"" + route.path + "\": unknown cluster"));
+        return;
+      }
+      if (by_path.find(route.path) == by_path.end()) paths.push_back(route.path);
+      by_path[route.path].emplace_back(&route, std::move(target));
+    }
+    for (const std::string& path : paths) {
+      const auto& targets = by_path[path];
+      // Per method: the routes listing it, then those taking any method.
+      std::map<std::string, std::vector<std::shared_ptr<const RouteTarget>>> by_method;
+      std::vector<std::shared_ptr<const RouteTarget>> any;
+      for (const auto& [route, target] : targets) {
+        if (route->methods.empty()) {
+          any.push_back(target);
+          continue;
+        }
+        const auto add = [&, &target = target](const std::string& method) {
+          auto& group = by_method[method];
+          if (std::find(group.begin(), group.end(), target) == group.end()) group.push_back(target);
+        };
+        for (const std::string& method : route->methods) {
+          add(method);
+          if (method == "GET") add("HEAD");  // HEAD wherever GET is, forwarded as HEAD
+        }
+      }
+      for (auto& [method, group] : by_method) {
+        std::vector<std::shared_ptr<const RouteTarget>> all = group;
+        all.insert(all.end(), any.begin(), any.end());
+        RouteError error = routes.add(
+            method, path, StreamingHandler{std::make_shared<RouteGroup>(*this, std::move(all))});
+        if (error) {
+          errors.push_back(plain_error("route \"" + path + "\": " + error.message()));
+          return;
+        }
+      }
+      if (!any.empty()) {
+        RouteError error =
+            routes.add_any(path, StreamingHandler{std::make_shared<RouteGroup>(*this, any)});
+        if (error) {
+          errors.push_back(plain_error("route \"" + path + "\": " + error.message()));
+          return;
+        }
+      }
+    }
+  }
+
+  ServerOptions admin_options() const {
+    ServerOptions options;
+    options.host = config_.admin->host;
+    options.port = config_.admin->port;
+    options.threads = 1;
+    options.worker_threads = 1;
+    options.handle_signals = false;
+    options.server_name = "portico-admin";
+    return options;
+  }
+
+  void add_admin_routes(Server& admin) {
+    admin.get("/healthz", [](Request&, Response& res) { res.text("ok\n"); });
+    admin.get("/ready", [this](Request&, Response& res) {
+      if (ready_.load(std::memory_order_acquire)) {
+        res.text("ready\n");
+      } else {
+        res.status(503).text("draining\n");
+      }
+    });
+    admin.get("/clusters", [this](Request&, Response& res) { res.json(clusters_json()); });
+    admin.get("/routes", [this](Request&, Response& res) { res.json(routes_json()); });
+    admin.post("/reload", [this](Request&, Response& res) { answer_reload(res); },
+               RouteOptions{.blocking = true});
+  }
+
+  void answer_reload(Response& res) {
+    const ConfigResult result = reload_file();
+    if (result.ok()) {
+      std::size_t clusters = 0;
+      std::size_t routes = 0;
+      {
+        std::lock_guard lock(mutex_);
+        clusters = config_.clusters.size();
+        routes = config_.routes.size();
+      }
+      res.json(fmt::format("{{\"ok\": true, \"routes\": {}, \"clusters\": {}}}\n", routes, clusters));
+      return;
+    }
+    std::string errors;
+    for (const ConfigDiagnostic& error : result.errors)
+      errors += (errors.empty() ? "" : ", ") + json_string(error.to_string());
+    res.status(400).json("{\"ok\": false, \"errors\": [" + errors + "]}\n");
+  }
+
+  mutable std::mutex mutex_;
+  GatewayConfig config_;
+  std::string config_path_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  std::size_t route_count_ = 0;
+  int access_log_fd_ = -1;
+  Server server_;
+  std::unique_ptr<Server> admin_;
+  std::string setup_error_;
+  std::atomic<bool> ready_{false};
+  std::atomic<std::uint64_t> next_generation_{0};
+  std::atomic<std::uint64_t> reloads_ok_{0};
+  std::atomic<std::uint64_t> reloads_failed_{0};
+};
+
+Gateway::Gateway(GatewayConfig config) {
+  if (std::vector<ConfigDiagnostic> errors = config.validate(); !errors.empty())
+    throw std::invalid_argument(errors.front().to_string());
+  impl_ = std::make_unique<Impl>(std::move(config));
+}
+
+Gateway::~Gateway() = default;
+
+std::error_code Gateway::start() {
+  return impl_->start();
+}
+const std::string& Gateway::setup_error() const noexcept {
+  return impl_->setup_error();
+}
+
+std::error_code Gateway::run() {
+  // SIGINT/SIGTERM drain, SIGHUP reloads: blocked before the servers'
+  // threads start (they inherit the mask), taken here by sigtimedwait.
+  sigset_t signals;
+  sigset_t previous;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, &previous);
+  if (!impl_->server().running()) {
+    if (std::error_code error = start()) {
+      pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+      return error;
+    }
+  }
+  while (impl_->server().running()) {
+    const timespec tick{0, 100 * 1000 * 1000};
+    const int signal_number = sigtimedwait(&signals, nullptr, &tick);
+    if (signal_number == SIGINT || signal_number == SIGTERM) {
+      stop();
+    } else if (signal_number == SIGHUP) {
+      const ConfigResult result = reload_file();
+      for (const ConfigDiagnostic& error : result.errors)
+        std::fprintf(stderr, "reload: %s\n", error.to_string().c_str());
+      std::fprintf(stderr, "reload: %s\n", result.ok() ? "ok" : "failed; the old config serves");
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  wait();
+  return {};
+}
+
+void Gateway::stop() noexcept {
+  impl_->stop();
+}
+void Gateway::wait() {
+  impl_->wait();
+}
+std::uint16_t Gateway::port() const noexcept {
+  return impl_->server().port();
+}
+std::uint16_t Gateway::admin_port() const noexcept {
+  Server* admin = impl_->admin();
+  return admin != nullptr ? admin->port() : 0;
+}
+Server& Gateway::server() noexcept {
+  return impl_->server();
+}
+std::vector<ConfigDiagnostic> Gateway::reload(GatewayConfig config) {
+  return impl_->reload(std::move(config));
+}
+void Gateway::set_config_path(std::string path) {
+  impl_->set_config_path(std::move(path));
+}
+ConfigResult Gateway::reload_file() {
+  return impl_->reload_file();
+}
+std::uint64_t Gateway::reloads_ok() const noexcept {
+  return impl_->reloads_ok();
+}
+std::uint64_t Gateway::reloads_failed() const noexcept {
+  return impl_->reloads_failed();
+}
+StreamingHandler Gateway::proxy(std::string_view cluster) {
+  return impl_->proxy(cluster);
+}
+std::string Gateway::clusters_json() const {
+  return impl_->clusters_json();
+}
+std::string Gateway::routes_json() const {
+  return impl_->routes_json();
+}
+
+}  // namespace v0
+}  // namespace portico
