@@ -1,13 +1,20 @@
-// portico-gateway: the gateway program (GATEWAY.md, "The program"). Today it
-// parses its command line strictly and checks a configuration (--check);
-// serving comes next.
+// portico-gateway: the gateway program (GATEWAY.md, "The program"): serves a
+// configuration file, checks one (--check), or without --config runs the
+// built-in demo (two small upstream services in this process and a gateway
+// routing to them by header).
+#include <pthread.h>
+#include <signal.h>
+
 #include <charconv>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "portico/gateway.hpp"
 #include "portico/gateway_config.hpp"
+#include "portico/server.hpp"
 
 namespace {
 
@@ -86,6 +93,77 @@ void apply_overrides(const CommandLine& line, portico::GatewayConfig& config) {
   }
 }
 
+// "http://127.0.0.1:8080", "http://[::1]:8080".
+std::string http_url(const std::string& host, std::uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+// The demo's upstream services: `GET /users/:id` answers
+// "users v1: user <id>" (or v2). On a free loopback port, silently.
+std::unique_ptr<portico::Server> demo_upstream(std::string_view version) {
+  portico::ServerOptions options;
+  options.port = 0;
+  options.threads = 1;
+  options.worker_threads = 1;
+  options.handle_signals = false;
+  auto server = std::make_unique<portico::Server>(options);
+  const std::string who = "users " + std::string(version) + ": user ";
+  server->get("/users/:id", [who](portico::Request& req, portico::Response& res) {
+    res.text(who + std::string(req.param("id")));
+  });
+  return server;
+}
+
+std::string demo_config(std::uint16_t stable, std::uint16_t canary) {
+  return "listen: {host: 127.0.0.1, port: 8080, threads: 1}\n"
+         "admin: {host: 127.0.0.1, port: 9901}\n"
+         "clusters:\n"
+         "  users:\n"
+         "    endpoints: [{address: \"127.0.0.1:" + std::to_string(stable) + "\"}]\n"
+         "  users-v2:\n"
+         "    endpoints: [{address: \"127.0.0.1:" + std::to_string(canary) + "\"}]\n"
+         "routes:\n"
+         "  - path: /api/users/:id\n"
+         "    cluster: users\n"
+         "    strip_prefix: /api\n"
+         "    canary: [{header: X-Release-Version, value: v2-beta, cluster: users-v2}]\n";
+}
+
+int serve(portico::GatewayConfig config, const std::string& config_path, bool demo) {
+  const std::string admin_host = config.admin ? config.admin->host : std::string();
+  std::unique_ptr<portico::Gateway> gateway;
+  try {
+    gateway = std::make_unique<portico::Gateway>(std::move(config));
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "portico-gateway: %s\n", error.what());
+    return 2;
+  }
+  if (!config_path.empty()) gateway->set_config_path(config_path);
+  if (const std::error_code error = gateway->start()) {
+    std::fprintf(stderr, "portico-gateway: cannot start: %s\n", gateway->setup_error().c_str());
+    return 1;
+  }
+  const portico::ServerOptions& listen = gateway->server().config();
+  std::printf("listening on %s\n", http_url(listen.host, gateway->port()).c_str());
+  if (gateway->admin_port() != 0) {
+    std::printf("admin on %s\n", http_url(admin_host, gateway->admin_port()).c_str());
+  }
+  std::fflush(stdout);
+  if (demo) {
+    const std::string base = http_url(listen.host, gateway->port());
+    std::fprintf(stderr,
+                 "--- portico-gateway demo: try, from another terminal:\n"
+                 "  curl %s/api/users/42\n"
+                 "  curl -H 'X-Release-Version: v2-beta' %s/api/users/42\n"
+                 "  curl %s/clusters\n"
+                 "Ctrl-C stops it (in-flight requests finish first).\n",
+                 base.c_str(), base.c_str(), http_url(admin_host, gateway->admin_port()).c_str());
+  }
+  (void)gateway->run();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,7 +202,34 @@ int main(int argc, char** argv) {
       std::fputs("ok\n", stdout);
       return 0;
     }
+    return serve(std::move(*result.config), *line.config, false);
   }
-  std::fputs("portico-gateway: serving is not built yet\n", stderr);
-  return 1;
+  // The built-in demo: two upstream services here, and a gateway to them.
+  // Their threads must not take the signals Gateway::run() waits for.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto stable = demo_upstream("v1");
+  auto canary = demo_upstream("v2");
+  if (stable->start() || canary->start()) {
+    std::fprintf(stderr, "portico-gateway: cannot start the demo's upstreams\n");
+    return 1;
+  }
+  portico::ConfigResult demo =
+      portico::GatewayConfig::parse(demo_config(stable->port(), canary->port()), "(demo)");
+  if (!demo.ok()) {
+    for (const portico::ConfigDiagnostic& error : demo.errors)
+      std::fprintf(stderr, "portico-gateway: demo: %s\n", error.to_string().c_str());
+    return 1;
+  }
+  apply_overrides(line, *demo.config);
+  const int status = serve(std::move(*demo.config), "", true);
+  stable->stop();
+  canary->stop();
+  stable->wait();
+  canary->wait();
+  return status;
 }
