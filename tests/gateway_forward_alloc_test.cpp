@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "gateway/forward.hpp"
-#include "gateway/target.hpp"
+#include "http1/target.hpp"
 #include "http1/parser.hpp"
 #include "net/output_buffer.hpp"
 
@@ -68,9 +68,9 @@ TEST(GatewayForwardAllocTest, ForwardingAllocatesNothingAfterWarmUp) {
     ASSERT_EQ(
         request_parser.execute(request.data(), 0, static_cast<std::uint32_t>(request.size())).event,
         http1::Event::kMessage);
-    const auto target = gw::normalize_target(request_parser.target().view(request.data()), scratch);
+    const auto target = http1::normalize_target(request_parser.target().view(request.data()), scratch);
     ASSERT_TRUE(target.has_value());
-    ASSERT_TRUE(gw::normalize_target(clean, scratch).has_value());
+    ASSERT_TRUE(http1::normalize_target(clean, scratch).has_value());
     gw::RequestForwarding how;
     how.client_address = "192.0.2.7";
     how.trusted_peer = trusted;
@@ -79,7 +79,7 @@ TEST(GatewayForwardAllocTest, ForwardingAllocatesNothingAfterWarmUp) {
     out.clear();
     gw::write_request_head(
         out,
-        gw::ClientRequest::from(request_parser, request.data(), gw::strip_prefix(*target, "/api")),
+        gw::ClientRequest::from(request_parser, request.data(), http1::strip_prefix(*target, "/api")),
         how, ids);
     bytes += out.size();
 

@@ -17,7 +17,7 @@
 #include "gateway/cidr.hpp"
 #include "gateway/forward.hpp"
 #include "gateway/request_ids.hpp"
-#include "gateway/target.hpp"
+#include "http1/target.hpp"
 #include "http1/parser.hpp"
 #include "net/output_buffer.hpp"
 
@@ -63,13 +63,13 @@ Forwarded forward(std::string request, const gw::RequestForwarding& how = {},
   }
   result.parsed = true;
   std::string scratch;
-  const auto target = gw::normalize_target(parser.target().view(request.data()), scratch);
+  const auto target = http1::normalize_target(parser.target().view(request.data()), scratch);
   if (!target) {
     ADD_FAILURE() << "target refused";
     return result;
   }
   const gw::ClientRequest client =
-      gw::ClientRequest::from(parser, request.data(), gw::strip_prefix(*target, strip));
+      gw::ClientRequest::from(parser, request.data(), http1::strip_prefix(*target, strip));
   gw::write_request_head(result.raw, client, how, result.ids);
   result.request_id = std::string(result.ids.request_id());
   result.head = mask_random(result.raw);
@@ -444,7 +444,7 @@ TEST(GatewayForwardTest, PathNormalisation) {
   };
   std::string scratch;
   for (const Row& row : rows) {
-    const auto got = gw::normalize_target(row.target, scratch);
+    const auto got = http1::normalize_target(row.target, scratch);
     if (row.expected == "!") {
       EXPECT_FALSE(got.has_value()) << row.target << " gave " << got.value_or("");
     } else {
@@ -457,12 +457,12 @@ TEST(GatewayForwardTest, PathNormalisation) {
 TEST(GatewayForwardTest, CleanPathIsTheInputItself) {
   std::string scratch;
   const std::string_view clean = "/api/users/42/orders?since=2024-01-01&page=2";
-  const auto got = gw::normalize_target(clean, scratch);
+  const auto got = http1::normalize_target(clean, scratch);
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->data(), clean.data()) << "no copy for a path without dot segments or %2e";
   EXPECT_TRUE(scratch.empty());
   const std::string_view dotted = "/api/./users";
-  const auto rewritten = gw::normalize_target(dotted, scratch);
+  const auto rewritten = http1::normalize_target(dotted, scratch);
   ASSERT_TRUE(rewritten.has_value());
   EXPECT_EQ(rewritten->data(), scratch.data());
 }
@@ -485,7 +485,7 @@ TEST(GatewayForwardTest, StripPrefixBySegment) {
       {"/a/b/c", "/a/b", "/c"},
   };
   for (const Row& row : rows)
-    EXPECT_EQ(gw::strip_prefix(row.target, row.prefix), row.expected)
+    EXPECT_EQ(http1::strip_prefix(row.target, row.prefix), row.expected)
         << row.target << " - " << row.prefix;
 }
 

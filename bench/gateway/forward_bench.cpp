@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "gateway/forward.hpp"
-#include "gateway/target.hpp"
+#include "http1/target.hpp"
 #include "http1/parser.hpp"
 #include "net/output_buffer.hpp"
 
@@ -35,9 +35,9 @@ void BM_RequestHead(benchmark::State& state) {
   parser.reset(http1::Mode::kRequest, nullptr);
   parser.execute(request.data(), 0, static_cast<std::uint32_t>(request.size()));
   std::string scratch;
-  const auto target = gw::normalize_target(parser.target().view(request.data()), scratch);
+  const auto target = http1::normalize_target(parser.target().view(request.data()), scratch);
   const gw::ClientRequest client =
-      gw::ClientRequest::from(parser, request.data(), gw::strip_prefix(*target, "/api"));
+      gw::ClientRequest::from(parser, request.data(), http1::strip_prefix(*target, "/api"));
   gw::RequestForwarding how;
   how.client_address = "203.0.113.9";
   portico::detail::OutputBuffer out(4096);
@@ -79,7 +79,7 @@ void BM_NormalizeCleanPath(benchmark::State& state) {
   for (auto _ : state) {
     std::string_view t = target;
     benchmark::DoNotOptimize(t);
-    benchmark::DoNotOptimize(gw::normalize_target(t, scratch));
+    benchmark::DoNotOptimize(http1::normalize_target(t, scratch));
   }
 }
 BENCHMARK(BM_NormalizeCleanPath);
@@ -90,7 +90,7 @@ void BM_NormalizeDottedPath(benchmark::State& state) {
   for (auto _ : state) {
     std::string_view t = target;
     benchmark::DoNotOptimize(t);
-    benchmark::DoNotOptimize(gw::normalize_target(t, scratch));
+    benchmark::DoNotOptimize(http1::normalize_target(t, scratch));
   }
 }
 BENCHMARK(BM_NormalizeDottedPath);

@@ -148,6 +148,11 @@ struct ServerOptions {
   // with an Allow header listing the path's methods; `OPTIONS *` lists every
   // method the table routes. Allow headers (405 too) then include OPTIONS.
   bool handle_options = true;
+  // Route and serve the request-target with its dot segments removed and
+  // `%2E` decoded (RFC 3986 §5.2.4; nothing else is decoded); one that would
+  // climb above `/` is 400. Off: the target as sent. The gateway turns it on,
+  // so the path it routes is the path it forwards.
+  bool normalize_target = false;
 
   // The blocking-handler worker pool. Its handlers mostly wait (on a
   // database, a file, another service), so it has more threads than a

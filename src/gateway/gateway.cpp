@@ -152,6 +152,7 @@ ServerOptions server_options(const GatewayConfig& config, int access_log_fd) {
   options.redirect_trailing_slash = false;
   options.redirect_fixed_path = false;
   options.handle_options = false;
+  options.normalize_target = true;  // the path routed is the path forwarded
   options.handle_signals = false;
   options.worker_threads = 1;
   switch (config.access_log.format) {

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "gateway/target.hpp"
+#include "http1/target.hpp"
 #include "server/server_exchange.hpp"
 
 using namespace std::string_view_literals;
@@ -229,8 +229,9 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
                           ServerExchange& exchange) noexcept {
   const Request& request = exchange.request;
   const http1::Parser& parser = exchange.parser;
-  // The parser's Spans are offsets from the connection's read buffer.
-  const char* base = request.target().data() - parser.target().offset;
+  // The parser's Spans are offsets from the connection's read buffer (the
+  // target may be a normalised copy; the method never is).
+  const char* base = request.method_name().data() - parser.method().offset;
   route_ = &route;
   client_ = client;
   head_request_ = exchange.head_request;
@@ -238,12 +239,12 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   client_keep_alive_ = exchange.keep_alive;
 
   const std::optional<std::string_view> normalized =
-      normalize_target(request.target(), reactor_.target_scratch);
+      http1::normalize_target(request.target(), reactor_.target_scratch);
   if (!normalized) {
     answer(exchange, 400, ErrorLabel::kBadRequest);
     return false;
   }
-  const std::string_view target = strip_prefix(*normalized, route.strip_prefix);
+  const std::string_view target = http1::strip_prefix(*normalized, route.strip_prefix);
 
   // The cluster: a canary whose header matches, else a split's draw, else
   // the route's own.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "http1/target.hpp"
 #include "server/local_replies.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
@@ -42,7 +43,7 @@ MethodSet ServerConnection::advertised(MethodSet routed) const noexcept {
   return routed;
 }
 
-void ServerConnection::fill_request(ServerExchange& ex) noexcept {
+bool ServerConnection::fill_request(ServerExchange& ex) noexcept {
   Request& req = ex.request;
   const ServerOptions& options = shard_.core.options();
   const char* base = in_.data();
@@ -52,6 +53,12 @@ void ServerConnection::fill_request(ServerExchange& ex) noexcept {
   req.method_name_ = parsed.method().view(base);
   req.method_ = parse_method(req.method_name_);
   req.target_ = parsed.target().view(base);
+  if (options.normalize_target) {
+    const std::optional<std::string_view> normalized =
+        http1::normalize_target(req.target_, ex.target_scratch);
+    if (!normalized) return false;
+    req.target_ = *normalized;
+  }
   const std::string_view path_and_query = target_path(req.target_);
   const std::size_t question = path_and_query.find('?');
   req.path_ = path_and_query.substr(0, question);
@@ -73,12 +80,13 @@ void ServerConnection::fill_request(ServerExchange& ex) noexcept {
   ex.keep_alive = keep_alive;
   req.keep_alive_ = keep_alive;
   ex.head_request = req.method_ == Method::Head;
+  return true;
 }
 
 bool ServerConnection::dispatch_head() noexcept {
   ServerExchange& ex = *exchange_;
   Request& req = ex.request;
-  fill_request(ex);
+  if (!fill_request(ex)) return false;  // dispatch() refuses it
   const FrozenRouter<RouteRef>& table = shard_.reader->table();
   RouteMatch<RouteRef> match = req.method_ ? table.match(*req.method_, req.path_, req.params_)
                                            : table.match(req.method_name_, req.path_, req.params_);
@@ -124,7 +132,12 @@ void ServerConnection::dispatch() noexcept {
   ServerExchange& ex = *exchange_;
   Request& req = ex.request;
   const ServerOptions& options = shard_.core.options();
-  fill_request(ex);
+  if (!fill_request(ex)) {
+    // A target that climbs above the root (normalize_target).
+    bump(shard_.counters.bad_requests);
+    fail(400);
+    return;
+  }
   ++requests_;
   bump(shard_.counters.requests);
 

@@ -230,7 +230,9 @@ void ServerConnection::process_input() noexcept {
           return;
         }
         dispatch();
-        if (phase_ == Phase::kDeferred || phase_ == Phase::kTaken || stream_.closed()) return;
+        if (phase_ == Phase::kDeferred || phase_ == Phase::kTaken || stream_.closed() ||
+            exchange_ == nullptr)  // refused (fail) or answered
+          return;
         complete_exchange();
         continue;
       case http1::Event::kError:

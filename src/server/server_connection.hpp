@@ -85,8 +85,9 @@ class ServerConnection final : public StreamHandler {
   void process_input() noexcept;
   void send_continue_if_due(ServerExchange& ex) noexcept;
   void dispatch() noexcept;
-  // The Request's views and keep-alive, from the parsed head.
-  void fill_request(ServerExchange& ex) noexcept;
+  // The Request's views and keep-alive, from the parsed head; false when the
+  // target cannot be normalised (ServerOptions::normalize_target).
+  bool fill_request(ServerExchange& ex) noexcept;
   // A request whose body follows, on a server with streaming routes: routes
   // it now and hands it to its taker if its route streams (true).
   bool dispatch_head() noexcept;

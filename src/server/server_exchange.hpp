@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -32,6 +33,7 @@ struct ServerExchange {
   ReactorShard* shard = nullptr;
   ServerExchange* next_free = nullptr;
 
+  std::string target_scratch;  // the normalised target, when it differs (capacity kept)
   bool keep_alive = true;     // set at dispatch; cleared by the response
   bool continue_due = false;  // Expect: 100-continue and the body is not all here
   bool stream_started = false;  // Completion::write() or a taker sent the head already

@@ -186,6 +186,21 @@ TEST_F(GatewayProxyTest, UpstreamSeesForwardingFieldsAndRouteEdits) {
   EXPECT_NE(line_of(seen, "traceparent"), "<absent>");
 }
 
+TEST_F(GatewayProxyTest, TheNormalisedPathIsRoutedAndForwarded) {
+  start_gateway(config_yaml(v1_->port, v2_->port));
+  TestClient client(port());
+  // As sent it matches no route; normalised it is /inspect/x.
+  ReadResult r = client.request(request_bytes("GET", "/api/users/1/%2E%2e/../../inspect/x"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.response.status, 200) << r.response.body;
+  EXPECT_EQ(line_of(r.response.body, "target"), "/inspect/x");
+  // Climbing above the root: 400, and the connection closes.
+  r = client.request(request_bytes("GET", "/inspect/../../etc/passwd"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.status, 400);
+  EXPECT_EQ(client.wait_for_close(), Outcome::kClosed);
+}
+
 TEST_F(GatewayProxyTest, KeepAliveRequestsShareOneUpstreamConnection) {
   start_gateway(config_yaml(v1_->port, v2_->port));
   TestClient client(port());

@@ -1,4 +1,4 @@
-// gateway/target.hpp (internal) — the request-target the gateway routes and
+// http1/target.hpp (internal) — the request-target the gateway routes and
 // forwards: normalised once (RFC 3986 §5.2.4 dot segments, %2E decoded,
 // nothing else decoded), then a route's strip_prefix.
 // Thread-safety: pure functions. Lifetimes: a returned view points into the
@@ -13,7 +13,7 @@
 namespace portico {
 inline namespace v0 {
 namespace detail {
-namespace gateway {
+namespace http1 {
 
 // The target with `%2E`/`%2e` decoded and dot segments removed; the query
 // (from the first '?') is kept byte for byte. An absolute-form target
@@ -32,7 +32,7 @@ std::optional<std::string_view> normalize_target(std::string_view target, std::s
 // prefix of "" or "/" strips nothing; a trailing '/' in it is ignored.
 std::string_view strip_prefix(std::string_view target, std::string_view prefix) noexcept;
 
-}  // namespace gateway
+}  // namespace http1
 }  // namespace detail
 }  // namespace v0
 }  // namespace portico

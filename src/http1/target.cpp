@@ -1,11 +1,11 @@
-#include "gateway/target.hpp"
+#include "http1/target.hpp"
 
 #include <cstddef>
 
 namespace portico {
 inline namespace v0 {
 namespace detail {
-namespace gateway {
+namespace http1 {
 
 namespace {
 
@@ -148,7 +148,7 @@ std::string_view strip_prefix(std::string_view target, std::string_view prefix) 
   return target;  // "/apiary" is not under "/api"
 }
 
-}  // namespace gateway
+}  // namespace http1
 }  // namespace detail
 }  // namespace v0
 }  // namespace portico
