@@ -97,9 +97,20 @@ bool Cidr::contains(const sockaddr* address) const noexcept {
 std::size_t address_text(const sockaddr* address, char (&out)[46]) noexcept {
   const char* written = nullptr;
   if (address->sa_family == AF_INET) {
+    // Every proxied request writes its client's address: no printf.
     sockaddr_in v4;
     std::memcpy(&v4, address, sizeof v4);
-    written = ::inet_ntop(AF_INET, &v4.sin_addr, out, sizeof out);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&v4.sin_addr);
+    std::size_t n = 0;
+    for (int i = 0; i < 4; ++i) {
+      unsigned value = bytes[i];
+      if (value >= 100) out[n++] = static_cast<char>('0' + value / 100);
+      if (value >= 10) out[n++] = static_cast<char>('0' + value / 10 % 10);
+      out[n++] = static_cast<char>('0' + value % 10);
+      if (i < 3) out[n++] = '.';
+    }
+    out[n] = '\0';
+    return n;
   } else if (address->sa_family == AF_INET6) {
     sockaddr_in6 v6;
     std::memcpy(&v6, address, sizeof v6);

@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <bit>
 #include <cstring>
 #include <ctime>
 
@@ -12,7 +13,6 @@ namespace gateway {
 
 namespace {
 
-constexpr char kHex[] = "0123456789abcdef";
 
 bool is_lower_hex(std::string_view s) noexcept {
   for (const char c : s) {
@@ -70,11 +70,24 @@ class Xoshiro256 {
   std::uint64_t s_[4];
 };
 
+// Eight lowercase hex digits of `value`, a word at a time: each nibble
+// spread into a byte, then '0' added, and 'a' - '0' - 10 more where it is
+// 10 or above.
+void write_hex8(char* out, std::uint32_t value) noexcept {
+  std::uint64_t x = value;
+  x = (x | (x << 16)) & 0x0000ffff0000ffffULL;
+  x = (x | (x << 8)) & 0x00ff00ff00ff00ffULL;
+  x = (x | (x << 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  const std::uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+  x += 0x3030303030303030ULL + letters * ('a' - '0' - 10);
+  if constexpr (std::endian::native == std::endian::little)
+    x = __builtin_bswap64(x);  // the most significant digit first
+  std::memcpy(out, &x, 8);
+}
+
 void write_hex(char* out, std::uint64_t value) noexcept {
-  for (int i = 15; i >= 0; --i) {
-    out[i] = kHex[value & 0xf];
-    value >>= 4;
-  }
+  write_hex8(out, static_cast<std::uint32_t>(value >> 32));
+  write_hex8(out + 8, static_cast<std::uint32_t>(value));
 }
 
 // `count` hex digits (a multiple of 16) of fresh randomness, never all zeros.
