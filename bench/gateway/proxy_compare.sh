@@ -266,7 +266,7 @@ start_proxy() {
       sleep 0.1
     done
     if [[ -z $line ]]; then
-      log "portico-gateway: did not start ($(tail -3 "$log_file" | tr '\n' ' '))"
+      log "portico-gateway: did not start (no 'listening on' line; log: $(tail -3 "$log_file" | tr '\n' ' '))"
       stop_proxy "$s"
       return 1
     fi
@@ -422,7 +422,9 @@ instructions() {
           "http://127.0.0.1:${port[$s]}/plaintext" 2>&1) || true
     requests=$(wrk_stats <<<"$out" | cut -f4) || requests=0
   fi
-  interrupt_and_wait "${pid[$s]}"
+  # SIGTERM: every proxy here exits cleanly on it (h2o and HAProxy -db do
+  # not on SIGINT), so callgrind writes its counts.
+  interrupt_and_wait "${pid[$s]}" TERM
   unset "pid[$s]"
   counted=$(callgrind_total "$tmp/$s.callgrind.out" 2>/dev/null) || counted=""
 }

@@ -11,7 +11,7 @@
 // read (backpressure, so a 1 GiB transfer stays in that buffer). An EOF is
 // passed on as shutdown(SHUT_WR); the pair closes once both directions have
 // ended, or at the first error. Prints "listening on http://127.0.0.1:PORT"
-// once it accepts connections.
+// once it accepts connections; exits 0 on SIGINT or SIGTERM.
 //
 // The upstream connect is blocking: on loopback it completes at once, and
 // the benchmark opens its connections before it measures.
@@ -59,6 +59,7 @@ struct Pair {
 };
 
 int epfd = -1;
+volatile std::sig_atomic_t stopping = 0;  // SIGINT or SIGTERM: exit cleanly (callgrind)
 std::vector<Pair*> closed_pairs;  // freed after the epoll batch that closed them
 
 sockaddr_in loopback(int port) {
@@ -177,6 +178,10 @@ int main(int argc, char** argv) {
   const int port = std::atoi(argv[1]);
   const int upstream_port = std::atoi(argv[2]);
   std::signal(SIGPIPE, SIG_IGN);
+  struct sigaction stop {};
+  stop.sa_handler = [](int) { stopping = 1; };
+  sigaction(SIGINT, &stop, nullptr);
+  sigaction(SIGTERM, &stop, nullptr);
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   const int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -198,7 +203,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   epoll_event events[256];
-  for (;;) {
+  while (!stopping) {
     int n = epoll_wait(epfd, events, 256, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -228,4 +233,5 @@ int main(int argc, char** argv) {
     for (Pair* p : closed_pairs) delete p;
     closed_pairs.clear();
   }
+  return 0;
 }

@@ -78,13 +78,14 @@ stop_tree() {
   wait "$p" 2>/dev/null || true
 }
 
-# interrupt_and_wait PID: SIGINT until PID (a child) exits, then reaps it.
-# Under valgrind a SIGINT sent right after start-up is sometimes lost (seen
-# on idle runs), so it is sent again every 5 s, for up to a minute.
+# interrupt_and_wait PID [SIGNAL]: SIGNAL (default INT) until PID (a child)
+# exits, then reaps it; SIGKILL after a minute. Under valgrind a signal sent
+# right after start-up is sometimes lost (seen on idle runs), so it is sent
+# again every 5 s.
 interrupt_and_wait() {
-  local p=$1
+  local p=$1 sig=${2:-INT}
   for _ in $(seq 12); do
-    kill -INT "$p" 2>/dev/null || break
+    kill "-$sig" "$p" 2>/dev/null || break
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break 2; sleep 0.1; done
   done
   kill -KILL "$p" 2>/dev/null || true
