@@ -64,7 +64,7 @@ modes=()
 all_proxies=(portico-gateway nginx haproxy h2o stub)
 peers=(nginx haproxy h2o)   # the best of these is what the ratios are to
 
-usage() { sed -n '2,46p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,44p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --gateway) gateway=$2; shift 2 ;;

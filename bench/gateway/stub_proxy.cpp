@@ -53,14 +53,14 @@ struct Direction {
 };
 
 struct Pair {
-  Side side[2];          // 0: client, 1: upstream
-  Direction toward[2];   // toward[i]: bytes to write to side[i]
+  Side side[2];         // 0: client, 1: upstream
+  Direction toward[2];  // toward[i]: bytes to write to side[i]
   bool closed = false;
 };
 
 int epfd = -1;
 volatile std::sig_atomic_t stopping = 0;  // SIGINT or SIGTERM: exit cleanly (callgrind)
-std::vector<Pair*> closed_pairs;  // freed after the epoll batch that closed them
+std::vector<Pair*> closed_pairs;          // freed after the epoll batch that closed them
 
 sockaddr_in loopback(int port) {
   sockaddr_in addr{};
