@@ -35,6 +35,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=../lib/common.sh
+source "$here/../lib/common.sh"
 portico="$root/build/release/examples/portico-hello"
 runs=3
 duration=5
@@ -61,25 +63,15 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-log() { printf '== %s\n' "$*" >&2; }
-
 # --- what we need ------------------------------------------------------------
-missing=()
-need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need wrk wrk
 need curl curl
 need cc gcc
 need taskset util-linux
 need timeout coreutils
 need python3 python3
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "compare_servers.sh: missing tools; install them with:" >&2
-  echo "  apt-get install -y ${missing[*]}   (or .ci/setup --bench)" >&2
-  exit 1
-fi
-for c in "$server_cpu" "$client_cpu"; do
-  taskset -c "$c" true 2>/dev/null || { echo "compare_servers.sh: cannot pin to CPU $c" >&2; exit 1; }
-done
+require_tools compare_servers.sh
+check_cpus compare_servers.sh "$server_cpu" "$client_cpu"
 [[ $server_cpu != "$client_cpu" ]] || log "warning: server and client share CPU $server_cpu"
 
 servers=()
@@ -111,41 +103,10 @@ port_of() {
   done
 }
 
-# PID and all its descendants.
-process_tree() {
-  local p=$1 c f
-  echo "$p"
-  for f in /proc/"$p"/task/*/children; do
-    [[ -r $f ]] || continue
-    for c in $(<"$f"); do process_tree "$c"; done
-  done
-}
-
-# utime+stime, in clock ticks, of PID's processes (all threads of each).
-cpu_ticks() {
-  local total=0 p line rest
-  local -a f
-  for p in $(process_tree "$1"); do
-    line=$(<"/proc/$p/stat") || continue
-    rest=${line##*) }          # fields from 3 (state) on; comm may hold spaces
-    read -r -a f <<<"$rest"
-    total=$((total + f[11] + f[12]))   # fields 14 (utime) and 15 (stime)
-  done
-  echo "$total"
-}
-
 stop_server() {
   local s=$1 p=${pid[$1]:-}
   [[ -n $p ]] || return 0
-  local tree
-  mapfile -t tree < <(process_tree "$p" 2>/dev/null)
-  kill -TERM "${tree[@]}" 2>/dev/null || true
-  for _ in $(seq 50); do
-    kill -0 "$p" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "${tree[@]}" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
+  stop_tree "$p"
   unset "pid[$s]"
 }
 
@@ -272,7 +233,7 @@ hz=$(getconf CLK_TCK)
 
 # run_wrk SERVER WORKLOAD RUN: one wrk measurement, one row of $tsv.
 run_wrk() {
-  local s=$1 w=$2 run=$3 kind=${2%%:*} path=${2#*:} p=${port[$1]} args out before after
+  local s=$1 w=$2 run=$3 kind=${2%%:*} path=${2#*:} p=${port[$1]} args out before after stats
   if [[ $kind == keepalive ]]; then
     args=(-c 64 "http://127.0.0.1:$p$path")
   else
@@ -283,27 +244,13 @@ run_wrk() {
         wrk -t 1 -d "${duration}s" --timeout 5s --latency "${args[@]}" 2>&1) || {
     log "$s $w: wrk failed: ${out:0:300}"; return 0; }
   after=$(cpu_ticks "${pid[$s]}")
-  awk -v run="$run" -v w="$w" -v s="$s" -v ticks=$((after - before)) -v hz="$hz" '
-    function us(v) {
-      if (v ~ /us$/) return v + 0
-      if (v ~ /ms$/) return v * 1000
-      if (v ~ /s$/) return v * 1000000
-      return v
-    }
-    # wrk 4.1 sometimes prints 0.00us for upper percentiles (wrk issues
-    # 236, 354; seen here with pipelining): a zero latency is impossible,
-    # so it is recorded as missing (nan) and left out of the medians.
-    $1 == "50%" { p50 = us($2); if (p50 == 0) p50 = "nan" }
-    $1 == "99%" { p99 = us($2); if (p99 == 0) p99 = "nan" }
-    / requests in / { requests = $1 }
-    /Requests\/sec:/ { rps = $2 }
-    /Socket errors:/ { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx responses:/ { errors += $NF }
-    END {
-      if (requests == 0) exit 1
-      printf "%s\t%s\t%s\t%.0f\t%s\t%s\t%.3f\t%d\t%d\n", run, w, s, rps, p50, p99,
-             ticks / hz * 1e6 / requests, requests, errors
-    }' <<<"$out" >>"$tsv" || log "$s $w: could not parse wrk output: ${out:0:300}"
+  if stats=$(wrk_stats <<<"$out"); then
+    awk -F'\t' -v run="$run" -v w="$w" -v s="$s" -v ticks=$((after - before)) -v hz="$hz" '{
+      printf "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%s\t%s\n", run, w, s, $1, $2, $3,
+             ticks / hz * 1e6 / $4, $4, $5 }' <<<"$stats" >>"$tsv"
+  else
+    log "$s $w: could not parse wrk output: ${out:0:300}"
+  fi
   tail -1 "$tsv" | awk -F'\t' -v s="$s" -v w="$w" '$3 == s && $2 == w {
     printf "   %-14s %-21s %10s req/s  p50 %8s us  p99 %8s us  %7s us CPU/req%s\n",
            s, w, $4, $5, $6, $7, ($9 > 0 ? "  ERRORS " $9 : "") }' >&2

@@ -14,6 +14,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib/common.sh
+source "$here/../lib/common.sh"
 bin="$here/../../build/release/examples/portico-hello"
 duration=4
 port=28090
@@ -50,14 +52,8 @@ measure() {
     wrk -t1 -c64 -d"${seconds}s" "http://127.0.0.1:$port$path" |
       awk '/requests in/ {print $1}' >"$work/requests"
   fi
-  # Under valgrind a SIGINT sent right after start-up is sometimes lost
-  # (seen on idle runs): ask again every 5 s until the server has drained.
-  for _ in $(seq 12); do
-    kill -INT "$server" 2>/dev/null || break
-    for _ in $(seq 50); do kill -0 "$server" 2>/dev/null || break 2; sleep 0.1; done
-  done
-  wait "$server" || true
-  callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
+  interrupt_and_wait "$server"
+  callgrind_total "$out"
 }
 
 base=$(measure /plaintext 0)

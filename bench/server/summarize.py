@@ -8,32 +8,16 @@ to h2o, the routing cost (/users/123 over /plaintext CPU per request) and the
 idle-connection memory. Python 3 standard library only.
 """
 
-import csv
 import math
+import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from tables import fmt, load, median, ratio  # noqa: E402  (bench/lib/tables.py)
+
 ORDER = ["portico", "portico-unbatched", "nginx", "nginx-regex50", "h2o", "stub"]
 FIELDS = ["rps", "p50_us", "p99_us", "cpu_us_per_req"]
-
-
-def load(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
-
-
-def median(values):
-    """Median of the values that are numbers (wrk's missing percentiles are nan)."""
-    values = [v for v in values if not math.isnan(v)]
-    return statistics.median(values) if values else None
-
-
-def fmt(v, digits=0):
-    return "–" if v is None else f"{v:,.{digits}f}"
-
-
-def ratio(a, b):
-    return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
 def paired(rows, a, b, field):
