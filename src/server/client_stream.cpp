@@ -35,9 +35,24 @@ ReactorShard& ClientStream::shard() const noexcept {
 }
 
 bool ClientStream::peer(sockaddr_storage& out) const noexcept {
-  socklen_t length = sizeof out;
   const int fd = connection_->stream_.fd();
-  return fd >= 0 && sys::getpeername(fd, reinterpret_cast<sockaddr*>(&out), &length) == 0;
+  if (fd < 0) return false;
+  ReactorShard::PeerAddress& known = connection_->shard_.peer_addresses[fd & 255];
+  if (known.connection != connection_) {
+    sockaddr_storage asked{};
+    socklen_t length = sizeof asked;
+    if (sys::getpeername(fd, reinterpret_cast<sockaddr*>(&asked), &length) != 0) return false;
+    if (length > sizeof known.address) {
+      out = asked;
+      return true;
+    }
+    known.connection = connection_;
+    known.length = length;
+    std::memcpy(&known.address, &asked, length);
+  }
+  out = sockaddr_storage{};
+  std::memcpy(&out, &known.address, known.length);
+  return true;
 }
 
 ClientWrite ClientStream::write(std::string_view bytes) noexcept {
@@ -124,9 +139,9 @@ void ServerConnection::stream_pause() noexcept {
 
 void ServerConnection::stream_resume() noexcept {
   exchange_->body_paused = false;
-  // Body bytes read and not parsed yet are parsed from the loop, not here
-  // inside the taker's call.
-  if (parsed_ < in_.size()) input_due();
+  // Body bytes read and not parsed yet (or a readable edge seen meanwhile)
+  // are taken from the loop, not here inside the taker's call.
+  if (parsed_ < in_.size() || readable_) input_due();
   update_interest();
   update_timer();
 }
@@ -168,7 +183,7 @@ void ServerConnection::end_streaming() noexcept {
   flush();  // a reply written into the reactor's output; else close or linger
   if (!stream_.closed()) {
     // Requests pipelined behind this one, from the loop.
-    if (!close_after_write_ && in_.size() > 0) input_due();
+    if (!close_after_write_ && (in_.size() > 0 || readable_)) input_due();
     update_interest();
     update_timer();
   }

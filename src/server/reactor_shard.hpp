@@ -5,6 +5,9 @@
 // `counters` (read by any thread) and `reactor.post()`.
 #pragma once
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -85,6 +88,16 @@ struct ReactorShard {
   bool shutting_down = false;
   Timer shutdown_timer;
   ReactorStatsCounters counters;
+  // Peer addresses of live connections, asked for on every proxied request
+  // (X-Forwarded-For): the kernel once per connection, then this table,
+  // by fd; a connection's close clears its entry.
+  struct PeerAddress {
+    const void* connection = nullptr;
+    socklen_t length = 0;
+    sockaddr_in6 address{};  // large enough for an IPv4 address too
+  };
+  std::array<PeerAddress, 256> peer_addresses{};
+
   // Per-reactor state of other layers, by their key (few: a linear search).
   std::vector<std::pair<const void*, std::unique_ptr<ShardExtension>>> extensions;
 

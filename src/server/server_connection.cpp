@@ -70,9 +70,19 @@ void ServerConnection::handle_io(std::uint32_t events) noexcept {
       if (stream_.drain_linger() == LingerStatus::kDone) close();
       return;
     }
-    if (exchange_ != nullptr &&
-        (phase_ == Phase::kDeferred ||
-         (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused)))) {
+    if (exchange_ != nullptr && phase_ == Phase::kTaken &&
+        (exchange_->request_done || exchange_->body_paused)) {
+      // Edge-triggered: this edge will not come again, so it is kept for
+      // when the exchange wants input (end_streaming, stream_resume).
+      if (events & EPOLLHUP) {
+        close();
+      } else {
+        if (events & EPOLLIN) readable_ = true;
+        if (events & EPOLLRDHUP) stream_.set_peer_eof();
+      }
+      return;
+    }
+    if (exchange_ != nullptr && phase_ == Phase::kDeferred) {
       // Not reading while a deferred response is out. A hang-up means the
       // peer is gone: close the fd and wait for the completion. A half-close
       // still lets the response go out.
@@ -159,7 +169,12 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
   process_input();
   if (stream_.closed() || close_after_write_ || phase_ == Phase::kDeferred || stream_.has_pending())
     return false;
-  if (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused)) return false;
+  if (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused)) {
+    // A full read may have left bytes in the socket, and their edge is
+    // spent: read again when the exchange wants input.
+    if (static_cast<std::size_t>(result) == asked) readable_ = true;
+    return false;
+  }
   if (static_cast<std::size_t>(result) < asked) {
     // A short read drained the socket; more bytes bring a new edge. But a
     // FIN that came with these bytes brings none: read on to see it.
@@ -445,12 +460,11 @@ void ServerConnection::start_linger() noexcept {
 
 void ServerConnection::update_interest() noexcept {
   if (stream_.closed()) return;
-  const bool taken_waits = phase_ == Phase::kTaken &&
-                           (exchange_->request_done || exchange_->body_paused);
+  // A taken exchange that reads no more keeps its interest: handle_io()
+  // notes a readable edge instead (readable_).
   const bool reading =
-      phase_ == Phase::kLinger || (phase_ != Phase::kDeferred && !taken_waits &&
-                                   !stream_.has_pending() && !close_after_write_ &&
-                                   !stream_.peer_eof());
+      phase_ == Phase::kLinger || (phase_ != Phase::kDeferred && !stream_.has_pending() &&
+                                   !close_after_write_ && !stream_.peer_eof());
   if (!stream_.update_interest(shard_.reactor, this, reading)) close();
 }
 
@@ -514,7 +528,15 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
   if (self->stream_.closed() || self->stream_.read_queued()) return;
   if (self->input_due_) {
     self->input_due_ = false;
-    self->process_input();
+    if (std::exchange(self->readable_, false)) {
+      self->read_input(EPOLLIN);  // reads, then processes what it read
+    } else {
+      self->process_input();
+    }
+    if (self->stream_.closed()) {
+      self->finish_entry();
+      return;
+    }
     self->flush();
     if (!self->stream_.closed()) {
       self->update_interest();
@@ -575,6 +597,9 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
 void ServerConnection::close() noexcept {
   if (stream_.closed()) return;
   shard_.reactor.cancel(timer_);
+  // Its remembered peer address must not pass to the next connection here.
+  ReactorShard::PeerAddress& known = shard_.peer_addresses[stream_.fd() & 255];
+  if (known.connection == this) known.connection = nullptr;
   stream_.close(shard_.reactor);
   shard_.batcher.drop_own_output();
   if (exchange_ != nullptr && phase_ == Phase::kTaken && exchange_->streaming != nullptr) {

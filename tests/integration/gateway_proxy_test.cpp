@@ -212,6 +212,24 @@ TEST_F(GatewayProxyTest, KeepAliveRequestsShareOneUpstreamConnection) {
   EXPECT_EQ(v1_->accepted(), 1u);
 }
 
+TEST_F(GatewayProxyTest, PipelinedRequestsAreAnsweredInOrder) {
+  start_gateway(config_yaml(v1_->port, v2_->port));
+  TestClient client(port());
+  // Three requests in one write, one with a body: each waits for the one before.
+  ASSERT_TRUE(client.send(request_bytes("GET", "/api/users/1") +
+                          request_bytes("POST", "/echo", "", "pipelined body") +
+                          request_bytes("GET", "/api/users/3")));
+  ReadResult r = client.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.body, "users v1: user 1");
+  r = client.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.body, "pipelined body");
+  r = client.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.body, "users v1: user 3");
+}
+
 TEST_F(GatewayProxyTest, RequestBodiesStreamWithLengthOrChunked) {
   start_gateway(config_yaml(v1_->port, v2_->port));
   TestClient client(port());
