@@ -88,7 +88,6 @@ void ServerConnection::consume_streamed() noexcept {
   if (!exchange_->parser.can_rebase()) return;
   in_.consume(parsed_);
   parsed_ = 0;
-  in_.release_if_empty();
 }
 
 void ServerConnection::input_due() noexcept {

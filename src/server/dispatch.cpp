@@ -43,7 +43,8 @@ MethodSet ServerConnection::advertised(MethodSet routed) const noexcept {
   return routed;
 }
 
-bool ServerConnection::fill_request(ServerExchange& ex) noexcept {
+// Inlined into both callers: dispatch() is on every request's path.
+[[gnu::always_inline]] inline bool ServerConnection::fill_request(ServerExchange& ex) noexcept {
   Request& req = ex.request;
   const ServerOptions& options = shard_.core.options();
   const char* base = in_.data();
