@@ -5,6 +5,10 @@
 // gateway's reactor and the upstream portico Server, both in this process,
 // are counted together — the upstream's own share is zero per request
 // (server_alloc_test), so the whole count is the gateway's.
+// Counted: every form of the global operator new (nothrow too). Not
+// counted: connection state from a reactor's mimalloc heap (StateHeap),
+// made per connection, not per request — and these requests share one
+// client and one pooled upstream connection.
 // PORTICO_ALLOC_TRACE=1 prints a backtrace for each allocation counted in a
 // measured window, to find the caller when the count is not zero.
 #include <execinfo.h>
@@ -64,6 +68,40 @@ void* operator new(std::size_t size, std::align_val_t align) {
 void* operator new[](std::size_t size, std::align_val_t align) {
   return counted_aligned_alloc(size, align);
 }
+// The nothrow forms too: the parser grows its field lists with them, and
+// ASan pairs a new[] it served with its own delete[] only.
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return counted_alloc(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return counted_alloc(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  try {
+    return counted_aligned_alloc(size, align);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  try {
+    return counted_aligned_alloc(size, align);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
