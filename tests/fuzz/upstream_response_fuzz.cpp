@@ -46,20 +46,20 @@ struct Options {
 
 // What the proxy did with one upstream response.
 struct Relay {
-  int interim = 0;           // 1xx responses skipped before the final one
-  bool head = false;         // a final head parsed
-  std::string client_head;   // write_response_head's output
+  int interim = 0;          // 1xx responses skipped before the final one
+  bool head = false;        // a final head parsed
+  std::string client_head;  // write_response_head's output
   gateway::ClientFraming framing;
   // Of the UpstreamResponse the head was written from (its field views
   // die with the parser).
   int status = 0;
   bool has_body = false;
   std::uint64_t content_length = 0;
-  std::string body;          // de-chunked body bytes
-  bool complete = false;     // the response ended well
-  bool upgraded = false;     // a 101: the bytes after it are not HTTP
-  int error_status = 0;      // the parser refused it
-  bool truncated = false;    // the input ended inside it
+  std::string body;        // de-chunked body bytes
+  bool complete = false;   // the response ended well
+  bool upgraded = false;   // a 101: the bytes after it are not HTTP
+  int error_status = 0;    // the parser refused it
+  bool truncated = false;  // the input ended inside it
 
   bool operator==(const Relay& o) const {
     return interim == o.interim && head == o.head && client_head == o.client_head &&
@@ -75,14 +75,17 @@ void collect(void* user, const char* at, std::size_t length) noexcept {
 }
 
 [[noreturn]] void fail(const char* what, std::string_view input, std::string_view detail = {}) {
-  std::fprintf(stderr, "upstream_response_fuzz: %s\n--- input (%zu bytes)\n%.*s\n--- detail\n%.*s\n",
-               what, input.size(), static_cast<int>(input.size()), input.data(),
+  std::fprintf(stderr,
+               "upstream_response_fuzz: %s\n--- input (%zu bytes)\n%.*s\n--- detail\n%.*s\n", what,
+               input.size(), static_cast<int>(input.size()), input.data(),
                static_cast<int>(detail.size()), detail.data());
   std::abort();
 }
 
-const http1::Limits kLimits{.max_request_line = 256, .max_header_bytes = 2048,
-                            .max_header_count = 24, .max_body_bytes = 1 << 20};
+const http1::Limits kLimits{.max_request_line = 256,
+                            .max_header_bytes = 2048,
+                            .max_header_count = 24,
+                            .max_body_bytes = 1 << 20};
 
 // Parses `input` as reads ending at `cuts` (then the rest), the way an
 // upstream connection does, and writes the client head for the final head.

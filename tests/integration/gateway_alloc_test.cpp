@@ -60,8 +60,12 @@ void* counted_aligned_alloc(std::size_t size, std::align_val_t align) {
 }
 }  // namespace
 
-void* operator new(std::size_t size) { return counted_alloc(size); }
-void* operator new[](std::size_t size) { return counted_alloc(size); }
+void* operator new(std::size_t size) {
+  return counted_alloc(size);
+}
+void* operator new[](std::size_t size) {
+  return counted_alloc(size);
+}
 void* operator new(std::size_t size, std::align_val_t align) {
   return counted_aligned_alloc(size, align);
 }
@@ -98,18 +102,42 @@ void* operator new[](std::size_t size, std::align_val_t align, const std::nothro
     return nullptr;
   }
 }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
 
 namespace portico::testing {
 namespace {
@@ -127,9 +155,8 @@ class GatewayAllocTest : public ::testing::Test {
     options.worker_threads = 1;
     upstream_ = std::make_unique<Server>(options);
     upstream_->get("/plaintext", [](Request&, Response& res) { res.text("Hello, World!"); });
-    upstream_->get("/users/:id", [](Request& req, Response& res) {
-      res.format("user {}", req.param("id"));
-    });
+    upstream_->get("/users/:id",
+                   [](Request& req, Response& res) { res.format("user {}", req.param("id")); });
     upstream_->get("/allocates", [](Request&, Response& res) {
       auto* leak_free = new std::string(200, 'a');
       res.text(*leak_free);
@@ -140,7 +167,9 @@ class GatewayAllocTest : public ::testing::Test {
         "listen: {host: 127.0.0.1, port: 0, threads: 1}\n"
         "clusters:\n"
         "  app:\n"
-        "    endpoints: [{address: \"127.0.0.1:" + std::to_string(upstream_->port()) + "\"}]\n"
+        "    endpoints: [{address: \"127.0.0.1:" +
+        std::to_string(upstream_->port()) +
+        "\"}]\n"
         "routes:\n"
         "  - path: /plaintext\n"
         "    cluster: app\n"

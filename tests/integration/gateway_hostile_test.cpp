@@ -41,11 +41,15 @@ std::string config_yaml(std::uint16_t upstream_port, std::string_view timeout = 
   return "listen: {host: 127.0.0.1, port: 0, threads: 1}\n"
          "clusters:\n"
          "  raw:\n"
-         "    endpoints: [{address: \"127.0.0.1:" + std::to_string(upstream_port) + "\"}]\n"
+         "    endpoints: [{address: \"127.0.0.1:" +
+         std::to_string(upstream_port) +
+         "\"}]\n"
          "routes:\n"
          "  - path: /r/*rest\n"
          "    cluster: raw\n"
-         "    timeout: " + std::string(timeout) + "\n"
+         "    timeout: " +
+         std::string(timeout) +
+         "\n"
          "  - path: /healthz\n"
          "    respond: {status: 200, body: \"ok\\n\", content_type: text/plain}\n";
 }
@@ -77,7 +81,9 @@ bool read_until(TestClient& client, std::string& into,
   return true;
 }
 
-bool has_head(const std::string& bytes) { return bytes.find("\r\n\r\n") != std::string::npos; }
+bool has_head(const std::string& bytes) {
+  return bytes.find("\r\n\r\n") != std::string::npos;
+}
 
 std::size_t body_bytes_after_head(const std::string& bytes) {
   const std::size_t end = bytes.find("\r\n\r\n");
@@ -157,8 +163,8 @@ TEST_F(GatewayHostileTest, ResetMidBodyClosesTheClientBeforeTheDeclaredLength) {
   constexpr std::size_t kSent = 1000;
   RawUpstream upstream([&](RawConnection& connection) {
     if (connection.read_request().empty()) return;
-    connection.send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kDeclared) +
-                    "\r\n\r\n" + std::string(kSent, 'x'));
+    connection.send("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kDeclared) + "\r\n\r\n" +
+                    std::string(kSent, 'x'));
     connection.gate("client has bytes").wait();
     connection.reset();
   });
@@ -325,8 +331,8 @@ TEST_F(GatewayHostileTest, AnswerBeforeTheRequestBodyReachesTheClientAndIsNotReu
   {
     TestClient client(port());
     // The head only: the body never comes.
-    const ReadResult r = client.request(
-        "POST /r/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n");
+    const ReadResult r =
+        client.request("POST /r/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n");
     ASSERT_TRUE(r.ok()) << r.error;
     EXPECT_EQ(r.response.status, 413);
     EXPECT_EQ(r.response.body, "too big");

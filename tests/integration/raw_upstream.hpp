@@ -270,7 +270,8 @@ class RawUpstream {
     return finished_;
   }
   // Waits until `count` behaviours have returned; false at the timeout.
-  bool wait_finished(std::size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  bool wait_finished(std::size_t count,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, timeout, [&] { return finished_ >= count; });
   }
@@ -333,7 +334,9 @@ inline void RawConnection::close() {
   if (fd_ >= 0) upstream_.close_fd(std::exchange(fd_, -1));
 }
 
-inline Gate& RawConnection::gate(std::string_view name) { return upstream_.gate(name); }
+inline Gate& RawConnection::gate(std::string_view name) {
+  return upstream_.gate(name);
+}
 
 // The first raw upstream the gateway tests had: every connection gets a
 // response with both Content-Length and Transfer-Encoding (a framing error),
