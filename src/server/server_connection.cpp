@@ -361,8 +361,11 @@ void ServerConnection::settle() noexcept {
 }
 
 void ServerConnection::after_write() noexcept {
-  if (!stream_.has_pending() && phase_ != Phase::kLinger && phase_ != Phase::kDeferred &&
-      phase_ != Phase::kTaken) {
+  // A batched send still queued (a taken exchange's last bytes, written
+  // before it finished) must go out before the FIN or the close: on_sent()
+  // comes back here once it has.
+  if (!stream_.has_pending() && !stream_.send_queued() && phase_ != Phase::kLinger &&
+      phase_ != Phase::kDeferred && phase_ != Phase::kTaken) {
     if (stream_.peer_eof()) {
       // Everything the peer sent before its FIN has been answered.
       close();

@@ -8,12 +8,11 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "portico/gateway.hpp"
+#include "raw_upstream.hpp"
 #include "test_client.hpp"
 
 namespace portico::testing {
@@ -308,44 +307,6 @@ TEST_F(GatewayProxyTest, RefusedUpstreamIs502) {
   ASSERT_TRUE(again.ok()) << again.error;
   EXPECT_EQ(again.response.status, 200);
 }
-
-// An upstream that answers every connection with bytes that are not HTTP.
-class GarbageUpstream {
- public:
-  GarbageUpstream() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    ::listen(fd_, 8);
-    socklen_t length = sizeof address;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-    port = ntohs(address.sin_port);
-    thread_ = std::thread([this] {
-      const int peer = ::accept(fd_, nullptr, nullptr);
-      if (peer < 0) return;
-      char buffer[4096];
-      (void)::recv(peer, buffer, sizeof buffer, 0);
-      const std::string_view garbage = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc";
-      (void)::send(peer, garbage.data(), garbage.size(), MSG_NOSIGNAL);
-      char drain[64];
-      while (::recv(peer, drain, sizeof drain, 0) > 0) {
-      }
-      ::close(peer);
-    });
-  }
-  ~GarbageUpstream() {
-    ::shutdown(fd_, SHUT_RDWR);
-    thread_.join();
-    ::close(fd_);
-  }
-  std::uint16_t port = 0;
-
- private:
-  int fd_ = -1;
-  std::thread thread_;
-};
 
 TEST_F(GatewayProxyTest, AmbiguousFramingFromTheUpstreamIs502) {
   GarbageUpstream garbage;
