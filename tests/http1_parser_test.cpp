@@ -385,6 +385,8 @@ TEST(Http1ParserTest, ResponseFramingErrors) {
   for (const std::string& response : std::vector<std::string>{
            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n"s,
            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabcdef"s,
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"s,
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: CHUNKED\r\n\r\n1\r\nx\r\n0\r\n\r\n"s,
            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"s,
            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"s,
            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"s,

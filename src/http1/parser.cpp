@@ -397,8 +397,8 @@ inline int Parser::head_complete_checks() noexcept {
     // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, and a
     // Transfer-Encoding that does not end in chunked leaves the length unknown.
     if ((p.flags & F_TRANSFER_ENCODING) != 0 &&
-        ((p.flags & F_CHUNKED) == 0 || p.http_minor == 0))
-      return reject(502, "Transfer-Encoding without final chunked");
+        ((p.flags & F_CHUNKED) == 0 || p.http_minor == 0 || chunked_codings() > 1))
+      return reject(502, "Transfer-Encoding without a single final chunked");
     if (fields_.count != 0 && !crlf_before(fields_.items[0].name.offset))
       return reject(502, "line not ended by CR LF");
     return 0;
@@ -425,6 +425,27 @@ inline int Parser::head_complete_checks() noexcept {
   if (m_.hosts > 1 || (m_.hosts == 0 && http11)) return reject(400, "missing or repeated Host");
   if (!http11) m_.expect_continue = false;
   return 0;
+}
+
+// How many times `chunked` is among the Transfer-Encoding codings (llhttp
+// checks only that it comes last; RFC 9112 §6.1: a sender MUST NOT apply
+// it more than once). Runs only for messages with Transfer-Encoding.
+int Parser::chunked_codings() const noexcept {
+  int count = 0;
+  for (const Field& field : fields_.view()) {
+    if (!is_field(field.name.view(base_), "transfer-encoding")) continue;
+    std::string_view list = field.value.view(base_);
+    while (!list.empty()) {
+      std::size_t comma = list.find(',');
+      if (comma == std::string_view::npos) comma = list.size();
+      std::string_view coding = list.substr(0, comma);
+      while (!coding.empty() && is_ows(coding.front())) coding.remove_prefix(1);
+      while (!coding.empty() && is_ows(coding.back())) coding.remove_suffix(1);
+      if (is_field(coding, "chunked")) ++count;
+      list.remove_prefix(comma == list.size() ? comma : comma + 1);
+    }
+  }
+  return count;
 }
 
 // Slow path of line_endings_ok(): the ending straddles two execute()

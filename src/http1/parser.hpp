@@ -143,6 +143,7 @@ class Parser {
   int rare_request_field(std::string_view field, Span value) noexcept;
   bool host_valid(std::string_view host) noexcept;
   int head_complete_checks() noexcept;
+  int chunked_codings() const noexcept;
   bool unsupported_version(std::uint32_t at) const noexcept;
   // The `count` bytes before `at` end a line as RFC 9112 requires: CR LF
   // (count 2) or CR LF CR LF (count 4).
