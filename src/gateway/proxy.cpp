@@ -317,10 +317,13 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   how.edits = HeaderEdits{route.request_add_views, route.request_remove_views};
   const ClientRequest forwarded = ClientRequest::from(parser, base, target);
   request_framing_ = forwarded.framing;
-  std::string& head = reactor_.scratch;
+  std::string& head = head_;
   head.clear();
   write_request_head(head, forwarded, how, ids_);
   request_id_.assign(ids_.request_id());
+  const std::string_view method = forwarded.method;
+  idempotent_ = method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+                method == "DELETE" || method == "TRACE";
   if (!upstream_->send(head)) {
     upstream_blocked_ = true;
     client_.pause_body();
@@ -463,9 +466,23 @@ void ProxyExchange::on_upstream_complete(UpstreamConnection& connection, bool re
 }
 
 void ProxyExchange::on_upstream_error(UpstreamConnection& connection, ErrorLabel label) noexcept {
-  (void)connection;
+  const bool crossed_idle_close = connection.reused() && !connection.response_started();
   let_go_upstream();
+  if (crossed_idle_close && resend()) return;
   fail(502, label);
+}
+
+bool ProxyExchange::resend() noexcept {
+  // Only a request sent whole in its head (no body to send again), and
+  // safe to repeat; once (GATEWAY.md: not counted as a retry).
+  if (resent_ || !idempotent_ || request_framing_ != http1::Framing::kNone) return false;
+  resent_ = true;
+  upstream_ = pool_->connect_new(*this, head_request_);
+  if (upstream_ == nullptr) return false;
+  if (generation_ == reactor_.generation()) balancer_->request_started(endpoint_);
+  (void)upstream_->send(head_);  // waits for the connect; nothing more to pause
+  upstream_->end_request();
+  return true;
 }
 
 void ProxyExchange::on_request_error(int status) noexcept {
@@ -515,6 +532,8 @@ void ProxyExchange::recycle() noexcept {
   request_framing_ = http1::Framing::kNone;
   client_framing_ = {};
   head_request_ = false;
+  idempotent_ = false;
+  resent_ = false;
   chunk_sent_ = false;
   upstream_blocked_ = false;
   client_blocked_ = false;

@@ -206,6 +206,10 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   bool flush_client() noexcept;
   // Gives the upstream connection back to its pool (closed unless reusable).
   void let_go_upstream() noexcept;
+  // A pooled connection failed before any response byte (the upstream's
+  // idle close crossing the request): sends the request once more on a new
+  // connection when that is safe. True when it did.
+  bool resend() noexcept;
   // The exchange failed: an answer if nothing was written yet, else the
   // client connection closes.
   void fail(int status, ErrorLabel label) noexcept;
@@ -223,6 +227,7 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   RequestIds ids_;
   std::string request_id_;  // the response echoes it (the client's head is gone by then)
   std::string out_;         // response bytes gathered for the client
+  std::string head_;        // the upstream request head, kept for a resend
   http1::Framing request_framing_ = http1::Framing::kNone;
   ClientFraming client_framing_;
   bool head_request_ = false;
@@ -232,6 +237,8 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   bool upstream_blocked_ = false;  // the request body waits for the upstream
   bool client_blocked_ = false;    // the response waits for the client
   bool response_started_ = false;  // the response head went to the client
+  bool idempotent_ = false;        // the method is (RFC 9110 §9.2.2)
+  bool resent_ = false;            // resend() was used
 };
 
 // What a Gateway shares between its reactors: each reactor's state, and a

@@ -31,6 +31,10 @@ UpstreamConnection* UpstreamPool::acquire(UpstreamHandler& handler, bool head_re
     connection->begin_exchange(handler, head_request);
     return connection;
   }
+  return connect_new(handler, head_request);
+}
+
+UpstreamConnection* UpstreamPool::connect_new(UpstreamHandler& handler, bool head_request) noexcept {
   std::error_code error;
   const int fd = open_client_socket(address_.ss_family, error);
   if (fd < 0) return nullptr;

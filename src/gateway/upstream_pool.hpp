@@ -46,6 +46,8 @@ class UpstreamPool {
   // nullptr when no socket can be had (EMFILE, out of memory): a connect
   // failure the caller reports at once. REQUIRES: !draining().
   UpstreamConnection* acquire(UpstreamHandler& handler, bool head_request = false) noexcept;
+  // A new connection whatever is pooled (a resend after a pooled one failed).
+  UpstreamConnection* connect_new(UpstreamHandler& handler, bool head_request = false) noexcept;
   // Gives a connection back once its exchange ended (or was abandoned):
   // pooled when reusable and there is room, else closed. May be called from
   // the handler's callbacks.

@@ -399,10 +399,7 @@ TEST_F(GatewayHostileTest, PooledConnectionClosedWhileIdleIsDroppedBeforeReuse) 
 // when it is idempotent". Here the idle close crosses the request: the
 // upstream reads the second request on the pooled connection and closes
 // without a byte of response.
-// DISABLED: the proxy does not resend yet (ProxyExchange::on_upstream_error
-// answers 502 upstream_reset whatever UpstreamConnection::reused() says);
-// reported on issue 14.
-TEST_F(GatewayHostileTest, DISABLED_ReusedConnectionFailingBeforeAnyResponseByteIsResent) {
+TEST_F(GatewayHostileTest, ReusedConnectionFailingBeforeAnyResponseByteIsResent) {
   RawUpstream upstream([&](RawConnection& connection) {
     if (connection.read_request().empty()) return;
     connection.respond(200, "served by " + std::to_string(connection.index()));
