@@ -134,9 +134,10 @@ void ServerConnection::dispatch() noexcept {
   Request& req = ex.request;
   const ServerOptions& options = shard_.core.options();
   if (!fill_request(ex)) {
-    // A target that climbs above the root (normalize_target).
+    // A target that climbs above the root (normalize_target): 400, close.
     bump(shard_.counters.bad_requests);
-    fail(400);
+    LocalReplies::bad_request(ex);
+    finish_response();
     return;
   }
   ++requests_;

@@ -88,6 +88,13 @@ void LocalReplies::redirect(ServerExchange& ex, int status, std::string_view loc
   ex.response.header("Location", location);
 }
 
+void LocalReplies::bad_request(ServerExchange& ex) {
+  mark(ex, ErrorLabel::kBadRequest);
+  ex.keep_alive = false;
+  ex.response.status(400);
+  ex.response.text("Bad Request");
+}
+
 void LocalReplies::overflow(ServerExchange& ex, unsigned retry_after_seconds) {
   mark(ex, ErrorLabel::kOverflow);
   Response& res = ex.response;

@@ -30,6 +30,9 @@ struct LocalReplies {
   static void options(ServerExchange& ex, std::string_view allow);
   // 301 or 308 to `location`.
   static void redirect(ServerExchange& ex, int status, std::string_view location);
+  // 400 and close: a request refused once dispatched (its target cannot be
+  // normalised).
+  static void bad_request(ServerExchange& ex);
   // 503 + Retry-After: the worker queue is full.
   static void overflow(ServerExchange& ex, unsigned retry_after_seconds);
   // 500 in place of whatever the response held (still deferred if it was),

@@ -69,10 +69,10 @@ ServerExchange* ReactorShard::acquire_exchange(ServerConnection* connection) {
 
 void ServerExchange::reset() noexcept {
   parser.reset(http1::Mode::kRequest, &shard->core.limits());
+  streaming = nullptr;
   keep_alive = true;
   continue_due = false;
   stream_started = false;
-  streaming = nullptr;
   request_done = false;
   body_paused = false;
   write_blocked = false;

@@ -196,9 +196,11 @@ void ServerConnection::on_received(std::span<char> room, ssize_t result,
 }
 
 void ServerConnection::process_input() noexcept {
-  const ServerOptions& options = shard_.core.options();
+  if (phase_ == Phase::kTaken) {
+    stream_body_input();
+    return;
+  }
   while (!stream_.closed() && !close_after_write_ && phase_ != Phase::kDeferred) {
-    if (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused)) break;
     const std::size_t available = in_.size() - parsed_;
     if (available == 0) break;
     if (exchange_ == nullptr) {
@@ -217,14 +219,6 @@ void ServerConnection::process_input() noexcept {
     parsed_ = progress.at;
     switch (progress.event) {
       case http1::Event::kNeedMore:
-        if (phase_ == Phase::kTaken) {
-          consume_streamed();
-          return;
-        }
-        if (!ex.parser.head_complete() && parsed_ > options.max_header_bytes) {
-          fail(431);
-          return;
-        }
         send_continue_if_due(ex);
         return;
       case http1::Event::kHead:
@@ -232,38 +226,57 @@ void ServerConnection::process_input() noexcept {
         phase_start_ = now_ticks();
         ex.continue_due = ex.parser.expect_continue();
         if (parsed_ == in_.size()) send_continue_if_due(ex);
-        if (shard_.core.streaming_routes() && dispatch_head() && phase_ != Phase::kTaken) {
-          // Answered at once (the body unread): close after the answer.
-          complete_exchange();
+        if (shard_.core.streaming_routes() && dispatch_head()) {
+          if (phase_ == Phase::kTaken) {
+            stream_body_input();
+          } else {
+            complete_exchange();  // answered at once (the body unread): it closes
+          }
           return;
         }
         continue;  // the body, or as much of it as is here
       case http1::Event::kMessage:
-        if (phase_ == Phase::kTaken) {
-          ex.request_done = true;
-          ex.streaming->on_request_end();
-          return;
-        }
         dispatch();
-        if (phase_ == Phase::kDeferred || phase_ == Phase::kTaken || stream_.closed() ||
-            exchange_ == nullptr)  // refused (fail) or answered
-          return;
+        // Deferred, taken, or lingering: the exchange is not done here.
+        if (phase_ >= Phase::kDeferred || stream_.closed()) return;
         complete_exchange();
         continue;
       case http1::Event::kError:
         bump(shard_.counters.bad_requests);
-        if (phase_ == Phase::kTaken) {
-          // The body turned bad mid-stream: the taker abandons the exchange;
-          // the client gets the refusal, or a cut-short response.
-          StreamingExchange* taken = std::exchange(ex.streaming, nullptr);
-          taken->on_request_error(ex.parser.error_status());
-          if (ex.stream_started) {
-            close();
-            return;
-          }
-        }
         fail(ex.parser.error_status());
         return;
+    }
+  }
+}
+
+void ServerConnection::stream_body_input() noexcept {
+  ServerExchange& ex = *exchange_;
+  while (!stream_.closed() && !ex.request_done && !ex.body_paused && parsed_ < in_.size()) {
+    const http1::Progress progress =
+        ex.parser.execute(in_.data(), parsed_, static_cast<std::uint32_t>(in_.size()));
+    parsed_ = progress.at;
+    switch (progress.event) {
+      case http1::Event::kNeedMore:
+        consume_streamed();
+        return;
+      case http1::Event::kHead:
+        continue;  // not after a head: the parser stops there once
+      case http1::Event::kMessage:
+        ex.request_done = true;
+        ex.streaming->on_request_end();
+        return;
+      case http1::Event::kError: {
+        // The body turned bad mid-stream: the taker abandons the exchange;
+        // the client gets the refusal, or a cut-short response.
+        bump(shard_.counters.bad_requests);
+        std::exchange(ex.streaming, nullptr)->on_request_error(ex.parser.error_status());
+        if (ex.stream_started) {
+          close();
+        } else {
+          fail(ex.parser.error_status());
+        }
+        return;
+      }
     }
   }
 }

@@ -72,7 +72,8 @@ class ServerConnection final : public StreamHandler {
  private:
   friend class ClientStream;
   // kTaken: a StreamingHandler's route has the exchange (reading its body,
-  // writing its response); the requests behind it wait.
+  // writing its response); the requests behind it wait. From kDeferred on,
+  // the exchange being read is not finished by process_input().
   enum class Phase : std::uint8_t { kIdle, kHead, kBody, kDeferred, kTaken, kLinger };
 
   static void on_timer(Timer& timer, void* context) noexcept;
@@ -93,6 +94,8 @@ class ServerConnection final : public StreamHandler {
   bool dispatch_head() noexcept;
   // `whole`: the request (body and all) has been read.
   void start_streaming(bool whole) noexcept;
+  // process_input() while taken: the body to the taker as it is parsed.
+  void stream_body_input() noexcept;
   // The parser's body sink while taken: pieces go to the taker.
   static void on_body_piece(void* self, const char* at, std::size_t length) noexcept;
   // Drops what the taker already has of the request (the body read so far)

@@ -34,12 +34,13 @@ struct ServerExchange {
   ServerExchange* next_free = nullptr;
 
   std::string target_scratch;  // the normalised target, when it differs (capacity kept)
+  // A StreamingHandler's route took the exchange (server/exchange_taker.hpp).
+  StreamingExchange* streaming = nullptr;
+
+  // Side by side, so reset() clears them with one store.
   bool keep_alive = true;     // set at dispatch; cleared by the response
   bool continue_due = false;  // Expect: 100-continue and the body is not all here
   bool stream_started = false;  // Completion::write() or a taker sent the head already
-
-  // A StreamingHandler's route took the exchange (server/exchange_taker.hpp).
-  StreamingExchange* streaming = nullptr;
   bool request_done = false;   // taken: the request's last byte was read
   bool body_paused = false;    // taken: the taker asked for no more body for now
   bool write_blocked = false;  // taken: a write was held back; tell it when out
