@@ -153,6 +153,9 @@ ServerOptions server_options(const GatewayConfig& config, int access_log_fd) {
   options.redirect_fixed_path = false;
   options.handle_options = false;
   options.normalize_target = true;  // the path routed is the path forwarded
+  // Bodies stream through: a read moves 64 KiB, so a large body needs a
+  // quarter of the loop turns (the blocks go back to the pool when empty).
+  options.read_buffer_size = 64 * 1024;
   options.handle_signals = false;
   options.worker_threads = 1;
   switch (config.access_log.format) {
