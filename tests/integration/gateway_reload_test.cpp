@@ -53,7 +53,9 @@ std::string config_yaml(std::uint16_t port) {
   return "listen: {host: 127.0.0.1, port: 0, threads: 2}\n"
          "clusters:\n"
          "  users:\n"
-         "    endpoints: [{address: \"127.0.0.1:" + std::to_string(port) + "\"}]\n"
+         "    endpoints: [{address: \"127.0.0.1:" +
+         std::to_string(port) +
+         "\"}]\n"
          "routes:\n"
          "  - path: /api/users/:id\n"
          "    cluster: users\n"
@@ -183,7 +185,8 @@ TEST(GatewayReloadTest, HundredReloadsUnderLoadFailNoRequest) {
     // Odd reloads send /api/users/:id to B, even ones back to A.
     const std::vector<ConfigDiagnostic> errors = gateway.reload(
         parse_config(i % 2 ? yaml_b : yaml_a, i % 2 ? "reload-b.yaml" : "reload-a.yaml"));
-    for (const ConfigDiagnostic& error : errors) ADD_FAILURE() << "reload " << i << ": " << error.to_string();
+    for (const ConfigDiagnostic& error : errors)
+      ADD_FAILURE() << "reload " << i << ": " << error.to_string();
     shared.reloads.store(i, std::memory_order_release);
     // Traffic between reloads: a request sent after this reload answered.
     shared.wait_until([&] { return shared.any_answered_after(i); });
