@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a gateway config (GATEWAY.md's shape) with N gateway-shaped routes.
 
-    gen_routes_config.py [--routes N] [--clusters C] [--json] > gw.yaml
+    gen_routes_config.py [--routes N] [--clusters C] [--endpoint HOST:PORT]
+                         [--json] > gw.yaml
 
 Patterns: per-service prefixes /api/<service>/v<N>/<resource>/:id/<sub>, their
 static siblings (/api/<service>/v<N>/<resource>/search beside :id), tenant
@@ -9,6 +10,9 @@ routes /t/:tenantId/<service>/<resource>/:id, a few /v<N>/<service>/health
 statics and catch-alls. Every 50th route has hosts, every 7th methods, every
 100th a canary, every 500th a split. Deterministic: the same N writes the same
 file. All routes are distinct and free of conflicts, so the file loads.
+Each cluster has two endpoints on addresses nothing listens on, unless
+--endpoint gives one address (a real upstream) that every cluster's single
+endpoint uses, so the file can be served (bench/gateway/reload_under_load.sh).
 """
 import argparse
 import json
@@ -60,7 +64,10 @@ def routes(n, clusters):
         service += 1
 
 
-def cluster_dict(i):
+def cluster_dict(i, endpoint=None):
+    if endpoint:
+        return {"endpoints": [{"address": endpoint}],
+                "lb": ["round_robin", "least_request", "random"][i % 3]}
     return {"endpoints": [{"address": f"127.0.0.{1 + i % 200}:{9000 + i}", "weight": 1 + i % 3},
                           {"address": f"127.0.1.{1 + i % 200}:{9000 + i}"}],
             "lb": ["round_robin", "least_request", "random"][i % 3]}
@@ -81,12 +88,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--routes", type=int, default=120000)
     ap.add_argument("--clusters", type=int, default=50)
+    ap.add_argument("--endpoint", metavar="HOST:PORT",
+                    help="every cluster's one endpoint (default: two unserved addresses each)")
     ap.add_argument("--json", action="store_true", help="write JSON (valid YAML) instead")
     args = ap.parse_args()
     out = sys.stdout
     if args.json:
         json.dump({"listen": {"host": "127.0.0.1", "port": 8080},
-                   "clusters": {f"c{i}": cluster_dict(i) for i in range(args.clusters)},
+                   "clusters": {f"c{i}": cluster_dict(i, args.endpoint) for i in range(args.clusters)},
                    "routes": list(routes(args.routes, args.clusters))}, out, indent=1)
         out.write("\n")
         return
@@ -94,7 +103,7 @@ def main():
               "(bench/gateway/gen_routes_config.py)\n")
     out.write("listen: {host: 127.0.0.1, port: 8080}\n\nclusters:\n")
     for i in range(args.clusters):
-        c = cluster_dict(i)
+        c = cluster_dict(i, args.endpoint)
         out.write(f"  c{i}:\n    endpoints:\n")
         for e in c["endpoints"]:
             out.write(f"      - {flow(e)}\n")

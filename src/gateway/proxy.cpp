@@ -159,7 +159,11 @@ void ReactorGateway::adopt(const Snapshot& snapshot) {
     cluster_pools_[i].assign(cluster.endpoints.size(), nullptr);
     for (std::size_t e = 0; e < cluster.endpoints.size(); ++e) {
       const auto found = pools_.find(cluster.name + '\n' + cluster.endpoints[e].address);
-      if (found != pools_.end()) cluster_pools_[i][e] = found->second.get();
+      if (found == pools_.end()) continue;
+      // A pool drained by an earlier snapshot stays until its busy
+      // connections come back; this one has the endpoint again.
+      found->second->resume();
+      cluster_pools_[i][e] = found->second.get();
     }
   }
   // Pools of endpoints the snapshot no longer has: idle connections close

@@ -55,6 +55,9 @@ class UpstreamPool {
   // The endpoint was removed: idle connections close now, busy ones when
   // released.
   void drain() noexcept;
+  // The endpoint is configured again (a reload brought it back while
+  // connections it handed out were still busy): it pools again.
+  void resume() noexcept { draining_ = false; }
   bool draining() const noexcept { return draining_; }
 
   // Connections handed out (connecting or in an exchange), and pooled.
