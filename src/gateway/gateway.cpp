@@ -282,7 +282,6 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     target->pattern = "(embedded)";
     target->cluster = index;
     target->timeout = std::chrono::milliseconds(0);
-    target->bind_views();
     return StreamingHandler{std::make_shared<RouteGroup>(
         *this, std::vector<std::shared_ptr<const RouteTarget>>{std::move(target)})};
   }
@@ -439,36 +438,39 @@ class Gateway::Impl final : public detail::gateway::Runtime {
       auto target = std::make_shared<RouteTarget>();
       target->snapshot = snapshot;
       target->pattern = route.path;
-      target->hosts = route.hosts;
+      if (!route.hosts.empty()) target->edit().hosts = route.hosts;
       target->timeout = route.timeout;
       if (const DirectResponse* respond = route.respond()) {
         target->respond = true;
-        target->respond_status = static_cast<int>(respond->status);
-        target->respond_body = respond->body;
-        target->respond_type = respond->content_type;
+        RouteTarget::Extras& answer = target->edit();
+        answer.respond_status = static_cast<int>(respond->status);
+        answer.respond_body = respond->body;
+        answer.respond_type = respond->content_type;
       } else if (!route.split.empty()) {
+        RouteTarget::Extras& split = target->edit();
         for (const WeightedCluster& weighted : route.split) {
-          target->split.push_back({snapshot->cluster_index(weighted.cluster), weighted.weight});
-          target->split_total += weighted.weight;
+          split.split.push_back({snapshot->cluster_index(weighted.cluster), weighted.weight});
+          split.split_total += weighted.weight;
         }
-        target->cluster = target->split.front().cluster;
+        target->cluster = split.split.front().cluster;
       } else {
         target->cluster = snapshot->cluster_index(route.cluster);
       }
       if (route.options) {
         const auto& options = *route.options;
+        RouteTarget::Extras& more = target->edit();
         for (const CanaryRule& rule : options.canary)
-          target->canary.push_back({rule.header, rule.value, snapshot->cluster_index(rule.cluster)});
-        target->strip_prefix = options.strip_prefix;
-        target->host_rewrite = options.host_rewrite;
+          more.canary.push_back({rule.header, rule.value, snapshot->cluster_index(rule.cluster)});
+        more.strip_prefix = options.strip_prefix;
+        more.host_rewrite = options.host_rewrite;
         for (const auto& [name, value] : options.request_headers.add)
-          target->request_add.push_back({name, value});
-        target->request_remove = options.request_headers.remove;
+          more.request_add.push_back({name, value});
+        more.request_remove = options.request_headers.remove;
         for (const auto& [name, value] : options.response_headers.add)
-          target->response_add.push_back({name, value});
-        target->response_remove = options.response_headers.remove;
+          more.response_add.push_back({name, value});
+        more.response_remove = options.response_headers.remove;
+        more.bind_views();
       }
-      target->bind_views();
       if (!target->respond && target->cluster == detail::kNoEndpoint) {
         errors.push_back(plain_error("route \"" + route.path + "\": unknown cluster"));
         return;

@@ -69,7 +69,9 @@ std::uint32_t Snapshot::cluster_index(std::string_view name) const noexcept {
   return kNoEndpoint;
 }
 
-void RouteTarget::bind_views() {
+const RouteTarget::Extras RouteTarget::kNoExtras{};
+
+void RouteTarget::Extras::bind_views() {
   request_add_views.clear();
   for (const OwnedField& field : request_add) request_add_views.push_back({field.name, field.value});
   response_add_views.clear();
@@ -80,6 +82,7 @@ void RouteTarget::bind_views() {
 }
 
 int RouteTarget::host_rank(std::string_view host) const noexcept {
+  const std::vector<std::string>& hosts = more().hosts;
   if (hosts.empty()) return 0;
   const std::string_view name = host_name(host);
   int best = -1;
@@ -99,7 +102,7 @@ int RouteTarget::host_rank(std::string_view host) const noexcept {
 
 StreamingExchange* RouteGroup::take(ClientStream client, ServerExchange& exchange) noexcept {
   const RouteTarget* chosen = targets_.front().get();
-  if (targets_.size() > 1 || !chosen->hosts.empty()) {
+  if (targets_.size() > 1 || !chosen->more().hosts.empty()) {
     const std::string_view host = find_header(exchange.request, "host");
     int best = -1;
     chosen = nullptr;
@@ -117,8 +120,9 @@ StreamingExchange* RouteGroup::take(ClientStream client, ServerExchange& exchang
   }
   if (chosen->respond) {
     Response& response = exchange.response;
-    response.status(chosen->respond_status);
-    response.body(chosen->respond_body, chosen->respond_type);
+    const RouteTarget::Extras& answer_with = chosen->more();
+    response.status(answer_with.respond_status);
+    response.body(answer_with.respond_body, answer_with.respond_type);
     return nullptr;
   }
   ReactorGateway& reactor = runtime_.reactor(client.shard());
@@ -248,21 +252,22 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
     answer(exchange, 400, ErrorLabel::kBadRequest);
     return false;
   }
-  const std::string_view target = http1::strip_prefix(*normalized, route.strip_prefix);
+  const RouteTarget::Extras& more = route.more();
+  const std::string_view target = http1::strip_prefix(*normalized, more.strip_prefix);
 
   // The cluster: a canary whose header matches, else a split's draw, else
   // the route's own.
   const Snapshot& snapshot = *route.snapshot;
   std::uint32_t cluster = route.cluster;
-  for (const RouteTarget::Canary& canary : route.canary) {
+  for (const RouteTarget::Canary& canary : more.canary) {
     if (has_header_value(request, canary.header, canary.value)) {
       cluster = canary.cluster;
       break;
     }
   }
-  if (cluster == route.cluster && !route.split.empty()) {
-    std::uint64_t draw = random_u64() % route.split_total;
-    for (const RouteTarget::Weighted& weighted : route.split) {
+  if (cluster == route.cluster && !more.split.empty()) {
+    std::uint64_t draw = random_u64() % more.split_total;
+    for (const RouteTarget::Weighted& weighted : more.split) {
       if (draw < weighted.weight) {
         cluster = weighted.cluster;
         break;
@@ -317,8 +322,8 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   how.trusted_peer = have_peer && in_any(snapshot.trusted_proxies,
                                          reinterpret_cast<const sockaddr*>(&peer));
   how.via = snapshot.via;
-  how.host_rewrite = route.host_rewrite;
-  how.edits = HeaderEdits{route.request_add_views, route.request_remove_views};
+  how.host_rewrite = more.host_rewrite;
+  how.edits = HeaderEdits{more.request_add_views, more.request_remove_views};
   const ClientRequest forwarded = ClientRequest::from(parser, base, target);
   request_framing_ = forwarded.framing;
   std::string& head = head_;
@@ -401,7 +406,7 @@ void ProxyExchange::on_upstream_head(UpstreamConnection& connection,
   ResponseForwarding how;
   how.date_line = reactor_.shard.date_line;
   how.request_id = request_id_;
-  how.edits = HeaderEdits{route_->response_add_views, route_->response_remove_views};
+  how.edits = HeaderEdits{route_->more().response_add_views, route_->more().response_remove_views};
   how.client_http11 = client_http11_;
   how.client_keep_alive = client_keep_alive_;
   client_framing_ = write_response_head(out_, response, how);

@@ -69,41 +69,54 @@ struct OwnedField {
 };
 
 // One configured route's forwarding (or direct answer).
+// One configured route's forwarding (or direct answer). A table of 120,000
+// routes holds one each: what few routes set lives out of line.
 struct RouteTarget {
-  std::shared_ptr<const Snapshot> snapshot;
-  std::string pattern;
-  std::vector<std::string> hosts;  // empty: any Host
-  std::uint32_t cluster = kNoEndpoint;  // the route's own cluster, or kNoEndpoint
   struct Weighted {
     std::uint32_t cluster;
     std::uint32_t weight;
   };
-  std::vector<Weighted> split;  // instead of `cluster`
-  std::uint32_t split_total = 0;
   struct Canary {
     std::string header;
     std::string value;
     std::uint32_t cluster;
   };
-  std::vector<Canary> canary;
-  std::string strip_prefix;
-  std::string host_rewrite;
-  std::chrono::milliseconds timeout{15000};  // 0: none
-  std::vector<OwnedField> request_add, response_add;
-  std::vector<std::string> request_remove, response_remove;
-  std::vector<FieldValue> request_add_views, response_add_views;  // into the above
-  std::vector<std::string_view> request_remove_views, response_remove_views;
-  // `respond`: answered here, never forwarded.
-  bool respond = false;
-  int respond_status = 200;
-  std::string respond_body;
-  std::string respond_type;
+  struct Extras {
+    std::vector<std::string> hosts;  // empty: any Host
+    std::vector<Weighted> split;     // instead of `cluster`
+    std::uint32_t split_total = 0;
+    std::vector<Canary> canary;
+    std::string strip_prefix;
+    std::string host_rewrite;
+    std::vector<OwnedField> request_add, response_add;
+    std::vector<std::string> request_remove, response_remove;
+    std::vector<FieldValue> request_add_views, response_add_views;  // into the above
+    std::vector<std::string_view> request_remove_views, response_remove_views;
+    int respond_status = 200;  // `respond`
+    std::string respond_body;
+    std::string respond_type;
 
-  // Fills the *_views members from the owned strings. Call once, after filling.
-  void bind_views();
+    // Fills the *_views members from the owned strings, once filled.
+    void bind_views();
+  };
+
+  std::shared_ptr<const Snapshot> snapshot;
+  std::string pattern;
+  std::uint32_t cluster = kNoEndpoint;  // the route's own cluster, or kNoEndpoint
+  bool respond = false;                 // answered here, never forwarded
+  std::chrono::milliseconds timeout{15000};  // 0: none
+  std::unique_ptr<Extras> extras;  // nullptr: none set
+
+  const Extras& more() const noexcept { return extras ? *extras : kNoExtras; }
+  Extras& edit() {
+    if (!extras) extras = std::make_unique<Extras>();
+    return *extras;
+  }
   // Whether this route serves requests for `host` (the client's Host value,
   // port and all): 2 exact, 1 wildcard, 0 any (no hosts), -1 not at all.
   int host_rank(std::string_view host) const noexcept;
+
+  static const Extras kNoExtras;
 };
 
 class Runtime;
