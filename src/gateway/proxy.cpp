@@ -6,10 +6,15 @@
 
 #include <fmt/format.h>
 
+#include <ctime>
+
 #include <algorithm>
 #include <utility>
 
 #include "http1/target.hpp"
+#include "server/access_log.hpp"
+#include "server/local_replies.hpp"
+#include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
 
 using namespace std::string_view_literals;
@@ -310,13 +315,15 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   }
   balancer_ = &balancer;
   endpoint_ = endpoint;
+  cluster_ = cluster;
   generation_ = snapshot.generation;
   balancer.request_started(endpoint);
 
   // The upstream's request head.
-  char client_address[46] = {};
+  char* const client_address = client_address_;
   const std::size_t address_length =
-      have_peer ? address_text(reinterpret_cast<const sockaddr*>(&peer), client_address) : 0;
+      have_peer ? address_text(reinterpret_cast<const sockaddr*>(&peer), client_address_) : 0;
+  client_address_length_ = static_cast<std::uint8_t>(address_length);
   RequestForwarding how;
   how.client_address = std::string_view(client_address, address_length);
   how.trusted_peer = have_peer && in_any(snapshot.trusted_proxies,
@@ -333,6 +340,13 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   const std::string_view method = forwarded.method;
   idempotent_ = method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
                 method == "DELETE" || method == "TRACE";
+  logging_ = client.shard().core.options().access_log != AccessLogFormat::kOff;
+  if (logging_) {
+    started_ = std::chrono::steady_clock::now();
+    method_.assign(method);
+    path_.assign(request.target());
+    if (upstream_->reused()) connect_ms_ = 0;  // taken from the pool
+  }
   if (!upstream_->send(head)) {
     upstream_blocked_ = true;
     client_.pause_body();
@@ -352,6 +366,7 @@ bool ProxyExchange::send_upstream(std::string_view head, std::string_view tail) 
 
 void ProxyExchange::on_request_body(std::string_view bytes) noexcept {
   if (upstream_ == nullptr || bytes.empty()) return;
+  bytes_in_ += bytes.size();
   if (request_framing_ == http1::Framing::kChunked) {
     // Each chunk's CRLF goes in front of the next chunk's size line.
     char line[24];
@@ -380,6 +395,10 @@ void ProxyExchange::on_upstream_writable(UpstreamConnection& connection) noexcep
 
 void ProxyExchange::on_upstream_connected(UpstreamConnection& connection) noexcept {
   (void)connection;  // the request waiting in the connection goes out by itself
+  if (logging_) {
+    connect_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                            started_).count();
+  }
 }
 
 void ProxyExchange::on_upstream_connect_failed(UpstreamConnection& connection,
@@ -411,11 +430,17 @@ void ProxyExchange::on_upstream_head(UpstreamConnection& connection,
   how.client_keep_alive = client_keep_alive_;
   client_framing_ = write_response_head(out_, response, how);
   response_started_ = true;
+  status_ = head.status;
+  if (logging_) {
+    first_byte_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                               started_).count();
+  }
 }
 
 void ProxyExchange::on_upstream_body(UpstreamConnection& connection,
                                      std::string_view bytes) noexcept {
   (void)connection;
+  bytes_out_ += bytes.size();
   if (client_framing_.framing == http1::Framing::kChunked) {
     char line[24];
     const auto end = fmt::format_to(line, "{:x}\r\n", bytes.size());
@@ -495,7 +520,9 @@ bool ProxyExchange::resend() noexcept {
 }
 
 void ProxyExchange::on_request_error(int status) noexcept {
-  (void)status;  // the server answers it
+  // The server answers it (or closes, if the response had started).
+  if (!response_started_) status_ = status;
+  label_ = refusal_label(status);
   let_go_upstream();
   recycle();
 }
@@ -521,6 +548,8 @@ void ProxyExchange::let_go_upstream() noexcept {
 
 void ProxyExchange::fail(int status, ErrorLabel label) noexcept {
   const bool started = response_started_;
+  if (!started) status_ = status;
+  label_ = label;
   ClientStream client = client_;
   recycle();
   if (started) {
@@ -530,7 +559,43 @@ void ProxyExchange::fail(int status, ErrorLabel label) noexcept {
   }
 }
 
+void ProxyExchange::log_exchange() noexcept {
+  const Snapshot& snapshot = *route_->snapshot;
+  const ClusterState& cluster = snapshot.clusters[cluster_];
+  ProxyLogEntry entry;
+  entry.request_id = request_id_;
+  entry.trace_id = ids_.trace_id();
+  entry.client = std::string_view(client_address_, client_address_length_);
+  entry.method = method_;
+  entry.path = path_;
+  entry.route = route_->pattern;
+  entry.error = label_name(label_);
+  entry.cluster = cluster.name;
+  if (endpoint_ < cluster.endpoints.size()) entry.upstream = cluster.endpoints[endpoint_].address;
+  entry.status = status_;
+  entry.bytes_in = bytes_in_;
+  entry.bytes_out = bytes_out_;
+  entry.duration_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
+  entry.upstream_connect_ms = connect_ms_;
+  entry.upstream_first_byte_ms = first_byte_ms_;
+  ReactorShard& shard = reactor_.shard;
+  try {
+    append_proxy_access_log(shard.access_log, shard.core.options().access_log, std::time(nullptr),
+                            entry);
+  } catch (...) {
+    // A line that cannot be formatted is dropped: the log never fails a request.
+  }
+}
+
 void ProxyExchange::recycle() noexcept {
+  if (logging_ && route_ != nullptr) log_exchange();
+  logging_ = false;
+  status_ = 0;
+  label_ = ErrorLabel::kNone;
+  bytes_in_ = bytes_out_ = 0;
+  connect_ms_ = first_byte_ms_ = -1;
+  client_address_length_ = 0;
   reactor_.io.reactor.cancel(timer_);
   route_ = nullptr;
   balancer_ = nullptr;

@@ -226,7 +226,10 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   // The exchange failed: an answer if nothing was written yet, else the
   // client connection closes.
   void fail(int status, ErrorLabel label) noexcept;
+  // The access log line (when the server writes one), then back to the
+  // reactor's free list.
   void recycle() noexcept;
+  void log_exchange() noexcept;
 
   ReactorGateway& reactor_;
   Timer timer_;
@@ -252,6 +255,21 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   bool response_started_ = false;  // the response head went to the client
   bool idempotent_ = false;        // the method is (RFC 9110 §9.2.2)
   bool resent_ = false;            // resend() was used
+
+  // For the access log (GATEWAY.md's fields), kept only while it is on.
+  bool logging_ = false;
+  int status_ = 0;  // what the client got
+  ErrorLabel label_ = ErrorLabel::kNone;
+  std::uint32_t cluster_ = 0;
+  std::uint64_t bytes_in_ = 0;
+  std::uint64_t bytes_out_ = 0;
+  std::chrono::steady_clock::time_point started_;
+  double connect_ms_ = -1;     // < 0: no new connection was made
+  double first_byte_ms_ = -1;  // < 0: no response came
+  std::string method_;
+  std::string path_;
+  char client_address_[46] = {};
+  std::uint8_t client_address_length_ = 0;
 };
 
 // What a Gateway shares between its reactors: each reactor's state, and a

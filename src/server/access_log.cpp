@@ -62,6 +62,54 @@ void append_access_log(std::string& log, AccessLogFormat format, std::time_t sec
   }
 }
 
+void append_proxy_access_log(std::string& log, AccessLogFormat format, std::time_t second,
+                             const ProxyLogEntry& entry) {
+  char when[64];
+  std::tm tm{};
+  gmtime_r(&second, &tm);
+  if (format == AccessLogFormat::kCommon) {
+    const std::size_t n = std::strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    fmt::format_to(std::back_inserter(log), "{} - - [{}] \"{} {} HTTP/1.1\" {} {}\n", entry.client,
+                   std::string_view(when, n), entry.method, entry.path, entry.status,
+                   entry.bytes_out);
+    return;
+  }
+  const std::size_t n = std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  const auto field = [&log](std::string_view name, std::string_view value) {
+    log.append(",\""sv);
+    log.append(name);
+    log.append("\":"sv);
+    append_json_string(log, value);
+  };
+  const auto milliseconds = [&log](std::string_view name, double value) {
+    if (value < 0) {
+      fmt::format_to(std::back_inserter(log), ",\"{}\":null", name);
+    } else {
+      fmt::format_to(std::back_inserter(log), ",\"{}\":{:.3f}", name, value);
+    }
+  };
+  log.append("{\"time\":\""sv);
+  log.append(when, n);
+  log.push_back('"');
+  field("request_id", entry.request_id);
+  field("trace_id", entry.trace_id);
+  field("client", entry.client);
+  field("method", entry.method);
+  field("path", entry.path);
+  field("route", entry.route);
+  fmt::format_to(std::back_inserter(log), ",\"status\":{}", entry.status);
+  field("error", entry.error);
+  field("cluster", entry.cluster);
+  field("upstream", entry.upstream);
+  fmt::format_to(std::back_inserter(log),
+                 ",\"retries\":{},\"fallback\":{},\"bytes_in\":{},\"bytes_out\":{}",
+                 entry.retries, entry.fallback, entry.bytes_in, entry.bytes_out);
+  milliseconds("duration_ms", entry.duration_ms);
+  milliseconds("upstream_connect_ms", entry.upstream_connect_ms);
+  milliseconds("upstream_first_byte_ms", entry.upstream_first_byte_ms);
+  log.append("}\n"sv);
+}
+
 void flush_access_log(int fd, std::string& log) noexcept {
   std::size_t done = 0;
   while (done < log.size()) {

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string_view>
 #include <ctime>
 #include <string>
 
@@ -19,6 +21,22 @@ namespace detail {
 // bytes of body at `second` (UTC), to `log`. REQUIRES: format is not kOff.
 void append_access_log(std::string& log, AccessLogFormat format, std::time_t second,
                        const Request& request, int status, std::size_t body_bytes);
+// One proxied exchange, as the gateway's access log line names it
+// (GATEWAY.md, "Metrics and access log").
+struct ProxyLogEntry {
+  std::string_view request_id, trace_id, client, method, path, route, error, cluster, upstream;
+  int status = 0;  // what the client got; 0 when nothing was sent
+  unsigned retries = 0;
+  bool fallback = false;
+  std::uint64_t bytes_in = 0;   // request body bytes
+  std::uint64_t bytes_out = 0;  // response body bytes
+  double duration_ms = 0;
+  double upstream_connect_ms = -1;     // < 0: not reached (written as null)
+  double upstream_first_byte_ms = -1;  // < 0: not reached
+};
+void append_proxy_access_log(std::string& log, AccessLogFormat format, std::time_t second,
+                             const ProxyLogEntry& entry);
+
 // Writes `log` to `fd` and clears it. A log that cannot be written is
 // dropped: the log never blocks serving.
 void flush_access_log(int fd, std::string& log) noexcept;

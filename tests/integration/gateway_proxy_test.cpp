@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -363,6 +365,37 @@ TEST_F(GatewayProxyTest, AdminListenerAnswersWithCurl) {
   // No config file: /reload says why and changes nothing.
   const std::string reload = body_of(run_curl("-X POST " + url(gateway.admin_port(), "/reload")));
   EXPECT_NE(reload.find("\"ok\": false"), std::string::npos) << reload;
+}
+
+TEST_F(GatewayProxyTest, AccessLogLinesCarryGatewayFields) {
+  const std::string path = ::testing::TempDir() + "gateway_access_log.json";
+  std::remove(path.c_str());
+  start_gateway(config_yaml(v1_->port, v2_->port,
+                            "access_log: {format: json, path: \"" + path + "\"}\n"));
+  TestClient client(port());
+  ReadResult r = client.request(request_bytes("GET", "/api/users/42", "X-Request-Id: log-me\r\n"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  r = client.request(request_bytes("POST", "/echo", "", "12345"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  gateway_->stop();  // a reactor writes its log lines before it exits
+  gateway_->wait();
+  std::ifstream file(path);
+  std::string first, second;
+  ASSERT_TRUE(std::getline(file, first));
+  ASSERT_TRUE(std::getline(file, second));
+  for (const char* key : {"\"time\":", "\"trace_id\":", "\"client\":\"127.0.0.1\"",
+                          "\"retries\":0", "\"fallback\":false", "\"duration_ms\":",
+                          "\"upstream_connect_ms\":", "\"upstream_first_byte_ms\":"}) {
+    EXPECT_NE(first.find(key), std::string::npos) << key << " in " << first;
+  }
+  EXPECT_NE(first.find("\"request_id\":\"log-me\""), std::string::npos) << first;
+  EXPECT_NE(first.find("\"method\":\"GET\",\"path\":\"/api/users/42\",\"route\":\"/api/users/:id\",\"status\":200,\"error\":\"none\",\"cluster\":\"users\""),
+            std::string::npos) << first;
+  EXPECT_NE(first.find("\"upstream\":\"127.0.0.1:" + std::to_string(v1_->port) + "\""),
+            std::string::npos) << first;
+  EXPECT_NE(second.find("\"method\":\"POST\",\"path\":\"/echo\""), std::string::npos) << second;
+  EXPECT_NE(second.find("\"bytes_in\":5,\"bytes_out\":5"), std::string::npos) << second;
+  std::remove(path.c_str());
 }
 
 TEST_F(GatewayProxyTest, HostServerProxiesSomeRoutesNextToItsOwn) {
