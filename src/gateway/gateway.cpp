@@ -215,15 +215,19 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     return {};
   }
 
+  // The traffic server drains; the admin listener stays up meanwhile (its
+  // /ready answers 503) and stops once the drain is over (wait()).
   void stop() noexcept {
     ready_.store(false, std::memory_order_release);
     server_.stop();
-    if (admin_) admin_->stop();
   }
 
   void wait() {
     server_.wait();
-    if (admin_) admin_->wait();
+    if (admin_) {
+      admin_->stop();
+      admin_->wait();
+    }
   }
 
   std::vector<ConfigDiagnostic> reload(GatewayConfig config) {
