@@ -251,8 +251,12 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   client_http11_ = request.version_minor() >= 1;
   client_keep_alive_ = exchange.keep_alive;
 
+  // The gateway's own server normalised the target before routing it; a
+  // host's server may not have.
   const std::optional<std::string_view> normalized =
-      http1::normalize_target(request.target(), reactor_.target_scratch);
+      client.shard().core.options().normalize_target
+          ? std::optional<std::string_view>(request.target())
+          : http1::normalize_target(request.target(), reactor_.target_scratch);
   if (!normalized) {
     answer(exchange, 400, ErrorLabel::kBadRequest);
     return false;
