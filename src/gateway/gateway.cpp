@@ -6,12 +6,16 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
+#if defined(PORTICO_HAVE_MIMALLOC)
+#include <mimalloc.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +23,8 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <numeric>
+#include <span>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -31,6 +37,7 @@ inline namespace v0 {
 using detail::gateway::ClusterState;
 using detail::gateway::EndpointState;
 using detail::gateway::RouteGroup;
+using detail::gateway::RouteSet;
 using detail::gateway::RouteTarget;
 using detail::gateway::Snapshot;
 
@@ -112,6 +119,22 @@ std::string json_string(std::string_view text) {
   return out;
 }
 
+// After a load or reload: what parsing and building freed goes back to the
+// system instead of staying in the allocator's free lists (a big route file's
+// transients would otherwise double the process's resident size).
+void release_free_memory() noexcept {
+#if defined(PORTICO_HAVE_MIMALLOC)
+  mi_collect(true);
+#else
+  ::malloc_trim(0);
+#endif
+}
+
+std::string_view cluster_name(const Snapshot& snapshot, std::uint32_t index) {
+  return index < snapshot.clusters.size() ? std::string_view(snapshot.clusters[index].name)
+                                          : std::string_view();
+}
+
 ConfigDiagnostic plain_error(std::string message) {
   ConfigDiagnostic diagnostic;
   diagnostic.message = std::move(message);
@@ -183,11 +206,15 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     std::vector<ConfigDiagnostic> errors;
     std::shared_ptr<Snapshot> snapshot = build_snapshot(config_, errors);
     Routes routes;
-    if (snapshot) build_routes(config_, snapshot, routes, errors);
+    std::shared_ptr<RouteSet> set;
+    if (snapshot) set = build_routes(config_, snapshot, routes, errors);
     if (!errors.empty()) throw std::invalid_argument(errors.front().to_string());
+    // The routes live on in the route set (and /routes reads them there).
+    std::vector<Route>().swap(config_.routes);
     snapshot_ = std::move(snapshot);
-    route_count_ = routes.size();
+    route_set_ = std::move(set);
     server_.routes(std::move(routes));
+    release_free_memory();
   }
 
   ~Impl() override {
@@ -235,12 +262,14 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     std::lock_guard lock(mutex_);
     std::shared_ptr<Snapshot> snapshot;
     Routes routes;
+    std::shared_ptr<RouteSet> set;
     if (errors.empty()) snapshot = build_snapshot(config, errors);
-    if (errors.empty()) build_routes(config, snapshot, routes, errors);
+    if (errors.empty()) set = build_routes(config, snapshot, routes, errors);
     if (!errors.empty()) {
       reloads_failed_.fetch_add(1, std::memory_order_relaxed);
       return errors;
     }
+    std::vector<Route>().swap(config.routes);
     // The listener, admin and server keys stay as first loaded.
     config.listen = config_.listen;
     config.admin = config_.admin;
@@ -248,9 +277,10 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     config.access_log = config_.access_log;
     config_ = std::move(config);
     snapshot_ = std::move(snapshot);
-    route_count_ = routes.size();
+    route_set_ = std::move(set);
     server_.routes(std::move(routes));
     reloads_ok_.fetch_add(1, std::memory_order_relaxed);
+    release_free_memory();
     return {};
   }
 
@@ -281,13 +311,17 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     const std::uint32_t index = snapshot_->cluster_index(cluster);
     if (index == detail::kNoEndpoint)
       throw std::invalid_argument("no cluster \"" + std::string(cluster) + "\" in the gateway");
-    auto target = std::make_shared<RouteTarget>();
-    target->snapshot = snapshot_;
-    target->pattern = "(embedded)";
-    target->cluster = index;
-    target->timeout = std::chrono::milliseconds(0);
-    return StreamingHandler{std::make_shared<RouteGroup>(
-        *this, std::vector<std::shared_ptr<const RouteTarget>>{std::move(target)})};
+    auto set = std::make_shared<RouteSet>();
+    set->snapshot = snapshot_;
+    set->patterns = "(embedded)";
+    RouteTarget& target = set->targets.emplace_back();
+    target.snapshot = snapshot_.get();
+    target.pattern = set->patterns;
+    target.cluster = index;
+    target.timeout = std::chrono::milliseconds(0);
+    set->members.push_back(&target);
+    set->groups.emplace_back(*this, std::span<const RouteTarget* const>(set->members));
+    return RouteSet::handler(set, 0);
   }
 
   std::string clusters_json() const {
@@ -323,38 +357,46 @@ class Gateway::Impl final : public detail::gateway::Runtime {
   }
 
   std::string routes_json() const {
-    std::lock_guard lock(mutex_);
+    std::shared_ptr<const RouteSet> set;
+    {
+      std::lock_guard lock(mutex_);
+      set = route_set_;
+    }
+    const Snapshot& snapshot = *set->snapshot;
     std::string out = "[";
     bool first = true;
-    for (const Route& route : config_.routes) {
+    for (const RouteTarget& route : set->targets) {
+      const RouteTarget::Extras& more = route.more();
       std::string hosts;
-      for (const std::string& host : route.hosts) hosts += (hosts.empty() ? "" : ", ") + json_string(host);
+      for (const std::string& host : more.hosts) hosts += (hosts.empty() ? "" : ", ") + json_string(host);
       std::string methods;
-      for (const std::string& method : route.methods)
+      for (unsigned id = 0; id < kStandardMethodCount; ++id) {
+        if ((route.methods >> id & 1u) == 0) continue;
+        methods += (methods.empty() ? "" : ", ") + json_string(method_name(static_cast<Method>(id)));
+      }
+      for (const std::string& method : more.other_methods)
         methods += (methods.empty() ? "" : ", ") + json_string(method);
       std::string target;
-      if (const DirectResponse* respond = route.respond()) {
-        target = fmt::format("\"respond\": {{\"status\": {}}}", respond->status);
-      } else if (!route.split.empty()) {
+      if (route.respond) {
+        target = fmt::format("\"respond\": {{\"status\": {}}}", more.respond_status);
+      } else if (!more.split.empty()) {
         std::string split;
-        for (const WeightedCluster& weighted : route.split) {
+        for (const RouteTarget::Weighted& weighted : more.split) {
           split += fmt::format("{}{{\"cluster\": {}, \"weight\": {}}}", split.empty() ? "" : ", ",
-                               json_string(weighted.cluster), weighted.weight);
+                               json_string(cluster_name(snapshot, weighted.cluster)), weighted.weight);
         }
         target = "\"split\": [" + split + "]";
       } else {
-        target = "\"cluster\": " + json_string(route.cluster);
+        target = "\"cluster\": " + json_string(cluster_name(snapshot, route.cluster));
       }
       std::string canary;
-      if (route.options) {
-        for (const CanaryRule& rule : route.options->canary) {
-          canary += fmt::format("{}{{\"header\": {}, \"value\": {}, \"cluster\": {}}}",
-                                canary.empty() ? "" : ", ", json_string(rule.header),
-                                json_string(rule.value), json_string(rule.cluster));
-        }
+      for (const RouteTarget::Canary& rule : more.canary) {
+        canary += fmt::format("{}{{\"header\": {}, \"value\": {}, \"cluster\": {}}}",
+                              canary.empty() ? "" : ", ", json_string(rule.header),
+                              json_string(rule.value), json_string(cluster_name(snapshot, rule.cluster)));
       }
       out += fmt::format("{}{{\"path\": {}, \"hosts\": [{}], \"methods\": [{}], {}, \"canary\": [{}]}}",
-                         first ? "" : ", ", json_string(route.path), hosts, methods, target,
+                         first ? "" : ", ", json_string(route.pattern), hosts, methods, target,
                          canary);
       first = false;
     }
@@ -432,37 +474,48 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     return snapshot;
   }
 
-  void build_routes(const GatewayConfig& config, const std::shared_ptr<Snapshot>& snapshot,
-                    Routes& routes, std::vector<ConfigDiagnostic>& errors) {
-    // Routes sharing a path are told apart by method, then by Host.
-    using Routed = std::pair<const Route*, std::shared_ptr<const RouteTarget>>;
-    std::map<std::string, std::vector<Routed>> by_path;
-    std::vector<std::string> paths;  // in file order
-    for (const Route& route : config.routes) {
-      auto target = std::make_shared<RouteTarget>();
-      target->snapshot = snapshot;
-      target->pattern = route.path;
-      if (!route.hosts.empty()) target->edit().hosts = route.hosts;
-      target->timeout = route.timeout;
+  // The route set of `config` (null on errors), its groups added to `routes`.
+  // Routes sharing a path are told apart by method, then by Host. Built in
+  // a few allocations: a table of 120,000 routes is kept whole in memory.
+  std::shared_ptr<RouteSet> build_routes(const GatewayConfig& config,
+                                         const std::shared_ptr<Snapshot>& snapshot, Routes& routes,
+                                         std::vector<ConfigDiagnostic>& errors) {
+    const std::vector<Route>& from = config.routes;
+    const std::uint32_t count = static_cast<std::uint32_t>(from.size());
+    auto set = std::make_shared<RouteSet>();
+    set->snapshot = snapshot;
+    set->targets.reserve(count);
+    for (const Route& route : from) {
+      RouteTarget& target = set->targets.emplace_back();
+      target.snapshot = snapshot.get();
+      if (!route.hosts.empty()) target.edit().hosts = route.hosts;
+      for (const std::string& method : route.methods) {
+        if (const std::optional<Method> standard = parse_method(method)) {
+          target.methods |= static_cast<std::uint16_t>(1u << static_cast<unsigned>(*standard));
+        } else {
+          target.edit().other_methods.push_back(method);
+        }
+      }
+      target.timeout = route.timeout;
       if (const DirectResponse* respond = route.respond()) {
-        target->respond = true;
-        RouteTarget::Extras& answer = target->edit();
+        target.respond = true;
+        RouteTarget::Extras& answer = target.edit();
         answer.respond_status = static_cast<int>(respond->status);
         answer.respond_body = respond->body;
         answer.respond_type = respond->content_type;
       } else if (!route.split.empty()) {
-        RouteTarget::Extras& split = target->edit();
+        RouteTarget::Extras& split = target.edit();
         for (const WeightedCluster& weighted : route.split) {
           split.split.push_back({snapshot->cluster_index(weighted.cluster), weighted.weight});
           split.split_total += weighted.weight;
         }
-        target->cluster = split.split.front().cluster;
+        target.cluster = split.split.front().cluster;
       } else {
-        target->cluster = snapshot->cluster_index(route.cluster);
+        target.cluster = snapshot->cluster_index(route.cluster);
       }
       if (route.options) {
         const auto& options = *route.options;
-        RouteTarget::Extras& more = target->edit();
+        RouteTarget::Extras& more = target.edit();
         for (const CanaryRule& rule : options.canary)
           more.canary.push_back({rule.header, rule.value, snapshot->cluster_index(rule.cluster)});
         more.strip_prefix = options.strip_prefix;
@@ -475,51 +528,103 @@ class Gateway::Impl final : public detail::gateway::Runtime {
         more.response_remove = options.response_headers.remove;
         more.bind_views();
       }
-      if (!target->respond && target->cluster == detail::kNoEndpoint) {
+      if (!target.respond && target.cluster == detail::kNoEndpoint) {
         errors.push_back(plain_error("route \"" + route.path + "\": unknown cluster"));
-        return;
+        return nullptr;
       }
-      if (by_path.find(route.path) == by_path.end()) paths.push_back(route.path);
-      by_path[route.path].emplace_back(&route, std::move(target));
     }
-    for (const std::string& path : paths) {
-      const auto& targets = by_path[path];
-      // Per method: the routes listing it, then those taking any method.
-      std::map<std::string, std::vector<std::shared_ptr<const RouteTarget>>> by_method;
-      std::vector<std::shared_ptr<const RouteTarget>> any;
-      for (const auto& [route, target] : targets) {
-        if (route->methods.empty()) {
-          any.push_back(target);
+
+    // The routes of each path, in file order; the paths in the order they
+    // first appear (the order they reach the router, which reports conflicts).
+    std::vector<std::uint32_t> order(count);
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return from[a].path < from[b].path;
+    });
+    struct Range {
+      std::uint32_t begin, end;  // in `order`
+    };
+    std::vector<Range> paths;
+    std::size_t pattern_bytes = 0;
+    for (std::uint32_t i = 0; i < count;) {
+      std::uint32_t j = i + 1;
+      while (j < count && from[order[j]].path == from[order[i]].path) ++j;
+      paths.push_back({i, j});
+      pattern_bytes += from[order[i]].path.size();
+      i = j;
+    }
+    std::sort(paths.begin(), paths.end(),
+              [&](const Range& a, const Range& b) { return order[a.begin] < order[b.begin]; });
+    set->patterns.reserve(pattern_bytes);  // never reallocated: the targets view it
+    for (const Range& range : paths) {
+      const std::string_view path = from[order[range.begin]].path;
+      const std::string_view pattern(set->patterns.data() + set->patterns.size(), path.size());
+      set->patterns.append(path);
+      for (std::uint32_t k = range.begin; k < range.end; ++k) set->targets[order[k]].pattern = pattern;
+    }
+
+    // Per method: the routes listing it (HEAD wherever GET is, forwarded as
+    // HEAD), then those taking any method; and a group of the latter alone.
+    struct GroupSpec {
+      std::string_view method;  // empty: any method
+      std::string_view pattern;
+      std::uint32_t begin, size;  // in `members`
+    };
+    std::vector<GroupSpec> specs;
+    std::vector<std::uint32_t> members;
+    std::vector<std::pair<std::string_view, std::uint32_t>> listed;
+    std::vector<std::uint32_t> any;
+    for (const Range& range : paths) {
+      listed.clear();
+      any.clear();
+      for (std::uint32_t k = range.begin; k < range.end; ++k) {
+        const std::uint32_t index = order[k];
+        const Route& route = from[index];
+        if (route.methods.empty()) {
+          any.push_back(index);
           continue;
         }
-        const auto add = [&, &target = target](const std::string& method) {
-          auto& group = by_method[method];
-          if (std::find(group.begin(), group.end(), target) == group.end()) group.push_back(target);
-        };
-        for (const std::string& method : route->methods) {
-          add(method);
-          if (method == "GET") add("HEAD");  // HEAD wherever GET is, forwarded as HEAD
+        for (const std::string& method : route.methods) {
+          listed.emplace_back(method, index);
+          if (method == "GET") listed.emplace_back("HEAD", index);
         }
       }
-      for (auto& [method, group] : by_method) {
-        std::vector<std::shared_ptr<const RouteTarget>> all = group;
-        all.insert(all.end(), any.begin(), any.end());
-        RouteError error = routes.add(
-            method, path, StreamingHandler{std::make_shared<RouteGroup>(*this, std::move(all))});
-        if (error) {
-          errors.push_back(plain_error("route \"" + path + "\": " + error.message()));
-          return;
-        }
+      std::stable_sort(listed.begin(), listed.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
+      const std::string_view pattern = set->targets[order[range.begin]].pattern;
+      for (std::size_t i = 0; i < listed.size();) {
+        GroupSpec& spec = specs.emplace_back(GroupSpec{listed[i].first, pattern,
+                                                       static_cast<std::uint32_t>(members.size()), 0});
+        for (; i < listed.size() && listed[i].first == spec.method; ++i) members.push_back(listed[i].second);
+        members.insert(members.end(), any.begin(), any.end());
+        spec.size = static_cast<std::uint32_t>(members.size()) - spec.begin;
       }
       if (!any.empty()) {
-        RouteError error =
-            routes.add_any(path, StreamingHandler{std::make_shared<RouteGroup>(*this, any)});
-        if (error) {
-          errors.push_back(plain_error("route \"" + path + "\": " + error.message()));
-          return;
-        }
+        specs.push_back({{}, pattern, static_cast<std::uint32_t>(members.size()),
+                         static_cast<std::uint32_t>(any.size())});
+        members.insert(members.end(), any.begin(), any.end());
       }
     }
+
+    set->members.reserve(members.size());
+    for (const std::uint32_t index : members) set->members.push_back(&set->targets[index]);
+    set->groups.reserve(specs.size());  // never reallocated: the handlers point in
+    for (const GroupSpec& spec : specs) {
+      set->groups.emplace_back(
+          *this, std::span<const RouteTarget* const>(set->members.data() + spec.begin, spec.size));
+    }
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const GroupSpec& spec = specs[i];
+      RouteError error = spec.method.empty()
+                             ? routes.add_any(spec.pattern, RouteSet::handler(set, i))
+                             : routes.add(spec.method, spec.pattern, RouteSet::handler(set, i));
+      if (error) {
+        errors.push_back(plain_error("route \"" + std::string(spec.pattern) + "\": " + error.message()));
+        return nullptr;
+      }
+    }
+    return set;
   }
 
   ServerOptions admin_options() const {
@@ -555,8 +660,8 @@ class Gateway::Impl final : public detail::gateway::Runtime {
       std::size_t routes = 0;
       {
         std::lock_guard lock(mutex_);
-        clusters = config_.clusters.size();
-        routes = config_.routes.size();
+        clusters = snapshot_->clusters.size();
+        routes = route_set_->targets.size();
       }
       res.json(fmt::format("{{\"ok\": true, \"routes\": {}, \"clusters\": {}}}\n", routes, clusters));
       return;
@@ -571,7 +676,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
   GatewayConfig config_;
   std::string config_path_;
   std::shared_ptr<const Snapshot> snapshot_;
-  std::size_t route_count_ = 0;
+  std::shared_ptr<const RouteSet> route_set_;
   int access_log_fd_ = -1;
   Server server_;
   std::unique_ptr<Server> admin_;

@@ -106,16 +106,16 @@ int RouteTarget::host_rank(std::string_view host) const noexcept {
 }
 
 StreamingExchange* RouteGroup::take(ClientStream client, ServerExchange& exchange) noexcept {
-  const RouteTarget* chosen = targets_.front().get();
+  const RouteTarget* chosen = targets_.front();
   if (targets_.size() > 1 || !chosen->more().hosts.empty()) {
     const std::string_view host = find_header(exchange.request, "host");
     int best = -1;
     chosen = nullptr;
-    for (const auto& target : targets_) {
+    for (const RouteTarget* target : targets_) {
       const int rank = target->host_rank(host);
       if (rank > best) {
         best = rank;
-        chosen = target.get();
+        chosen = target;
       }
     }
     if (chosen == nullptr) {

@@ -6,8 +6,9 @@
 // Thread-safety: a Snapshot and the RouteTargets are immutable once built
 // and shared by every reactor; a ReactorGateway and its exchanges belong to
 // one reactor thread.
-// Lifetimes: a RouteGroup holds its RouteTargets, which hold their
-// Snapshot; the server holds the RouteGroup while an exchange on it runs.
+// Lifetimes: a RouteSet owns a configuration's RouteTargets, RouteGroups and
+// Snapshot; the route table's handlers share the RouteSet, and the server
+// holds a handler while an exchange on it runs.
 #pragma once
 
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -83,6 +85,7 @@ struct RouteTarget {
   };
   struct Extras {
     std::vector<std::string> hosts;  // empty: any Host
+    std::vector<std::string> other_methods;  // listed tokens that are not standard methods
     std::vector<Weighted> split;     // instead of `cluster`
     std::uint32_t split_total = 0;
     std::vector<Canary> canary;
@@ -100,10 +103,13 @@ struct RouteTarget {
     void bind_views();
   };
 
-  std::shared_ptr<const Snapshot> snapshot;
-  std::string pattern;
+  const Snapshot* snapshot = nullptr;  // the RouteSet's
+  std::string_view pattern;             // into the RouteSet's patterns
   std::uint32_t cluster = kNoEndpoint;  // the route's own cluster, or kNoEndpoint
   bool respond = false;                 // answered here, never forwarded
+  // The standard methods the route lists, as MethodSet bits (with
+  // Extras::other_methods); none at all: any method.
+  std::uint16_t methods = 0;
   std::chrono::milliseconds timeout{15000};  // 0: none
   std::unique_ptr<Extras> extras;  // nullptr: none set
 
@@ -125,16 +131,29 @@ class Runtime;
 // told apart by Host (exact names, then wildcards, then routes without hosts).
 class RouteGroup final : public ExchangeTaker {
  public:
-  RouteGroup(Runtime& runtime, std::vector<std::shared_ptr<const RouteTarget>> targets)
-      : runtime_(runtime), targets_(std::move(targets)) {}
+  RouteGroup(Runtime& runtime, std::span<const RouteTarget* const> targets) noexcept
+      : runtime_(runtime), targets_(targets) {}
   StreamingExchange* take(ClientStream client, ServerExchange& exchange) noexcept override;
-  const std::vector<std::shared_ptr<const RouteTarget>>& targets() const noexcept {
-    return targets_;
-  }
 
  private:
   Runtime& runtime_;
-  std::vector<std::shared_ptr<const RouteTarget>> targets_;
+  std::span<const RouteTarget* const> targets_;  // into the RouteSet's members
+};
+
+// One configuration's routes, built in a few allocations however many there
+// are: the route table's handlers point into it, each an aliasing
+// shared_ptr that keeps the whole set (and its Snapshot) alive.
+struct RouteSet {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::string patterns;                     // each distinct path, back to back
+  std::vector<RouteTarget> targets;         // in file order: the /routes listing
+  std::vector<const RouteTarget*> members;  // each group's targets, back to back
+  std::vector<RouteGroup> groups;           // one per path and method (or any)
+
+  // A handler for groups[index], sharing `set`.
+  static StreamingHandler handler(const std::shared_ptr<RouteSet>& set, std::size_t index) {
+    return StreamingHandler{std::shared_ptr<ExchangeTaker>(set, &set->groups[index])};
+  }
 };
 
 // ---- one reactor's side ------------------------------------------------------------

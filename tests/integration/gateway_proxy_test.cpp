@@ -367,6 +367,40 @@ TEST_F(GatewayProxyTest, AdminListenerAnswersWithCurl) {
   EXPECT_NE(reload.find("\"ok\": false"), std::string::npos) << reload;
 }
 
+// /routes lists every configured route in file order, from the tables the
+// gateway serves (the config's route list is not kept once they are built),
+// and a reload replaces the listing with the new file's.
+TEST_F(GatewayProxyTest, RoutesListingFollowsTheFileAcrossReloads) {
+  const std::string yaml =
+      "listen: {host: 127.0.0.1, port: 0, threads: 1}\n"
+      "clusters:\n"
+      "  a: {endpoints: [{address: \"127.0.0.1:" + std::to_string(v1_->port) + "\"}]}\n"
+      "  b: {endpoints: [{address: \"127.0.0.1:" + std::to_string(v2_->port) + "\"}]}\n"
+      "routes:\n"
+      "  - {path: /x/:id, methods: [POST, PURGE, GET], hosts: [api.example.com], cluster: a}\n"
+      "  - {path: /x/:id, cluster: b}\n"
+      "  - {path: /s, split: [{cluster: a, weight: 3}, {cluster: b, weight: 1}]}\n"
+      "  - {path: /r, respond: {status: 204}}\n";
+  Gateway& gateway = start_gateway(yaml);
+  EXPECT_EQ(gateway.routes_json(),
+            "[{\"path\": \"/x/:id\", \"hosts\": [\"api.example.com\"], "
+            "\"methods\": [\"GET\", \"POST\", \"PURGE\"], \"cluster\": \"a\", \"canary\": []}, "
+            "{\"path\": \"/x/:id\", \"hosts\": [], \"methods\": [], \"cluster\": \"b\", \"canary\": []}, "
+            "{\"path\": \"/s\", \"hosts\": [], \"methods\": [], \"split\": [{\"cluster\": \"a\", "
+            "\"weight\": 3}, {\"cluster\": \"b\", \"weight\": 1}], \"canary\": []}, "
+            "{\"path\": \"/r\", \"hosts\": [], \"methods\": [], \"respond\": {\"status\": 204}, "
+            "\"canary\": []}]\n");
+  // The routes behind the listing serve.
+  TestClient client(port());
+  auto r = client.request(request_bytes("GET", "/r"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.status, 204);
+  ASSERT_TRUE(gateway.reload(parse_config(config_yaml(v1_->port, v2_->port))).empty());
+  const std::string after = gateway.routes_json();
+  EXPECT_EQ(after.find("/x/:id"), std::string::npos) << after;
+  EXPECT_LT(after.find("\"path\": \"/api/users/:id\""), after.find("\"path\": \"/healthz\"")) << after;
+}
+
 TEST_F(GatewayProxyTest, AccessLogLinesCarryGatewayFields) {
   const std::string path = ::testing::TempDir() + "gateway_access_log.json";
   std::remove(path.c_str());
