@@ -222,7 +222,7 @@ void ServerConnection::run_handler() noexcept {
   Request& req = ex.request;
   Response& res = ex.response;
   std::vector<Middleware>& server_mw = shard_.core.middleware();
-  std::vector<Middleware>& route_mw = ex.route->middleware;
+  std::vector<Middleware>& route_mw = ex.route->local().middleware;
   const std::size_t total = server_mw.size() + route_mw.size();
   try {
     for (std::size_t i = 0; i < total; ++i) {
@@ -233,7 +233,7 @@ void ServerConnection::run_handler() noexcept {
         return;
       }
     }
-    if (ex.route->blocking) {
+    if (ex.route->local().blocking) {
       // Offloaded: a worker runs the handler, then completes the exchange.
       res.deferred_ = true;
       ex.route_hold = *ex.route_ref;
@@ -248,7 +248,7 @@ void ServerConnection::run_handler() noexcept {
       finish_response();
       return;
     }
-    ex.route->handler(req, res);
+    ex.route->local().handler(req, res);
   } catch (...) {
     if (res.deferred_) return;  // the Completion is out; it finishes the exchange
     LocalReplies::internal_error(ex);
@@ -278,7 +278,7 @@ void ServerConnection::run_afters(ServerExchange& ex) noexcept {
   Response& res = ex.response;
   if (ex.route != nullptr && ex.middleware_reached > 0) {
     std::vector<Middleware>& server_mw = shard_.core.middleware();
-    std::vector<Middleware>& route_mw = ex.route->middleware;
+    std::vector<Middleware>& route_mw = ex.route->local().middleware;
     for (std::size_t i = ex.middleware_reached; i-- > 0;) {
       Middleware& mw = i < server_mw.size() ? server_mw[i] : route_mw[i - server_mw.size()];
       if (!mw.after) continue;

@@ -24,7 +24,7 @@ const std::string_view* RouteEntry::param_names(const Params& matched) const {
     storage->views.push_back(std::string_view(storage->bytes).substr(at, length));
     at += length;
   }
-  names_storage_ = std::move(storage);
+  names_storage_ = storage.release();
   names_.store(names_storage_->views.data(), std::memory_order_release);
   return names_storage_->views.data();
 }
@@ -38,7 +38,7 @@ Routes& Routes::operator=(Routes&&) noexcept = default;
 
 namespace {
 detail::RouteRef make_entry(Handler handler, RouteOptions options) {
-  auto entry = std::make_shared<detail::RouteEntry>();
+  auto entry = std::make_shared<detail::LocalRoute>();
   entry->handler = std::move(handler);
   entry->blocking = options.blocking;
   entry->middleware = std::move(options.middleware);
@@ -70,31 +70,45 @@ RouteError Routes::add_any(std::string_view pattern, Handler handler, RouteOptio
 }
 
 namespace {
-detail::RouteRef make_streaming_entry(StreamingHandler handler) {
-  auto entry = std::make_shared<detail::RouteEntry>();
-  entry->taker = std::move(handler.taker);
-  return entry;
+detail::RouteRef make_streaming_entry(std::shared_ptr<detail::EntryStore>& store,
+                                      StreamingHandler handler) {
+  if (!store) store = std::make_shared<detail::EntryStore>();
+  detail::RouteEntry& entry = store->make();
+  entry.taker = std::move(handler.taker);
+  return detail::RouteRef(store, &entry);
+}
+
+// Counts a streaming route added; a refused one lets its taker go (its
+// entry stays in the store, empty).
+RouteError counted(std::size_t& count, std::size_t& streaming, detail::RouteEntry& entry,
+                   RouteError error) {
+  if (error) {
+    entry.taker.reset();
+  } else {
+    ++count;
+    ++streaming;
+  }
+  return error;
 }
 }  // namespace
 
 RouteError Routes::add(Method method, std::string_view pattern, StreamingHandler handler) {
-  RouteError error = impl_->router.add(method, pattern, make_streaming_entry(std::move(handler)));
-  if (!error) ++impl_->count, ++impl_->streaming;
-  return error;
+  detail::RouteRef entry = make_streaming_entry(impl_->entries, std::move(handler));
+  detail::RouteEntry& made = *entry;
+  return counted(impl_->count, impl_->streaming, made, impl_->router.add(method, pattern, std::move(entry)));
 }
 
 RouteError Routes::add(std::string_view method_token, std::string_view pattern,
                        StreamingHandler handler) {
-  RouteError error =
-      impl_->router.add(method_token, pattern, make_streaming_entry(std::move(handler)));
-  if (!error) ++impl_->count, ++impl_->streaming;
-  return error;
+  detail::RouteRef entry = make_streaming_entry(impl_->entries, std::move(handler));
+  detail::RouteEntry& made = *entry;
+  return counted(impl_->count, impl_->streaming, made, impl_->router.add(method_token, pattern, std::move(entry)));
 }
 
 RouteError Routes::add_any(std::string_view pattern, StreamingHandler handler) {
-  RouteError error = impl_->router.add_any(pattern, make_streaming_entry(std::move(handler)));
-  if (!error) ++impl_->count, ++impl_->streaming;
-  return error;
+  detail::RouteRef entry = make_streaming_entry(impl_->entries, std::move(handler));
+  detail::RouteEntry& made = *entry;
+  return counted(impl_->count, impl_->streaming, made, impl_->router.add_any(pattern, std::move(entry)));
 }
 
 std::size_t Routes::size() const noexcept {

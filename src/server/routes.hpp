@@ -1,9 +1,11 @@
 // server/routes.hpp (internal) — RouteEntry: what a route table maps a match
-// to (handler, middleware, blocking), and the route set behind Routes.
+// to (a streaming route's taker, or a LocalRoute: handler, middleware,
+// blocking), and the route set behind Routes.
 // Thread-safety: entries are immutable once published, except param_names(),
 // which any reactor may call (filled once, under a lock).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -20,12 +22,22 @@ namespace detail {
 
 class ExchangeTaker;
 
+struct LocalRoute;
+
+// What a route table maps a match to. A StreamingHandler's route is a
+// RouteEntry alone (its taker); a handler's route is a LocalRoute. A gateway
+// holds one entry per path and method, so the entry stays small.
 struct RouteEntry {
-  mutable Handler handler;
+  RouteEntry() = default;
+  RouteEntry(const RouteEntry&) = delete;
+  RouteEntry& operator=(const RouteEntry&) = delete;
+  ~RouteEntry() { delete names_storage_; }
+
   // Set for a StreamingHandler's route: it takes exchanges at their head.
   std::shared_ptr<ExchangeTaker> taker;
-  bool blocking = false;
-  mutable std::vector<Middleware> middleware;
+
+  // REQUIRES: !taker.
+  const LocalRoute& local() const noexcept;
 
   // The route's parameter names as `matched` (a match of this route) has
   // them, in storage of the route's own: a request's params are re-pointed
@@ -39,16 +51,49 @@ struct RouteEntry {
     std::vector<std::string_view> views;
   };
   mutable std::atomic<const std::string_view*> names_{nullptr};
-  mutable std::unique_ptr<Names> names_storage_;  // written once, under a lock
+  mutable Names* names_storage_ = nullptr;  // written once, under a lock
 };
+
+// A route served by a Handler (and its middleware) in the reactor or, when
+// blocking, on a worker.
+struct LocalRoute final : RouteEntry {
+  mutable Handler handler;
+  bool blocking = false;
+  mutable std::vector<Middleware> middleware;
+};
+
+inline const LocalRoute& RouteEntry::local() const noexcept {
+  return static_cast<const LocalRoute&>(*this);
+}
 
 using RouteRef = std::shared_ptr<RouteEntry>;
 using RouteTable = PublishedRouter<RouteRef>;
+
+// Streaming routes' entries, made in chunks rather than one allocation each;
+// every RouteRef to one shares the store (an aliasing shared_ptr), so tables
+// frozen from a route set keep it alive.
+class EntryStore {
+ public:
+  RouteEntry& make() {
+    if (used_ == capacity_) {
+      capacity_ = capacity_ == 0 ? 16 : std::min<std::size_t>(capacity_ * 2, 4096);
+      chunks_.push_back(std::make_unique<RouteEntry[]>(capacity_));
+      used_ = 0;
+    }
+    return chunks_.back()[used_++];
+  }
+
+ private:
+  std::vector<std::unique_ptr<RouteEntry[]>> chunks_;
+  std::size_t used_ = 0;      // in the last chunk
+  std::size_t capacity_ = 0;  // of the last chunk
+};
 
 }  // namespace detail
 
 struct Routes::Impl {
   Router<detail::RouteRef> router;
+  std::shared_ptr<detail::EntryStore> entries;  // streaming routes', made on first use
   std::size_t count = 0;
   std::size_t streaming = 0;  // routes with a StreamingHandler
 };

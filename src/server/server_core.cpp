@@ -143,7 +143,7 @@ void ServerCore::worker_main() {
     jobs_->pop(ex);
     if (ex == nullptr) return;  // shutdown sentinel
     try {
-      ex->route->handler(ex->request, ex->response);
+      ex->route->local().handler(ex->request, ex->response);
     } catch (...) {
       LocalReplies::internal_error(*ex);
     }
