@@ -22,15 +22,6 @@ char lower(char c) noexcept {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
 }
 
-// `a` equals `lower_b` ignoring ASCII case. REQUIRES: lower_b is lowercase.
-bool is(std::string_view a, std::string_view lower_b) noexcept {
-  if (a.size() != lower_b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower_b[i]) return false;
-  }
-  return true;
-}
-
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -143,7 +134,7 @@ bool name_is(const char* p) noexcept {
 
 // One switch on the length, then a word comparison or two: most fields are
 // kOther after the length test or the first word.
-Kind classify(std::string_view name) noexcept {
+[[gnu::always_inline]] inline Kind classify(std::string_view name) noexcept {
   const char* p = name.data();
   switch (name.size()) {
     case 2:
@@ -198,6 +189,11 @@ Kind classify(std::string_view name) noexcept {
   return Kind::kOther;
 }
 
+// classify() where it is not hot: one copy of it, not one per caller.
+[[gnu::noinline]] Kind classify_elsewhere(std::string_view name) noexcept {
+  return classify(name);
+}
+
 bool is_hop_by_hop(Kind kind) noexcept {
   switch (kind) {
     case Kind::kConnection:
@@ -216,8 +212,18 @@ bool is_hop_by_hop(Kind kind) noexcept {
 
 // The Connection options that name no field the gateway keeps anyway.
 bool is_plain_connection_option(std::string_view option) noexcept {
-  return is(option, "keep-alive") || is(option, "close") || is(option, "upgrade") ||
-         is(option, "te");
+  switch (option.size()) {
+    case 2:
+      return name_is<"te">(option.data());
+    case 5:
+      return name_is<"close">(option.data());
+    case 7:
+      return name_is<"upgrade">(option.data());
+    case 10:
+      return name_is<"keep-alive">(option.data());
+    default:
+      return false;
+  }
 }
 
 // The kinds a survey keeps, one per field: a head with more fields (the
@@ -227,7 +233,7 @@ constexpr std::size_t kKindsKept = 128;
 // The kind of fields[i], from what survey() kept.
 Kind kind_at(const Kind* kinds, const char* base, std::span<const http1::Field> fields,
              std::size_t i) noexcept {
-  return i < kKindsKept ? kinds[i] : classify(fields[i].name.view(base));
+  return i < kKindsKept ? kinds[i] : classify_elsewhere(fields[i].name.view(base));
 }
 
 // What one pass over a head found.
@@ -266,7 +272,7 @@ Survey survey(const char* base, std::span<const http1::Field> fields, Kind* kind
         s.te_trailers =
             s.te_trailers || any_list_element(field.value.view(base), [](std::string_view e) {
               // "trailers" takes no parameters (RFC 9110 §10.1.4)
-              return is(e, "trailers");
+              return e.size() == 8 && name_is<"trailers">(e.data());
             });
         break;
       case Kind::kVia:
@@ -329,7 +335,7 @@ bool edited(const HeaderEdits& edits, std::string_view name) noexcept {
 
 // Copies `bytes` to `to` and returns the end: up to 16 bytes with two
 // (overlapping) loads and stores, no call; a literal's size folds the tests.
-inline char* put(char* to, std::string_view bytes) noexcept {
+[[gnu::always_inline]] inline char* put(char* to, std::string_view bytes) noexcept {
   const std::size_t n = bytes.size();
   const char* from = bytes.data();
   if (n > 16) {
@@ -361,16 +367,17 @@ class HeadWriter {
   HeadWriter(const HeadWriter&) = delete;
   HeadWriter& operator=(const HeadWriter&) = delete;
 
-  // The concatenation of `pieces`.
+  // The concatenation of `pieces`. Inlined (GCC's heuristics would not
+  // always): a literal piece's size then folds put()'s tests away.
   template <class... Pieces>
-  void write(Pieces... pieces) {
+  [[gnu::always_inline]] void write(Pieces... pieces) {
     static_assert((std::is_same_v<Pieces, std::string_view> && ...));
     const std::size_t n = (pieces.size() + ...);
-    char* p = room(n);
-    if (p == nullptr) {  // longer than the buffer: straight to `out`
-      (out_.append(pieces), ...);
+    if (n > static_cast<std::size_t>(buffer_ + kBytes - end_)) [[unlikely]] {
+      write_past_end(pieces...);
       return;
     }
+    char* p = end_;
     ((p = put(p, pieces)), ...);
     end_ = p;
   }
@@ -399,11 +406,18 @@ class HeadWriter {
  private:
   static constexpr std::size_t kBytes = 2048;
 
-  // Where `n` more bytes go; nullptr when they never fit the buffer.
-  char* room(std::size_t n) {
-    if (n <= static_cast<std::size_t>(buffer_ + kBytes - end_)) return end_;
+  // write() when the buffer has no room for the pieces: the buffer goes to
+  // `out`, and pieces longer than it follow it there.
+  template <class... Pieces>
+  [[gnu::noinline]] void write_past_end(Pieces... pieces) {
     flush();
-    return n <= kBytes ? end_ : nullptr;
+    if ((pieces.size() + ...) > kBytes) {
+      (out_.append(pieces), ...);
+      return;
+    }
+    char* p = end_;
+    ((p = put(p, pieces)), ...);
+    end_ = p;
   }
   void flush() {
     if (end_ != buffer_)
@@ -442,7 +456,7 @@ void write_joined(HeadWriter<Out>& w, std::string_view name, Kind kind, const ch
 }  // namespace
 
 bool is_protected_field(std::string_view name) noexcept {
-  const Kind kind = classify(name);
+  const Kind kind = classify_elsewhere(name);
   return is_hop_by_hop(kind) || kind == Kind::kHost || kind == Kind::kExpect;
 }
 
