@@ -4,38 +4,11 @@
 // between two readings of the counter.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <vector>
 
+#include "counting_new.hpp"
 #include "gateway/balancer.hpp"
-
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  return ::operator new(size);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace portico::detail {
 namespace {
@@ -57,7 +30,7 @@ TEST(GatewayBalancerAllocTest, PicksAllocateNothing) {
     ASSERT_TRUE(table.has_value()) << error;
     Balancer balancer(*table, 1);
 
-    const std::size_t before = g_allocations.load();
+    const std::size_t before = portico::testing::allocations();
     std::uint64_t picked = 0;
     for (std::uint64_t i = 0; i < 10'000; ++i) {
       const std::uint32_t e = balancer.pick({}, hash_key("k"));
@@ -67,7 +40,7 @@ TEST(GatewayBalancerAllocTest, PicksAllocateNothing) {
       picked += balancer.pick(Availability(some));
       picked += balancer.pick(Availability(none), i) == kNoEndpoint;
     }
-    EXPECT_EQ(g_allocations.load() - before, 0u) << lb_policy_name(policy);
+    EXPECT_EQ(portico::testing::allocations() - before, 0u) << lb_policy_name(policy);
     EXPECT_GT(picked, 0u);
   }
 }

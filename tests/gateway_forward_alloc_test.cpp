@@ -4,41 +4,14 @@
 // between two readings of the counter.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <string_view>
 
+#include "counting_new.hpp"
 #include "gateway/forward.hpp"
-#include "http1/target.hpp"
 #include "http1/parser.hpp"
+#include "http1/target.hpp"
 #include "net/output_buffer.hpp"
-
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  return ::operator new(size);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -68,7 +41,8 @@ TEST(GatewayForwardAllocTest, ForwardingAllocatesNothingAfterWarmUp) {
     ASSERT_EQ(
         request_parser.execute(request.data(), 0, static_cast<std::uint32_t>(request.size())).event,
         http1::Event::kMessage);
-    const auto target = http1::normalize_target(request_parser.target().view(request.data()), scratch);
+    const auto target =
+        http1::normalize_target(request_parser.target().view(request.data()), scratch);
     ASSERT_TRUE(target.has_value());
     ASSERT_TRUE(http1::normalize_target(clean, scratch).has_value());
     gw::RequestForwarding how;
@@ -77,10 +51,10 @@ TEST(GatewayForwardAllocTest, ForwardingAllocatesNothingAfterWarmUp) {
     how.edits = {add, remove};
     gw::RequestIds ids;
     out.clear();
-    gw::write_request_head(
-        out,
-        gw::ClientRequest::from(request_parser, request.data(), http1::strip_prefix(*target, "/api")),
-        how, ids);
+    gw::write_request_head(out,
+                           gw::ClientRequest::from(request_parser, request.data(),
+                                                   http1::strip_prefix(*target, "/api")),
+                           how, ids);
     bytes += out.size();
 
     response_parser.reset(http1::Mode::kResponse, nullptr);
@@ -99,14 +73,14 @@ TEST(GatewayForwardAllocTest, ForwardingAllocatesNothingAfterWarmUp) {
                             back);
     bytes += out.size();
   };
-  const std::size_t start = g_allocations.load(std::memory_order_relaxed);
+  const std::size_t start = portico::testing::allocations();
   for (int i = 0; i < 10; ++i) one_exchange(i % 2 == 0);  // warm-up: buffers reach their size
   // The counter sees this code's allocations: the parsers' field lists,
   // the scratch string and the output buffer grew during warm-up.
-  ASSERT_GT(g_allocations.load(std::memory_order_relaxed), start);
-  const std::size_t before = g_allocations.load(std::memory_order_relaxed);
+  ASSERT_GT(portico::testing::allocations(), start);
+  const std::size_t before = portico::testing::allocations();
   for (int i = 0; i < 10000; ++i) one_exchange(i % 2 == 0);
-  const std::size_t after = g_allocations.load(std::memory_order_relaxed);
+  const std::size_t after = portico::testing::allocations();
   EXPECT_EQ(after - before, 0u);
   EXPECT_GT(bytes, 0u);
 }

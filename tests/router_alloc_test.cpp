@@ -4,38 +4,11 @@
 // custom methods) run between two readings of the counter.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <vector>
 
+#include "counting_new.hpp"
 #include "portico/router.hpp"
-
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  return ::operator new(size);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -79,20 +52,20 @@ TEST(RouterAllocTest, LookupsAllocateNothing) {
   };
   portico::Params params;
   std::size_t found = 0;
-  const std::size_t before = g_allocations.load();
+  const std::size_t before = portico::testing::allocations();
   for (int round = 0; round < 1000; ++round) {
     for (const auto& [method, path] : requests) {
       found += frozen.match(method, path, params).status == portico::MatchStatus::kFound;
       found += frozen.find(portico::Method::Get, path, params) != nullptr;
     }
   }
-  const std::size_t after = g_allocations.load();
+  const std::size_t after = portico::testing::allocations();
   EXPECT_EQ(after - before, 0u);
   EXPECT_GT(found, 0u);
   // The counter does count: building a table allocates.
   portico::Router<int> other;
   ASSERT_FALSE(other.add(portico::Method::Get, "/x", 1));
-  EXPECT_GT(g_allocations.load(), after);
+  EXPECT_GT(portico::testing::allocations(), after);
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 #include "gateway/forward.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "net/output_buffer.hpp"
 #include "portico/http.hpp"
@@ -18,15 +20,6 @@ namespace {
 
 char lower(char c) noexcept {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-}
-
-// `a` equals `lower_b` ignoring ASCII case. REQUIRES: lower_b is lowercase.
-bool is(std::string_view a, std::string_view lower_b) noexcept {
-  if (a.size() != lower_b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower_b[i]) return false;
-  }
-  return true;
 }
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -85,51 +78,120 @@ enum class Kind : std::uint8_t {
   kDate,
 };
 
-// One switch on the length, then one comparison: most fields are kOther
-// after a length test or a first-byte test.
-Kind classify(std::string_view name) noexcept {
+// A field name as an all-lowercase literal, for name_is<>.
+template <std::size_t N>
+struct LowerName {
+  char text[N] = {};
+  consteval LowerName(const char (&s)[N]) {  // NOLINT: implicit, for name_is<"...">
+    for (std::size_t i = 0; i < N; ++i) text[i] = s[i];
+  }
+  static constexpr std::size_t kSize = N - 1;
+};
+
+// Bytes [off, off + sizeof(W)) of `name` as a W loaded from memory would
+// hold them; with `mask`, 0x20 where the byte is a letter and 0 elsewhere.
+template <class W, LowerName L>
+consteval W name_word(std::size_t off, bool mask) {
+  W word = 0;
+  for (std::size_t i = 0; i < sizeof(W); ++i) {
+    const char c = L.text[off + i];
+    const unsigned byte =
+        mask ? (c >= 'a' && c <= 'z' ? 0x20u : 0u) : static_cast<unsigned char>(c);
+    const std::size_t shift =
+        std::endian::native == std::endian::little ? 8 * i : 8 * (sizeof(W) - 1 - i);
+    word = static_cast<W>(word | static_cast<W>(static_cast<W>(byte) << shift));
+  }
+  return word;
+}
+
+template <class W, LowerName L, std::size_t Off>
+bool word_is(const char* p) noexcept {
+  W word;
+  std::memcpy(&word, p + Off, sizeof word);
+  // OR-ing 0x20 lowers a letter and nothing but the letter's capital maps
+  // onto it; non-letter bytes are compared as they are.
+  return static_cast<W>(word | name_word<W, L>(Off, true)) == name_word<W, L>(Off, false);
+}
+
+// `p` holds L.kSize bytes equal to L ignoring ASCII case: one or two word
+// loads (overlapping when the length is not a multiple of the word).
+// REQUIRES: p points at L.kSize readable bytes.
+template <LowerName L>
+bool name_is(const char* p) noexcept {
+  constexpr std::size_t n = L.kSize;
+  static_assert(n >= 2 && n <= 24);
+  if constexpr (n > 16) {
+    return word_is<std::uint64_t, L, 0>(p) && word_is<std::uint64_t, L, 8>(p) &&
+           word_is<std::uint64_t, L, n - 8>(p);
+  } else if constexpr (n >= 8) {
+    return word_is<std::uint64_t, L, 0>(p) && word_is<std::uint64_t, L, n - 8>(p);
+  } else if constexpr (n >= 4) {
+    return word_is<std::uint32_t, L, 0>(p) && word_is<std::uint32_t, L, n - 4>(p);
+  } else {
+    return word_is<std::uint16_t, L, 0>(p) && word_is<std::uint16_t, L, n - 2>(p);
+  }
+}
+
+// One switch on the length, then a word comparison or two: most fields are
+// kOther after the length test or the first word.
+[[gnu::always_inline]] inline Kind classify(std::string_view name) noexcept {
+  const char* p = name.data();
   switch (name.size()) {
     case 2:
-      return is(name, "te") ? Kind::kTe : Kind::kOther;
+      return name_is<"te">(p) ? Kind::kTe : Kind::kOther;
     case 3:
-      return is(name, "via") ? Kind::kVia : Kind::kOther;
+      return name_is<"via">(p) ? Kind::kVia : Kind::kOther;
     case 4:
-      if (is(name, "host")) return Kind::kHost;
-      return is(name, "date") ? Kind::kDate : Kind::kOther;
+      if (name_is<"host">(p)) return Kind::kHost;
+      return name_is<"date">(p) ? Kind::kDate : Kind::kOther;
     case 6:
-      return is(name, "expect") ? Kind::kExpect : Kind::kOther;
+      return name_is<"expect">(p) ? Kind::kExpect : Kind::kOther;
     case 7:
-      if (is(name, "trailer")) return Kind::kTrailer;
-      return is(name, "upgrade") ? Kind::kUpgrade : Kind::kOther;
+      if (name_is<"trailer">(p)) return Kind::kTrailer;
+      return name_is<"upgrade">(p) ? Kind::kUpgrade : Kind::kOther;
     case 9:
-      if (is(name, "forwarded")) return Kind::kForwarded;
-      return is(name, "x-real-ip") ? Kind::kXRealIp : Kind::kOther;
+      if (name_is<"forwarded">(p)) return Kind::kForwarded;
+      return name_is<"x-real-ip">(p) ? Kind::kXRealIp : Kind::kOther;
     case 10:
-      if (is(name, "connection")) return Kind::kConnection;
-      return is(name, "keep-alive") ? Kind::kKeepAlive : Kind::kOther;
+      if (name_is<"connection">(p)) return Kind::kConnection;
+      return name_is<"keep-alive">(p) ? Kind::kKeepAlive : Kind::kOther;
     case 11:
-      return is(name, "traceparent") ? Kind::kTraceparent : Kind::kOther;
+      return name_is<"traceparent">(p) ? Kind::kTraceparent : Kind::kOther;
     case 12:
-      return is(name, "x-request-id") ? Kind::kXRequestId : Kind::kOther;
+      return name_is<"x-request-id">(p) ? Kind::kXRequestId : Kind::kOther;
     case 14:
-      return is(name, "content-length") ? Kind::kContentLength : Kind::kOther;
+      return name_is<"content-length">(p) ? Kind::kContentLength : Kind::kOther;
     case 16:
-      if (is(name, "proxy-connection")) return Kind::kProxyConnection;
+      if (name_is<"proxy-connection">(p)) return Kind::kProxyConnection;
       break;
     case 17:
-      if (is(name, "transfer-encoding")) return Kind::kTransferEncoding;
+      if (name_is<"transfer-encoding">(p)) return Kind::kTransferEncoding;
       break;
     default:
       break;
   }
-  if (name.size() > 12 && is(name.substr(0, 12), "x-forwarded-")) {
-    const std::string_view rest = name.substr(12);
-    if (is(rest, "for")) return Kind::kXForwardedFor;
-    if (is(rest, "proto")) return Kind::kXForwardedProto;
-    if (is(rest, "host")) return Kind::kXForwardedHost;
+  if (name.size() > 12 && name_is<"x-forwarded-">(p)) {
+    switch (name.size()) {
+      case 15:
+        if (name_is<"for">(p + 12)) return Kind::kXForwardedFor;
+        break;
+      case 16:
+        if (name_is<"host">(p + 12)) return Kind::kXForwardedHost;
+        break;
+      case 17:
+        if (name_is<"proto">(p + 12)) return Kind::kXForwardedProto;
+        break;
+      default:
+        break;
+    }
     return Kind::kXForwardedOther;
   }
   return Kind::kOther;
+}
+
+// classify() where it is not hot: one copy of it, not one per caller.
+[[gnu::noinline]] Kind classify_elsewhere(std::string_view name) noexcept {
+  return classify(name);
 }
 
 bool is_hop_by_hop(Kind kind) noexcept {
@@ -150,8 +212,28 @@ bool is_hop_by_hop(Kind kind) noexcept {
 
 // The Connection options that name no field the gateway keeps anyway.
 bool is_plain_connection_option(std::string_view option) noexcept {
-  return is(option, "keep-alive") || is(option, "close") || is(option, "upgrade") ||
-         is(option, "te");
+  switch (option.size()) {
+    case 2:
+      return name_is<"te">(option.data());
+    case 5:
+      return name_is<"close">(option.data());
+    case 7:
+      return name_is<"upgrade">(option.data());
+    case 10:
+      return name_is<"keep-alive">(option.data());
+    default:
+      return false;
+  }
+}
+
+// The kinds a survey keeps, one per field: a head with more fields (the
+// parser's max_header_count allows it) has the rest classified again.
+constexpr std::size_t kKindsKept = 128;
+
+// The kind of fields[i], from what survey() kept.
+Kind kind_at(const Kind* kinds, const char* base, std::span<const http1::Field> fields,
+             std::size_t i) noexcept {
+  return i < kKindsKept ? kinds[i] : classify_elsewhere(fields[i].name.view(base));
 }
 
 // What one pass over a head found.
@@ -169,22 +251,29 @@ struct Survey {
   bool request_id_seen = false;
 };
 
-Survey survey(const char* base, std::span<const http1::Field> fields) noexcept {
+// Classifies every field once: the kinds of the first kKindsKept go to
+// `kinds` for the writing pass.
+Survey survey(const char* base, std::span<const http1::Field> fields, Kind* kinds) noexcept {
   Survey s;
-  for (const http1::Field& field : fields) {
-    const std::string_view value = field.value.view(base);
-    switch (classify(field.name.view(base))) {
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const http1::Field& field = fields[i];
+    const Kind kind = classify(field.name.view(base));
+    if (i < kKindsKept) kinds[i] = kind;
+    switch (kind) {
+      case Kind::kOther:
+        break;
       case Kind::kConnection:
         s.connection_names_fields =
-            s.connection_names_fields || any_list_element(value, [](std::string_view o) {
-              return !is_plain_connection_option(o);
-            });
+            s.connection_names_fields ||
+            any_list_element(field.value.view(base),
+                             [](std::string_view o) { return !is_plain_connection_option(o); });
         break;
       case Kind::kTe:
-        s.te_trailers = s.te_trailers || any_list_element(value, [](std::string_view e) {
-                          // "trailers" takes no parameters (RFC 9110 §10.1.4)
-                          return is(e, "trailers");
-                        });
+        s.te_trailers =
+            s.te_trailers || any_list_element(field.value.view(base), [](std::string_view e) {
+              // "trailers" takes no parameters (RFC 9110 §10.1.4)
+              return e.size() == 8 && name_is<"trailers">(e.data());
+            });
         break;
       case Kind::kVia:
         s.has_via = true;
@@ -203,11 +292,11 @@ Survey survey(const char* base, std::span<const http1::Field> fields) noexcept {
         break;
       case Kind::kXRequestId:
         // The first one decides; any other is dropped with it.
-        if (!s.request_id_seen) s.request_id = value;
+        if (!s.request_id_seen) s.request_id = field.value.view(base);
         s.request_id_seen = true;
         break;
       case Kind::kTraceparent:
-        s.traceparent = value;
+        s.traceparent = field.value.view(base);
         ++s.traceparents;
         break;
       default:
@@ -218,12 +307,11 @@ Survey survey(const char* base, std::span<const http1::Field> fields) noexcept {
 }
 
 // Whether a Connection field of the head names `name`.
-bool named_in_connection(const char* base, std::span<const http1::Field> fields,
+bool named_in_connection(const char* base, std::span<const http1::Field> fields, const Kind* kinds,
                          std::string_view name) noexcept {
-  for (const http1::Field& field : fields) {
-    const std::string_view field_name = field.name.view(base);
-    if (field_name.size() != 10 || !is(field_name, "connection")) continue;
-    if (any_list_element(field.value.view(base),
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (kind_at(kinds, base, fields, i) != Kind::kConnection) continue;
+    if (any_list_element(fields[i].value.view(base),
                          [name](std::string_view option) { return iequals(option, name); }))
       return true;
   }
@@ -245,37 +333,130 @@ bool edited(const HeaderEdits& edits, std::string_view name) noexcept {
   return (!edits.add.empty() || !edits.remove.empty()) && in_edits(edits, name);
 }
 
+// Copies `bytes` to `to` and returns the end: up to 16 bytes with two
+// (overlapping) loads and stores, no call; a literal's size folds the tests.
+[[gnu::always_inline]] inline char* put(char* to, std::string_view bytes) noexcept {
+  const std::size_t n = bytes.size();
+  const char* from = bytes.data();
+  if (n > 16) {
+    std::memcpy(to, from, n);
+  } else if (n >= 8) {
+    std::memcpy(to, from, 8);
+    std::memcpy(to + n - 8, from + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(to, from, 4);
+    std::memcpy(to + n - 4, from + n - 4, 4);
+  } else if (n >= 2) {
+    std::memcpy(to, from, 2);
+    std::memcpy(to + n - 2, from + n - 2, 2);
+  } else if (n == 1) {
+    *to = *from;
+  }
+  return to + n;
+}
+
+// A head written into a buffer on the stack and handed to `out` with one
+// append per kBytes (one in all for most heads): a line costs one room
+// test, where appending each piece to `out` costs a test and a call each.
+// Call finish() at the end; what the head holds is what appending the
+// same pieces to `out` would have written, byte for byte.
 template <class Out>
-void write_added(Out& out, const HeaderEdits& edits) {
+class HeadWriter {
+ public:
+  explicit HeadWriter(Out& out) noexcept : out_(out) {}
+  HeadWriter(const HeadWriter&) = delete;
+  HeadWriter& operator=(const HeadWriter&) = delete;
+
+  // The concatenation of `pieces`. Inlined (GCC's heuristics would not
+  // always): a literal piece's size then folds put()'s tests away.
+  template <class... Pieces>
+  [[gnu::always_inline]] void write(Pieces... pieces) {
+    static_assert((std::is_same_v<Pieces, std::string_view> && ...));
+    const std::size_t n = (pieces.size() + ...);
+    if (n > static_cast<std::size_t>(buffer_ + kBytes - end_)) [[unlikely]] {
+      write_past_end(pieces...);
+      return;
+    }
+    char* p = end_;
+    ((p = put(p, pieces)), ...);
+    end_ = p;
+  }
+
+  // "<name>: <value>\r\n". REQUIRES: as http1::write_field's.
+  void field(std::string_view name, std::string_view value) {
+    write(name, ": "sv, value, "\r\n"sv);
+  }
+
+  // The framing field of a body that is `framing`, as http1::write_framing.
+  void framing(http1::Framing framing, std::uint64_t length) {
+    if (framing == http1::Framing::kLength) {
+      char digits[20];
+      const char* first = http1::format_decimal(digits, length);
+      write("Content-Length: "sv,
+            std::string_view(first, static_cast<std::size_t>(digits + sizeof digits - first)),
+            "\r\n"sv);
+    } else if (framing == http1::Framing::kChunked) {
+      write("Transfer-Encoding: chunked\r\n"sv);
+    }
+  }
+
+  // Hands what is buffered to `out`.
+  void finish() { flush(); }
+
+ private:
+  static constexpr std::size_t kBytes = 2048;
+
+  // write() when the buffer has no room for the pieces: the buffer goes to
+  // `out`, and pieces longer than it follow it there.
+  template <class... Pieces>
+  [[gnu::noinline]] void write_past_end(Pieces... pieces) {
+    flush();
+    if ((pieces.size() + ...) > kBytes) {
+      (out_.append(pieces), ...);
+      return;
+    }
+    char* p = end_;
+    ((p = put(p, pieces)), ...);
+    end_ = p;
+  }
+  void flush() {
+    if (end_ != buffer_)
+      out_.append(std::string_view(buffer_, static_cast<std::size_t>(end_ - buffer_)));
+    end_ = buffer_;
+  }
+
+  char buffer_[kBytes];
+  Out& out_;
+  char* end_ = buffer_;
+};
+
+template <class Out>
+void write_added(HeadWriter<Out>& w, const HeaderEdits& edits) {
   for (const FieldValue& added : edits.add) {
-    if (!is_protected_field(added.name)) http1::write_field(out, added.name, added.value);
+    if (!is_protected_field(added.name)) w.field(added.name, added.value);
   }
 }
 
 // "NAME: v1, v2, ..., <last_a><last_b>\r\n" from every field of `kind`
 // (one line, as most readers of X-Forwarded-For and Via take only one).
 template <class Out>
-void write_joined(Out& out, std::string_view name, Kind kind, const char* base,
-                  std::span<const http1::Field> fields, std::string_view last_a,
+void write_joined(HeadWriter<Out>& w, std::string_view name, Kind kind, const char* base,
+                  std::span<const http1::Field> fields, const Kind* kinds, std::string_view last_a,
                   std::string_view last_b) {
-  out.append(name);
-  out.append(": "sv);
-  for (const http1::Field& field : fields) {
-    if (classify(field.name.view(base)) != kind) continue;
-    const std::string_view value = field.value.view(base);
+  w.write(name, ": "sv);
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (kind_at(kinds, base, fields, i) != kind) continue;
+    const std::string_view value = fields[i].value.view(base);
     if (value.empty()) continue;
-    out.append(value);
-    out.append(", "sv);
+    w.write(value, ", "sv);
   }
-  out.append(last_a);
-  out.append(last_b);
-  out.append("\r\n"sv);
+  w.write(last_a, last_b, "\r\n"sv);
 }
 
 }  // namespace
 
 bool is_protected_field(std::string_view name) noexcept {
-  const Kind kind = classify(name);
+  const Kind kind = classify_elsewhere(name);
   return is_hop_by_hop(kind) || kind == Kind::kHost || kind == Kind::kExpect;
 }
 
@@ -300,29 +481,26 @@ template <class Out>
 void write_request_head(Out& out, const ClientRequest& request, const RequestForwarding& how,
                         RequestIds& ids) {
   const char* base = request.base;
-  const Survey s = survey(base, request.fields);
+  const std::span<const http1::Field> fields = request.fields;
+  Kind kinds[kKindsKept];  // set by survey() for the fields there are
+  const Survey s = survey(base, fields, kinds);
   ids.decide(s.request_id, s.traceparents == 1 ? s.traceparent : std::string_view());
   const bool has_edits = !how.edits.add.empty() || !how.edits.remove.empty();
 
+  HeadWriter<Out> w(out);
   // The whole path was the prefix: the root, before any query.
-  if (request.target.empty() || request.target[0] == '?') {
-    out.append(request.method);
-    out.append(" /"sv);
-    out.append(request.target);
-    out.append(" HTTP/1.1\r\n"sv);
-  } else {
-    http1::write_request_line(out, request.method, request.target);
-  }
+  const bool root = request.target.empty() || request.target[0] == '?';
+  w.write(request.method, root ? " /"sv : " "sv, request.target, " HTTP/1.1\r\n"sv);
   const std::string_view host = how.host_rewrite.empty() ? request.host : how.host_rewrite;
-  http1::write_field(out, "Host"sv, host);
+  w.field("Host"sv, host);
 
-  for (const http1::Field& field : request.fields) {
-    const std::string_view name = field.name.view(base);
-    switch (classify(name)) {
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const std::string_view name = fields[i].name.view(base);
+    switch (kind_at(kinds, base, fields, i)) {
       case Kind::kOther:
         break;
       case Kind::kUpgrade:
-        if (how.tunnel) http1::write_field(out, name, field.value.view(base));
+        if (how.tunnel) w.field(name, fields[i].value.view(base));
         continue;
       case Kind::kXForwardedProto:
       case Kind::kXForwardedHost:
@@ -341,44 +519,47 @@ void write_request_head(Out& out, const ClientRequest& request, const RequestFor
         // (X-Forwarded-For, Via, X-Request-Id, traceparent).
         continue;
     }
-    if (s.connection_names_fields && named_in_connection(base, request.fields, name)) continue;
+    if (s.connection_names_fields && named_in_connection(base, fields, kinds, name)) continue;
     if (has_edits && in_edits(how.edits, name)) continue;
-    http1::write_field(out, name, field.value.view(base));
+    w.field(name, fields[i].value.view(base));
   }
 
   const HeaderEdits& edits = how.edits;
   if (!edited(edits, "x-forwarded-for"sv)) {
     if (how.trusted_peer && s.has_x_forwarded_for)
-      write_joined(out, "X-Forwarded-For"sv, Kind::kXForwardedFor, base, request.fields, ""sv,
+      write_joined(w, "X-Forwarded-For"sv, Kind::kXForwardedFor, base, fields, kinds, ""sv,
                    how.client_address);
     else
-      http1::write_field(out, "X-Forwarded-For"sv, how.client_address);
+      w.field("X-Forwarded-For"sv, how.client_address);
   }
   if (!(how.trusted_peer && s.has_x_forwarded_proto) && !edited(edits, "x-forwarded-proto"sv))
-    http1::write_field(out, "X-Forwarded-Proto"sv, how.proto);
+    w.field("X-Forwarded-Proto"sv, how.proto);
   if (!(how.trusted_peer && s.has_x_forwarded_host) && !request.host.empty() &&
       !edited(edits, "x-forwarded-host"sv))
-    http1::write_field(out, "X-Forwarded-Host"sv, request.host);
+    w.field("X-Forwarded-Host"sv, request.host);
   if (!how.via.empty() && !edited(edits, "via"sv)) {
     // "1.1 <via>": the protocol the gateway received, RFC 9110 §7.6.3.
-    write_joined(out, "Via"sv, Kind::kVia, base,
-                 s.has_via ? request.fields : std::span<const http1::Field>(), "1.1 "sv, how.via);
+    if (s.has_via)
+      write_joined(w, "Via"sv, Kind::kVia, base, fields, kinds, "1.1 "sv, how.via);
+    else
+      w.write("Via: 1.1 "sv, how.via, "\r\n"sv);
   }
-  if (!edited(edits, "x-request-id"sv)) http1::write_field(out, "X-Request-Id"sv, ids.request_id());
-  if (!edited(edits, "traceparent"sv)) http1::write_field(out, "traceparent"sv, ids.traceparent());
-  write_added(out, edits);
+  if (!edited(edits, "x-request-id"sv)) w.field("X-Request-Id"sv, ids.request_id());
+  if (!edited(edits, "traceparent"sv)) w.field("traceparent"sv, ids.traceparent());
+  write_added(w, edits);
 
   // Hop-by-hop fields the gateway sends on its own behalf (RFC 9110 §7.6.1:
   // each named in Connection).
   if (how.tunnel && s.te_trailers) {
-    out.append("Connection: upgrade, te\r\nTE: trailers\r\n"sv);
+    w.write("Connection: upgrade, te\r\nTE: trailers\r\n"sv);
   } else if (how.tunnel) {
-    out.append("Connection: upgrade\r\n"sv);
+    w.write("Connection: upgrade\r\n"sv);
   } else if (s.te_trailers) {
-    out.append("Connection: te\r\nTE: trailers\r\n"sv);
+    w.write("Connection: te\r\nTE: trailers\r\n"sv);
   }
-  http1::write_framing(out, request.framing, request.content_length);
-  http1::end_head(out);
+  w.framing(request.framing, request.content_length);
+  w.write("\r\n"sv);
+  w.finish();
 }
 
 UpstreamResponse UpstreamResponse::from(const http1::Parser& parser, const char* base,
@@ -407,7 +588,9 @@ template <class Out>
 ClientFraming write_response_head(Out& out, const UpstreamResponse& response,
                                   const ResponseForwarding& how) {
   const char* base = response.base;
-  const Survey s = survey(base, response.fields);
+  const std::span<const http1::Field> fields = response.fields;
+  Kind kinds[kKindsKept];  // set by survey() for the fields there are
+  const Survey s = survey(base, fields, kinds);
   const bool switching = response.status == 101;
   const bool has_edits = !how.edits.add.empty() || !how.edits.remove.empty();
 
@@ -428,15 +611,27 @@ ClientFraming write_response_head(Out& out, const UpstreamResponse& response,
     framing.close = true;  // close-delimited, as it came
   }
 
-  http1::write_status_line(
-      out, response.status,
-      response.reason.empty() ? reason_phrase(response.status) : response.reason);
-  for (const http1::Field& field : response.fields) {
-    const std::string_view name = field.name.view(base);
-    switch (classify(name)) {
+  HeadWriter<Out> w(out);
+  // The status line as http1::write_status_line writes it.
+  if (response.status == 200) {
+    w.write("HTTP/1.1 200 OK\r\n"sv);
+  } else {
+    const int status = response.status;
+    char line[13];  // "HTTP/1.1 NNN "
+    std::memcpy(line, "HTTP/1.1 ", 9);
+    line[9] = static_cast<char>('0' + status / 100);
+    line[10] = static_cast<char>('0' + status / 10 % 10);
+    line[11] = static_cast<char>('0' + status % 10);
+    line[12] = ' ';
+    w.write(std::string_view(line, sizeof line),
+            response.reason.empty() ? reason_phrase(status) : response.reason, "\r\n"sv);
+  }
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const std::string_view name = fields[i].name.view(base);
+    switch (kind_at(kinds, base, fields, i)) {
       case Kind::kUpgrade:
         if (!switching) continue;
-        http1::write_field(out, name, field.value.view(base));
+        w.field(name, fields[i].value.view(base));
         continue;
       case Kind::kConnection:
       case Kind::kKeepAlive:
@@ -450,30 +645,31 @@ ClientFraming write_response_head(Out& out, const UpstreamResponse& response,
       default:
         break;
     }
-    if (s.connection_names_fields && named_in_connection(base, response.fields, name)) continue;
+    if (s.connection_names_fields && named_in_connection(base, fields, kinds, name)) continue;
     if (has_edits && in_edits(how.edits, name)) continue;
-    http1::write_field(out, name, field.value.view(base));
+    w.field(name, fields[i].value.view(base));
   }
-  if (!s.has_date && !edited(how.edits, "date"sv)) out.append(how.date_line);
+  if (!s.has_date && !edited(how.edits, "date"sv)) w.write(how.date_line);
   if (!how.request_id.empty() && !edited(how.edits, "x-request-id"sv))
-    http1::write_field(out, "X-Request-Id"sv, how.request_id);
-  write_added(out, how.edits);
+    w.field("X-Request-Id"sv, how.request_id);
+  write_added(w, how.edits);
 
   if (switching) {
-    out.append("Connection: upgrade\r\n"sv);
+    w.write("Connection: upgrade\r\n"sv);
   } else if (framing.close) {
-    out.append("Connection: close\r\n"sv);
+    w.write("Connection: close\r\n"sv);
   } else if (!how.client_http11) {
-    out.append("Connection: keep-alive\r\n"sv);  // HTTP/1.0 persists only when told
+    w.write("Connection: keep-alive\r\n"sv);  // HTTP/1.0 persists only when told
   }
   if (framing.framing != http1::Framing::kNone) {
-    http1::write_framing(out, framing.framing, response.content_length);
+    w.framing(framing.framing, response.content_length);
   } else if (!response.has_body && response.has_content_length && response.status != 204 &&
              response.status >= 200) {
     // HEAD and 304 may tell the length the body would have (RFC 9110 §8.6).
-    http1::write_framing(out, http1::Framing::kLength, response.content_length);
+    w.framing(http1::Framing::kLength, response.content_length);
   }
-  http1::end_head(out);
+  w.write("\r\n"sv);
+  w.finish();
   return framing;
 }
 

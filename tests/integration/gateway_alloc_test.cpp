@@ -11,133 +11,15 @@
 // client and one pooled upstream connection.
 // PORTICO_ALLOC_TRACE=1 prints a backtrace for each allocation counted in a
 // measured window, to find the caller when the count is not zero.
-#include <execinfo.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <memory>
-#include <new>
 #include <string>
 
+#include "../counting_new.hpp"
 #include "portico/gateway.hpp"
 #include "test_client.hpp"
-
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-// Set on the test's thread: its allocations are not the proxy's.
-thread_local bool t_client_thread = false;
-thread_local bool t_in_trace = false;
-std::atomic<bool> g_trace{false};  // a measured window is open and tracing was asked for
-
-void count_allocation() {
-  if (t_client_thread) return;
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (g_trace.load(std::memory_order_relaxed) && !t_in_trace) {
-    t_in_trace = true;
-    void* frames[32];
-    const int depth = ::backtrace(frames, 32);
-    static constexpr char kMark[] = "---- allocation in the measured window\n";
-    (void)!::write(2, kMark, sizeof kMark - 1);
-    ::backtrace_symbols_fd(frames, depth, 2);
-    t_in_trace = false;
-  }
-}
-
-void* counted_alloc(std::size_t size) {
-  count_allocation();
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* counted_aligned_alloc(std::size_t size, std::align_val_t align) {
-  count_allocation();
-  const auto alignment = static_cast<std::size_t>(align);
-  const std::size_t rounded = (size + alignment - 1) / alignment * alignment;
-  if (void* p = std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t size) {
-  return counted_alloc(size);
-}
-void* operator new[](std::size_t size) {
-  return counted_alloc(size);
-}
-void* operator new(std::size_t size, std::align_val_t align) {
-  return counted_aligned_alloc(size, align);
-}
-void* operator new[](std::size_t size, std::align_val_t align) {
-  return counted_aligned_alloc(size, align);
-}
-// The nothrow forms too: the parser grows its field lists with them, and
-// ASan pairs a new[] it served with its own delete[] only.
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return counted_alloc(size);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  try {
-    return counted_alloc(size);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
-  try {
-    return counted_aligned_alloc(size, align);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
-  try {
-    return counted_aligned_alloc(size, align);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
 
 namespace portico::testing {
 namespace {
@@ -148,7 +30,7 @@ constexpr int kMeasured = 10'000;
 class GatewayAllocTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    t_client_thread = true;
+    count_allocations_on_this_thread(false);  // the client allocates freely
     ServerOptions options;
     options.port = 0;
     options.handle_signals = false;
@@ -205,20 +87,20 @@ class GatewayAllocTest : public ::testing::Test {
     const bool trace = std::getenv("PORTICO_ALLOC_TRACE") != nullptr;
     for (int i = 0; i < warmup + measured; ++i) {
       if (i == warmup) {
-        before = g_allocations.load();
-        g_trace = trace;
+        before = allocations();
+        trace_allocations(trace);
       }
       const std::string path = target.back() == '/' ? target + std::to_string(i % 1000) : target;
       const ReadResult r = client.request(request_bytes("GET", path));
       if (!r.ok() || r.response.status != 200) {
-        g_trace = false;
+        trace_allocations(false);
         ADD_FAILURE() << "request " << i << " " << path << ": " << to_string(r.outcome) << " "
                       << r.error << " " << r.response.status;
         return static_cast<std::size_t>(-1);
       }
     }
-    g_trace = false;
-    return g_allocations.load() - before;
+    trace_allocations(false);
+    return allocations() - before;
   }
 
   std::unique_ptr<Server> upstream_;

@@ -7,49 +7,11 @@
 // more must allocate nothing on the reactor thread.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <string>
 
+#include "../counting_new.hpp"
 #include "portico/server.hpp"
 #include "test_client.hpp"
-
-namespace {
-std::atomic<std::size_t> g_server_allocations{0};
-// Set by the handlers on the thread they run on (the reactor).
-thread_local bool t_count_allocations = false;
-
-void* counted_alloc(std::size_t size) {
-  if (t_count_allocations) g_server_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* counted_aligned_alloc(std::size_t size, std::align_val_t align) {
-  if (t_count_allocations) g_server_allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto alignment = static_cast<std::size_t>(align);
-  const std::size_t rounded = (size + alignment - 1) / alignment * alignment;
-  if (void* p = std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t size) { return counted_alloc(size); }
-void* operator new[](std::size_t size) { return counted_alloc(size); }
-void* operator new(std::size_t size, std::align_val_t align) {
-  return counted_aligned_alloc(size, align);
-}
-void* operator new[](std::size_t size, std::align_val_t align) {
-  return counted_aligned_alloc(size, align);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace portico::testing {
 namespace {
@@ -59,16 +21,16 @@ constexpr int kMeasured = 10'000;
 
 void alloc_routes(Server& server) {
   server.get("/plaintext", [](Request&, Response& res) {
-    t_count_allocations = true;
+    count_allocations_on_this_thread(true);
     res.text("Hello, World!");
   });
   server.get("/users/:id", [](Request& req, Response& res) {
-    t_count_allocations = true;
+    count_allocations_on_this_thread(true);
     res.format("user {}", req.param("id"));
   });
   // Allocates on purpose: shows that the counter counts.
   server.get("/allocates", [](Request&, Response& res) {
-    t_count_allocations = true;
+    count_allocations_on_this_thread(true);
     auto* leak_free = new std::string(200, 'a');
     res.text(*leak_free);
     delete leak_free;
@@ -77,13 +39,17 @@ void alloc_routes(Server& server) {
 
 class ServerAllocTest : public ServerFixture {
  protected:
+  // Only the thread the handlers run on (the reactor) counts: each handler
+  // turns counting on for its own thread.
+  ServerAllocTest() { count_allocations_by_default(false); }
+
   // Serves `count` keep-alive requests for `target` (with `id` varied when it
   // ends in '/') and returns the server-side allocations made meanwhile.
   std::size_t allocations_for(TestClient& client, const std::string& target, int warmup,
                               int measured) {
     std::size_t before = 0;
     for (int i = 0; i < warmup + measured; ++i) {
-      if (i == warmup) before = g_server_allocations.load();
+      if (i == warmup) before = allocations();
       const std::string path = target.back() == '/' ? target + std::to_string(i % 1000) : target;
       const std::string req = request_bytes("GET", path);
       const ReadResult r = client.request(req);
@@ -93,7 +59,7 @@ class ServerAllocTest : public ServerFixture {
         return static_cast<std::size_t>(-1);
       }
     }
-    return g_server_allocations.load() - before;
+    return allocations() - before;
   }
 };
 
@@ -119,14 +85,14 @@ TEST_F(ServerAllocTest, PipelinedPlaintextAllocatesNothingPerRequest) {
   for (int d = 0; d < 16; ++d) batch += request_bytes("GET", d % 2 ? "/plaintext" : "/users/77");
   std::size_t before = 0;
   for (int round = 0; round < (kWarmup + kMeasured) / 16; ++round) {
-    if (round == kWarmup / 16) before = g_server_allocations.load();
+    if (round == kWarmup / 16) before = allocations();
     ASSERT_TRUE(client.send(batch));
     for (int d = 0; d < 16; ++d) {
       const ReadResult r = client.read_response();
       ASSERT_TRUE(r.ok() && r.response.status == 200) << to_string(r.outcome) << " " << r.error;
     }
   }
-  EXPECT_EQ(g_server_allocations.load() - before, 0u);
+  EXPECT_EQ(allocations() - before, 0u);
 }
 
 TEST_F(ServerAllocTest, CounterCountsServerAllocations) {
