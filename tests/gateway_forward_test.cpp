@@ -158,7 +158,8 @@ TEST(GatewayForwardTest, ExactlyOneFraming) {
 TEST(GatewayForwardTest, ForwardedFieldsFromUntrustedPeerAreReplaced) {
   const Forwarded f = forward(
       "GET /p HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
-      "X-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\nForwarded: for=6.6.6.6\r\nX-Real-IP: "
+      "X-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\nX-Forwarded-By: 6.6.6.6\r\n"
+      "x-forwarded-ip: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Real-IP: "
       "6.6.6.6\r\n"
       "Accept: a\r\n" +
           std::string(kSaneId) + std::string(kTrace) + "\r\n",
@@ -919,16 +920,16 @@ class HeadGenerator {
 // with both versions to see the bytes.
 TEST(GatewayForwardTest, GeneratedHeadsMatchRecordedDigests) {
   static constexpr std::uint64_t kDigests[40] = {
-      0x2486b48fdc08dce8ull, 0xe50720aabc516bc6ull, 0xcfd9b2ab4bc320bdull, 0x16e8b46380a6b164ull,
-      0x43f922069da42e93ull, 0xb1c3bf8276253c7eull, 0xc5f35ce5fd86f790ull, 0xd1e51e3bafeb742eull,
-      0x9501e97826bca2e2ull, 0x3a6dacf3b48a788eull, 0xc4896d70b4ca7845ull, 0xd8a180c0f6996af2ull,
-      0x39e6c97ca1ba48e7ull, 0xc5cc57e3a8e7927bull, 0x76a83b52cb95b051ull, 0x260123b55aaf5b62ull,
-      0x9d1134d97ddb9e0cull, 0x771a9352ebaa563dull, 0x8710f655f758dfebull, 0x50bb95d901a4d1a1ull,
-      0xc33f4b65d50055e2ull, 0x70d20bb9a6121fbfull, 0x2e7d8189cb5240baull, 0x39c54a5935066b6aull,
-      0xd9217a1a93d0eaf0ull, 0xc103b92edba873f6ull, 0x0e39625fe1a5136dull, 0x8ca0c00fd8b7db8bull,
-      0xf5f7c358cd14d2efull, 0x610284f7bf922686ull, 0xe882fe237120a876ull, 0x43d4cd442e284342ull,
-      0x9514f4072f76284eull, 0x31b98be347bc05f9ull, 0xedb2532f19dbc22eull, 0xae0da0dc8d5d62b8ull,
-      0xc8c5222b820adbcfull, 0x11ab61ccd18590beull, 0xeb27c214bf1f45d8ull, 0x638c3cf9ce523153ull,
+      0x05eedba2bfa2f5eeull, 0xda5a403f011c3dc2ull, 0x67b775c0a3b5ea64ull, 0x95944f636915fd3full,
+      0x2c1b113be6ab24d5ull, 0x2c31d3feff44e4f0ull, 0x42c2169468078a7dull, 0x1bf25cbcbff73ddaull,
+      0xf0e481e01358b347ull, 0x19e723fc6486c01eull, 0x83316c53bd52e01cull, 0xfbf8976d512254eeull,
+      0x5151fb3550cc9c16ull, 0xd7f1b4d26bbffa3aull, 0xa8d96cadfeaecc98ull, 0x424618317e4affc9ull,
+      0x29dc3ddae874a9baull, 0x2fdb205b183d40ddull, 0x60a725d1a9af77ddull, 0xc0478883a3731f07ull,
+      0x6ee0ca594330ccc9ull, 0x75b42bff2b3729b5ull, 0xa68946377476f8f3ull, 0xd6828e1fe2629d86ull,
+      0x325564b0b63d522eull, 0xb2ddc9d4f58cffc6ull, 0x9702283c7c7a08bbull, 0x182897bd7950372full,
+      0x24aefcf28c3e4dd0ull, 0xe7fb059ee5112bb4ull, 0xdeaa1c128a5ba6e8ull, 0x88b6443d02b5343eull,
+      0x6270c73cd0e3397full, 0x3b8b336560033540ull, 0xbfeffdae3669a429ull, 0x61184d3e48b3d24full,
+      0x8cf9184add69da7bull, 0x459aa2a1d7741cd5ull, 0x358967278d1d0772ull, 0xca9337d0bf2e6243ull,
   };
   HeadGenerator generator;
   int forwarded = 0;

@@ -160,7 +160,8 @@ bool name_is(const char* p) noexcept {
     case 12:
       return name_is<"x-request-id">(p) ? Kind::kXRequestId : Kind::kOther;
     case 14:
-      return name_is<"content-length">(p) ? Kind::kContentLength : Kind::kOther;
+      if (name_is<"content-length">(p)) return Kind::kContentLength;
+      break;  // or an X-Forwarded-* name of 14 bytes (X-Forwarded-By)
     case 16:
       if (name_is<"proxy-connection">(p)) return Kind::kProxyConnection;
       break;
