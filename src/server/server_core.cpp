@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 
 #include "net/sockets.hpp"
@@ -21,10 +22,23 @@ inline namespace v0 {
 namespace detail {
 
 void ServerCore::replace_routes(Routes table) {
-  (void)change_routes([&](Routes& routes) {
-    routes = std::move(table);
-    return RouteError{};
-  });
+  std::lock_guard lock(routes_mutex_);
+  routes_ = std::move(table);
+  if (!started_.load(std::memory_order_acquire)) return;
+  publish_locked();
+  // A whole table replaced (a gateway's reload) is often large: free it once
+  // every reactor has passed a quiescent point (publish_locked() woke them),
+  // rather than at the next change, which may be hours away. Bounded: a
+  // reactor stuck in a handler only delays the free to the next publish.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (unsigned round = 0; table_->reclaim() != 0; ++round) {
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    if (round < 64) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
 }
 
 void ServerCore::publish_locked() {
