@@ -383,9 +383,12 @@ struct TrieBuilder::Impl {
   std::string joined_names;
   std::vector<std::string_view> route_names;
   // Where the previous add() passed through static nodes: (byte offset in
-  // its pattern just past the node's label, node). Route tables usually list
-  // routes that share long prefixes one after another; the next add() starts
-  // from the deepest node inside the common prefix instead of the root.
+  // its pattern just past the node's label, node), by offset. Route tables
+  // usually list routes that share long prefixes one after another; the next
+  // add() starts from the deepest node inside the common prefix instead of
+  // the root, and keeps the checkpoints up to there: a node's text never
+  // changes (a split gives the new node the shorter text), so they stay true
+  // for any later pattern with that prefix.
   struct Checkpoint {
     std::uint32_t end;
     std::uint32_t node;
@@ -398,6 +401,10 @@ struct TrieBuilder::Impl {
   // Interned route parameter-name lists: joined names -> offset in `names`.
   std::unordered_map<std::string, std::uint32_t> name_lists;
   std::vector<std::string> names;
+  // The previous route's joined names and their offset: neighbours in a
+  // table usually share them, which saves hashing the list.
+  std::string last_joined_names;
+  std::uint32_t last_names_offset = kNil;
 
   Impl() { nodes.emplace_back(); }
 
@@ -692,8 +699,12 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
     b.joined_names.append(pattern.substr(p.begin, p.length));
     b.joined_names.push_back('\0');
   }
-  auto found = b.name_lists.find(b.joined_names);
-  if (found == b.name_lists.end() && b.names.size() + b.route_names.size() > 0xFFFFFFu) {
+  std::uint32_t names_offset = kNil;
+  if (b.last_names_offset != kNil && b.joined_names == b.last_joined_names) {
+    names_offset = b.last_names_offset;
+  } else if (auto found = b.name_lists.find(b.joined_names); found != b.name_lists.end()) {
+    names_offset = found->second;
+  } else if (b.names.size() + b.route_names.size() > 0xFFFFFFu) {
     return RouteError(RouteErrc::kLimitExceeded, 0,
                       "pattern " + quote(pattern) + ": too many distinct parameter names");
   }
@@ -709,14 +720,13 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
                     std::min(b.last_pattern.size(), pattern.size()));
   std::uint32_t node = 0;
   std::uint32_t resume = 0;
-  for (auto it = b.checkpoints.rbegin(); it != b.checkpoints.rend(); ++it) {
-    if (it->end <= common) {
-      node = it->node;
-      resume = it->end;
-      break;
-    }
+  std::size_t keep = b.checkpoints.size();
+  while (keep > 0 && b.checkpoints[keep - 1].end > common) --keep;
+  if (keep > 0) {
+    node = b.checkpoints[keep - 1].node;
+    resume = b.checkpoints[keep - 1].end;
   }
-  b.checkpoints.clear();
+  b.checkpoints.resize(keep);
   for (const Piece& p : b.pieces) {
     const auto piece_end = static_cast<std::uint32_t>(p.begin + p.length);
     if (piece_end <= resume) continue;
@@ -760,13 +770,14 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
     }
   }
 
-  std::uint32_t names_offset = 0;
-  if (found != b.name_lists.end()) {
-    names_offset = found->second;
-  } else {
+  if (names_offset == kNil) {
     names_offset = static_cast<std::uint32_t>(b.names.size());
     for (std::string_view n : b.route_names) b.names.emplace_back(n);
     b.name_lists.emplace(b.joined_names, names_offset);
+  }
+  if (names_offset != b.last_names_offset) {
+    b.last_joined_names.swap(b.joined_names);
+    b.last_names_offset = names_offset;
   }
 
   ++b.route_count;
