@@ -807,7 +807,11 @@ FrozenTrie TrieBuilder::freeze() const {
     return text.next == kNil && text.slot_count == 0 ? node.first_static : kNil;
   };
   std::size_t fused = 0;
-  for (const BuildNode& node : b.nodes) fused += fused_text(node) != kNil ? 1 : 0;
+  bool all_static = true;
+  for (const BuildNode& node : b.nodes) {
+    fused += fused_text(node) != kNil ? 1 : 0;
+    all_static = all_static && node.kind == kStatic;
+  }
   const std::size_t node_count = b.nodes.size() - fused;
 
   // A node reached through static text that ends in '/' and whose only
@@ -823,18 +827,32 @@ FrozenTrie TrieBuilder::freeze() const {
            param.slot_count != 0;
   };
 
-  // Decided first: the indexes need to know each node's layout index.
+  // The indexes' entries and bytes, counted first so that one arena chunk
+  // of the exact size holds the whole table and the layout pass below fills
+  // the indexes as it goes: a walk over the static edges, by text length.
   std::size_t static_endpoints = 0;
+  std::size_t static_path_bytes = 0;
   std::size_t tail_parents = 0;
+  std::size_t tail_path_bytes = 0;
   {
-    std::vector<std::uint32_t> walk_stack{0};
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> walk_stack{{0u, 0u}};  // node, length
     while (!walk_stack.empty()) {
-      const BuildNode& node = b.nodes[walk_stack.back()];
+      const auto [n, before] = walk_stack.back();
       walk_stack.pop_back();
-      static_endpoints += node.slot_count != 0 ? 1 : 0;
-      tail_parents += tail_parent(node) ? 1 : 0;
+      const BuildNode& node = b.nodes[n];
+      const std::uint32_t length = before + node.label_length;
+      if (length <= 0xFFFF) {
+        if (node.slot_count != 0) {
+          ++static_endpoints;
+          static_path_bytes += length + 2;
+        }
+        if (tail_parent(node)) {
+          ++tail_parents;
+          tail_path_bytes += length + 2;
+        }
+      }
       for (std::uint32_t c = node.first_static; c != kNil; c = b.nodes[c].next) {
-        walk_stack.push_back(c);
+        walk_stack.emplace_back(c, length);
       }
     }
   }
@@ -845,7 +863,15 @@ FrozenTrie TrieBuilder::freeze() const {
   // every lookup (bench/README.md).
   const bool build_static_index = static_endpoints != 0 && static_endpoints * 2 >= b.route_count;
   const bool build_tail_index = tail_parents != 0;
-  std::vector<std::uint32_t> layout_of(build_static_index || build_tail_index ? b.nodes.size() : 0);
+  auto index_entries = [](bool build, std::size_t items) -> std::size_t {
+    if (!build) return 0;
+    std::size_t entries = 2;
+    while (entries < items * 2) entries *= 2;
+    return entries;
+  };
+  const std::size_t static_entries = index_entries(build_static_index, static_endpoints);
+  const std::size_t tail_entries = index_entries(build_tail_index, tail_parents);
+  if (!build_static_index) static_path_bytes = 0;
 
   std::size_t name_bytes = 0;
   for (const std::string& n : b.names) name_bytes += n.size();
@@ -858,7 +884,8 @@ FrozenTrie TrieBuilder::freeze() const {
       alignof(TrieSlot) + b.names.size() * sizeof(std::string_view) + alignof(std::string_view) +
       b.predicates.size() * sizeof(ParamPredicate) + alignof(ParamPredicate) +
       b.custom_methods.size() * sizeof(std::string_view) + alignof(std::string_view) + node_count +
-      label_bytes + name_bytes + custom_bytes + 64;
+      label_bytes + name_bytes + custom_bytes + (static_entries + tail_entries) * 8 +
+      2 * alignof(std::uint32_t) + static_path_bytes + tail_path_bytes + 64;
   t.arena_ = Arena(total);
 
   auto* nodes = t.arena_.allocate_array<TrieNode>(node_count);
@@ -869,16 +896,63 @@ FrozenTrie TrieBuilder::freeze() const {
   auto* first_bytes = t.arena_.allocate_array<unsigned char>(node_count);
   auto* labels = t.arena_.allocate_array<char>(label_bytes == 0 ? 1 : label_bytes);
 
+  // An index being filled: open addressing into `table`, paths appended to
+  // `paths`; `key` is the byte it filters on besides the length.
+  struct IndexFill {
+    PathIndex index;
+    std::uint32_t* table = nullptr;
+    char* paths = nullptr;
+    std::size_t cursor = 0;
+    std::size_t count = 0;
+    unsigned (*key)(std::string_view) = nullptr;
+
+    void start(Arena& arena, std::size_t entries, std::size_t path_bytes,
+               unsigned (*key_of)(std::string_view)) {
+      if (entries == 0) return;
+      table = arena.allocate_array<std::uint32_t>(entries * 2);
+      std::memset(table, 0, entries * 8);
+      paths = arena.allocate_array<char>(path_bytes);
+      key = key_of;
+      index.entries = table;
+      index.paths = paths;
+      index.mask = static_cast<std::uint32_t>(entries - 1);
+    }
+    void insert(std::string_view text, std::uint32_t node) {
+      std::size_t slot = hash_path(text.data(), text.size()) & index.mask;
+      while (table[slot * 2] != 0) slot = (slot + 1) & index.mask;
+      table[slot * 2] = node + 1;
+      table[slot * 2 + 1] = static_cast<std::uint32_t>(cursor);
+      const auto length = static_cast<std::uint16_t>(text.size());
+      std::memcpy(paths + cursor, &length, 2);
+      std::memcpy(paths + cursor + 2, text.data(), text.size());
+      cursor += text.size() + 2;
+      index.lengths |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
+      index.keys |= std::uint64_t{1} << (key(text) & 63u);
+      ++count;
+    }
+  };
+  IndexFill statics;
+  IndexFill tails;
+  statics.start(t.arena_, static_entries, static_path_bytes, last_byte);
+  tails.start(t.arena_, tail_entries, tail_path_bytes, second_byte);
+  const bool fill_indexes = build_static_index || build_tail_index;
+
   // Layout, in one depth-first pass: a node's children get one contiguous
   // block of indices when the node is laid out, and its first child is laid
   // out next, so the nodes a lookup touches along a path sit close together.
+  // A node reached through static text alone carries the length of the text
+  // before its label, so its full text is at hand for the indexes: `path`
+  // holds the text of the last such node visited, whose first `before`
+  // bytes are this node's parent's (depth-first order).
+  constexpr std::uint32_t kBelowWildcard = kNil;
   struct Pending {
     std::uint32_t node;    // build node
     std::uint32_t layout;  // its index in `nodes`
+    std::uint32_t before;  // length of the static text before it, or kBelowWildcard
   };
-  std::vector<Pending> stack{{0, 0}};
+  std::vector<Pending> stack{{0, 0, 0}};
   std::vector<std::uint32_t> children;
-  std::vector<BuildSlot> sorted;
+  std::string path;
   std::uint32_t next_index = 1;
   std::uint32_t label_cursor = 0;
   std::uint32_t slot_cursor = 0;
@@ -886,7 +960,6 @@ FrozenTrie TrieBuilder::freeze() const {
     const Pending at = stack.back();
     stack.pop_back();
     const BuildNode& src = b.nodes[at.node];
-    if (!layout_of.empty()) layout_of[at.node] = at.layout;
     // The node whose label and children this one takes: itself, or the
     // text fused into a param.
     const std::uint32_t text_node = fused_text(src);
@@ -907,23 +980,36 @@ FrozenTrie TrieBuilder::freeze() const {
     dst.first_slot = slot_cursor;
     dst.slot_count = src.slot_count;
     // Method-specific slots first (by id), the any-method slot last, so the
-    // first slot a lookup accepts is the most specific one.
-    sorted.clear();
+    // first slot a lookup accepts is the most specific one. A node holds a
+    // few slots: insertion sort in place.
+    TrieSlot* const first = slots + slot_cursor;
     for (std::uint32_t x = src.first_slot; x != kNil; x = b.slots[x].next) {
-      sorted.push_back(b.slots[x]);
+      const BuildSlot& from = b.slots[x];
+      const TrieSlot slot{from.handler, static_cast<std::uint32_t>(from.method) << 24 | from.names};
+      TrieSlot* hole = slots + slot_cursor++;
+      while (hole != first && (hole - 1)->method() > slot.method()) {
+        *hole = *(hole - 1);
+        --hole;
+      }
+      *hole = slot;
     }
-    if (sorted.size() > 1) {
-      std::sort(sorted.begin(), sorted.end(),
-                [](const BuildSlot& x, const BuildSlot& y) { return x.method < y.method; });
-    }
-    for (const BuildSlot& x : sorted) {
-      slots[slot_cursor++] = {x.handler, static_cast<std::uint32_t>(x.method) << 24 | x.names};
+    std::uint32_t length = kBelowWildcard;
+    if (fill_indexes && at.before != kBelowWildcard) {
+      length = at.before + src.label_length;
+      path.resize(at.before);
+      path.append(b.text.data() + src.label_offset, src.label_length);
+      if (length <= 0xFFFF) {
+        if (build_static_index && src.slot_count != 0) statics.insert(path, at.layout);
+        if (build_tail_index && tail_parent(src)) tails.insert(path, at.layout);
+      }
     }
     children.clear();
     for (std::uint32_t c = below.first_static; c != kNil; c = b.nodes[c].next) children.push_back(c);
+    const std::size_t static_children = children.size();
     for (std::uint32_t c = below.first_wild; c != kNil; c = b.nodes[c].next) children.push_back(c);
     for (std::size_t k = children.size(); k-- > 0;) {
-      stack.push_back({children[k], next_index + static_cast<std::uint32_t>(k)});
+      stack.push_back({children[k], next_index + static_cast<std::uint32_t>(k),
+                       k < static_children ? length : kBelowWildcard});
     }
     next_index += static_cast<std::uint32_t>(children.size());
   }
@@ -933,65 +1019,10 @@ FrozenTrie TrieBuilder::freeze() const {
     customs[i] = t.arena_.copy(b.custom_methods[i]);
   }
 
-  if (build_static_index || build_tail_index) {
-    // Both indexes, from one walk over the static edges: the full text of
-    // each node reached, with its layout index.
-    using Entries = std::vector<std::pair<std::string, std::uint32_t>>;
-    Entries statics;
-    Entries tails;
-    statics.reserve(build_static_index ? static_endpoints : 0);
-    tails.reserve(build_tail_index ? tail_parents : 0);
-    std::vector<std::pair<std::uint32_t, std::uint32_t>> walk_stack{{0u, 0u}};  // node, length
-    std::string path;
-    while (!walk_stack.empty()) {
-      const auto [n, length] = walk_stack.back();
-      walk_stack.pop_back();
-      const BuildNode& node = b.nodes[n];
-      path.resize(length);
-      path.append(b.text.data() + node.label_offset, node.label_length);
-      if (path.size() <= 0xFFFF) {
-        if (build_static_index && node.slot_count != 0) statics.emplace_back(path, layout_of[n]);
-        if (build_tail_index && tail_parent(node)) tails.emplace_back(path, layout_of[n]);
-      }
-      for (std::uint32_t c = node.first_static; c != kNil; c = b.nodes[c].next) {
-        walk_stack.emplace_back(c, static_cast<std::uint32_t>(path.size()));
-      }
-    }
-    auto build = [&t](const Entries& items, unsigned (*key)(std::string_view)) {
-      PathIndex index;
-      if (items.empty()) return index;
-      std::size_t entries = 2;
-      while (entries < items.size() * 2) entries *= 2;
-      std::size_t path_bytes = 0;
-      for (const auto& item : items) path_bytes += item.first.size() + 2;
-      auto* table = t.arena_.allocate_array<std::uint32_t>(entries * 2);
-      std::memset(table, 0, entries * 8);
-      auto* paths = t.arena_.allocate_array<char>(path_bytes);
-      std::size_t cursor = 0;
-      for (const auto& [text, node] : items) {
-        std::size_t slot = hash_path(text.data(), text.size()) & (entries - 1);
-        while (table[slot * 2] != 0) slot = (slot + 1) & (entries - 1);
-        table[slot * 2] = node + 1;
-        table[slot * 2 + 1] = static_cast<std::uint32_t>(cursor);
-        const auto length = static_cast<std::uint16_t>(text.size());
-        std::memcpy(paths + cursor, &length, 2);
-        std::memcpy(paths + cursor + 2, text.data(), text.size());
-        cursor += text.size() + 2;
-        index.lengths |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
-        index.keys |= std::uint64_t{1} << (key(text) & 63u);
-      }
-      index.entries = table;
-      index.paths = paths;
-      index.mask = static_cast<std::uint32_t>(entries - 1);
-      return index;
-    };
-    t.static_index_ = build(statics, last_byte);
-    t.tail_index_ = build(tails, second_byte);
-    t.static_only_ = t.static_index_.entries != nullptr &&
-                     std::all_of(b.nodes.begin(), b.nodes.end(),
-                                 [](const BuildNode& n) { return n.kind == kStatic; }) &&
-                     statics.size() == static_endpoints;
-  }
+  t.static_index_ = statics.index;
+  t.tail_index_ = tails.index;
+  t.static_only_ =
+      t.static_index_.entries != nullptr && all_static && statics.count == static_endpoints;
 
   t.nodes_ = nodes;
   t.first_bytes_ = first_bytes;
