@@ -293,7 +293,18 @@ struct Piece {
   std::size_t begin;  // static text or the name, as offsets into the pattern
   std::size_t length;
   std::size_t position;  // where the piece starts in the pattern (for errors)
+  std::size_t end;       // where the next piece starts: past a wildcard's '}'
 };
+
+// The first of "{}*:" in a parameter name, or npos (a byte loop: per byte,
+// find_first_of would search the set).
+std::size_t bad_name_byte(std::string_view name) {
+  for (std::size_t k = 0; k < name.size(); ++k) {
+    const char c = name[k];
+    if (c == '{' || c == '}' || c == '*' || c == ':') return k;
+  }
+  return std::string_view::npos;
+}
 
 constexpr std::uint32_t kNil = 0xFFFFFFFFu;
 
@@ -414,13 +425,17 @@ struct TrieBuilder::Impl {
     return custom_methods[id - kStandardMethodCount];
   }
 
-  RouteError parse(std::string_view pattern, std::vector<Piece>& out) const;
+  RouteError parse(std::string_view pattern, std::size_t from, std::vector<Piece>& out) const;
   std::uint32_t insert_static(std::uint32_t node, const char* bytes, std::uint32_t length,
                               std::uint32_t at);
   std::uint32_t insert_wild(std::uint32_t node, std::uint8_t kind, std::uint8_t type);
 };
 
-RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>& out) const {
+// Parses pattern[from, size) into `out`, which holds the pieces of
+// pattern[0, from) already (from the previous pattern, which shares those
+// bytes: see add()). REQUIRES: `from` is 0 or where such a piece ends.
+RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::size_t from,
+                                    std::vector<Piece>& out) const {
   auto fail = [&](RouteErrc code, std::size_t at, std::string_view what) {
     return RouteError(code, at,
                       "pattern " + quote(pattern) + ": " + std::string(what) + " (at byte " +
@@ -437,17 +452,19 @@ RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>
       static_cast<std::size_t>(std::count(pattern.begin(), pattern.end(), '/')) > kMaxSegments) {
     return fail(RouteErrc::kLimitExceeded, 0, "more than 128 segments");
   }
-  std::size_t i = 0;
-  std::size_t static_begin = 0;
+  std::size_t i = from;
+  std::size_t static_begin = from;
   std::size_t params = 0;
+  for (const Piece& p : out) params += p.kind != kStatic ? 1 : 0;
   auto flush_static = [&](std::size_t end) {
     if (end > static_begin)
-      out.push_back({kStatic, kUntyped, static_begin, end - static_begin, static_begin});
+      out.push_back({kStatic, kUntyped, static_begin, end - static_begin, static_begin, end});
   };
   // Without braces only a segment's first byte can start a wildcard: the
   // scan jumps from one '/' to the next instead of visiting every byte.
-  const bool braces = pattern.find('{') != std::string_view::npos ||
-                      pattern.find('}') != std::string_view::npos;
+  const std::string_view rest = pattern.substr(from);
+  const bool braces = rest.find('{') != std::string_view::npos ||
+                      rest.find('}') != std::string_view::npos;
   while (i < pattern.size()) {
     const char c = pattern[i];
     const bool segment_start = i > 0 && pattern[i - 1] == '/';
@@ -502,7 +519,7 @@ RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>
         }
         type = static_cast<std::uint8_t>(it - type_names.begin());
       }
-      if (name.find_first_of("{*:") != std::string_view::npos) {
+      if (bad_name_byte(name) != std::string_view::npos) {
         return fail(RouteErrc::kBadSyntax, inner, "bad character in parameter name");
       }
       name_begin = inner;
@@ -512,7 +529,7 @@ RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>
       name_begin = i + 1;
       name_length = end - name_begin;
       const std::string_view name = pattern.substr(name_begin, name_length);
-      const std::size_t bad = name.find_first_of("{}*:");
+      const std::size_t bad = bad_name_byte(name);
       if (bad != std::string_view::npos) {
         return fail(RouteErrc::kBadSyntax, name_begin + bad, "bad character in parameter name");
       }
@@ -533,7 +550,7 @@ RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>
     if (++params > Params::kCapacity) {
       return fail(RouteErrc::kTooManyParams, start, "more than 16 parameters");
     }
-    out.push_back({kind, type, name_begin, name_length, start});
+    out.push_back({kind, type, name_begin, name_length, start, end});
     i = end;
     static_begin = end;
   }
@@ -687,8 +704,26 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
                             std::uint32_t handler) {
   Impl& b = *impl_;
   (void)method_text;
-  b.pieces.clear();
-  if (RouteError error = b.parse(pattern, b.pieces)) return error;
+  // The previous pattern's pieces that end before the common prefix does are
+  // this pattern's too (parsing is left to right, and a piece's end is
+  // decided by the byte there), already checked: only the rest is parsed.
+  const std::size_t common =
+      common_prefix(b.last_pattern.data(), pattern.data(),
+                    std::min(b.last_pattern.size(), pattern.size()));
+  std::size_t kept = 0;
+  std::size_t parsed_to = 0;
+  while (kept < b.pieces.size() && b.pieces[kept].end < common) parsed_to = b.pieces[kept++].end;
+  b.pieces.resize(kept);
+  // On an error, nothing of this pattern is kept: `pieces` and
+  // `last_pattern` (and so the checkpoints) describe the same pattern.
+  auto forget = [&b] {
+    b.pieces.clear();
+    b.last_pattern.clear();
+  };
+  if (RouteError error = b.parse(pattern, parsed_to, b.pieces)) {
+    forget();
+    return error;
+  }
 
   // The route's parameter names, interned: routes share one copy of a list.
   b.joined_names.clear();
@@ -705,6 +740,7 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
   } else if (auto found = b.name_lists.find(b.joined_names); found != b.name_lists.end()) {
     names_offset = found->second;
   } else if (b.names.size() + b.route_names.size() > 0xFFFFFFu) {
+    forget();
     return RouteError(RouteErrc::kLimitExceeded, 0,
                       "pattern " + quote(pattern) + ": too many distinct parameter names");
   }
@@ -715,9 +751,6 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
   // Resume from the previous route's deepest static node inside the common
   // prefix. That is safe: parsing is left to right, so a shared prefix that
   // ends inside (or at the end of) a static piece parses to the same pieces.
-  const std::size_t common =
-      common_prefix(b.last_pattern.data(), pattern.data(),
-                    std::min(b.last_pattern.size(), pattern.size()));
   std::uint32_t node = 0;
   std::uint32_t resume = 0;
   std::size_t keep = b.checkpoints.size();
