@@ -821,6 +821,70 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
   return {};
 }
 
+namespace {
+
+// An index being filled: open addressing into `table`, paths appended to
+// `paths`; `key` is the byte it filters on besides the length. A table of
+// 100k+ entries is megabytes: each insert's first probe would be a cache
+// miss, waited for one at a time. So insert() prefetches the entry's home
+// slot and queues it; it is placed kLookahead inserts later, in the same
+// order (the same table as placing it at once).
+struct IndexFill {
+  struct Queued {
+    std::uint32_t slot;  // home slot
+    std::uint32_t node;
+    std::uint32_t path;  // offset in `paths`
+  };
+  static constexpr std::size_t kLookahead = 16;
+  PathIndex index;
+  std::uint32_t* table = nullptr;
+  char* paths = nullptr;
+  std::size_t cursor = 0;
+  std::size_t count = 0;
+  unsigned (*key)(std::string_view) = nullptr;
+  std::array<Queued, kLookahead> queue{};
+
+  void start(Arena& arena, std::size_t entries, std::size_t path_bytes,
+             unsigned (*key_of)(std::string_view)) {
+    if (entries == 0) return;
+    table = arena.allocate_array<std::uint32_t>(entries * 2);
+    std::memset(table, 0, entries * 8);
+    paths = arena.allocate_array<char>(path_bytes);
+    key = key_of;
+    index.entries = table;
+    index.paths = paths;
+    index.mask = static_cast<std::uint32_t>(entries - 1);
+  }
+  void place(const Queued& entry) {
+    std::uint32_t slot = entry.slot;
+    while (table[slot * 2] != 0) slot = (slot + 1) & index.mask;
+    table[slot * 2] = entry.node + 1;
+    table[slot * 2 + 1] = entry.path;
+  }
+  void insert(std::string_view text, std::uint32_t node) {
+    const auto slot =
+        static_cast<std::uint32_t>(hash_path(text.data(), text.size()) & index.mask);
+    __builtin_prefetch(table + std::size_t{slot} * 2, 1);
+    Queued& oldest = queue[count % kLookahead];
+    if (count >= kLookahead) place(oldest);
+    oldest = {slot, node, static_cast<std::uint32_t>(cursor)};
+    const auto length = static_cast<std::uint16_t>(text.size());
+    std::memcpy(paths + cursor, &length, 2);
+    std::memcpy(paths + cursor + 2, text.data(), text.size());
+    cursor += text.size() + 2;
+    index.lengths |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
+    index.keys |= std::uint64_t{1} << (key(text) & 63u);
+    ++count;
+  }
+  // Places what is still queued, oldest first.
+  void finish() {
+    const std::size_t queued = std::min(count, kLookahead);
+    for (std::size_t k = count - queued; k < count; ++k) place(queue[k % kLookahead]);
+  }
+};
+
+}  // namespace
+
 FrozenTrie TrieBuilder::freeze() const {
   const Impl& b = *impl_;
   FrozenTrie t;
@@ -929,41 +993,6 @@ FrozenTrie TrieBuilder::freeze() const {
   auto* first_bytes = t.arena_.allocate_array<unsigned char>(node_count);
   auto* labels = t.arena_.allocate_array<char>(label_bytes == 0 ? 1 : label_bytes);
 
-  // An index being filled: open addressing into `table`, paths appended to
-  // `paths`; `key` is the byte it filters on besides the length.
-  struct IndexFill {
-    PathIndex index;
-    std::uint32_t* table = nullptr;
-    char* paths = nullptr;
-    std::size_t cursor = 0;
-    std::size_t count = 0;
-    unsigned (*key)(std::string_view) = nullptr;
-
-    void start(Arena& arena, std::size_t entries, std::size_t path_bytes,
-               unsigned (*key_of)(std::string_view)) {
-      if (entries == 0) return;
-      table = arena.allocate_array<std::uint32_t>(entries * 2);
-      std::memset(table, 0, entries * 8);
-      paths = arena.allocate_array<char>(path_bytes);
-      key = key_of;
-      index.entries = table;
-      index.paths = paths;
-      index.mask = static_cast<std::uint32_t>(entries - 1);
-    }
-    void insert(std::string_view text, std::uint32_t node) {
-      std::size_t slot = hash_path(text.data(), text.size()) & index.mask;
-      while (table[slot * 2] != 0) slot = (slot + 1) & index.mask;
-      table[slot * 2] = node + 1;
-      table[slot * 2 + 1] = static_cast<std::uint32_t>(cursor);
-      const auto length = static_cast<std::uint16_t>(text.size());
-      std::memcpy(paths + cursor, &length, 2);
-      std::memcpy(paths + cursor + 2, text.data(), text.size());
-      cursor += text.size() + 2;
-      index.lengths |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
-      index.keys |= std::uint64_t{1} << (key(text) & 63u);
-      ++count;
-    }
-  };
   IndexFill statics;
   IndexFill tails;
   statics.start(t.arena_, static_entries, static_path_bytes, last_byte);
@@ -1052,6 +1081,8 @@ FrozenTrie TrieBuilder::freeze() const {
     customs[i] = t.arena_.copy(b.custom_methods[i]);
   }
 
+  statics.finish();
+  tails.finish();
   t.static_index_ = statics.index;
   t.tail_index_ = tails.index;
   t.static_only_ =
