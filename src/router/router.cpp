@@ -649,10 +649,11 @@ std::size_t TrieBuilder::route_count() const noexcept {
 
 void TrieBuilder::reserve(std::size_t routes, std::size_t pattern_bytes) {
   Impl& b = *impl_;
-  // 1.25 builder nodes per route covers realistic tables (bench/README.md);
-  // a larger one regrows once. Large blocks are mapped with every page
-  // present, so over-reserving costs time too.
-  b.nodes.reserve(b.nodes.size() + routes + routes / 4);
+  // 1.5 builder nodes per route covers realistic tables, 1.37 included
+  // (bench/README.md); a larger one regrows once, which costs more than the
+  // slack: mapping twice the size and copying. Large blocks are mapped with
+  // every page present, so over-reserving costs time too.
+  b.nodes.reserve(b.nodes.size() + routes + routes / 2);
   b.slots.reserve(b.slots.size() + routes);
   // Only new leaf labels are stored: a quarter of the pattern bytes covers
   // all but all-static tables (bench/README.md).
