@@ -416,6 +416,14 @@ struct TrieBuilder::Impl {
   // table usually share them, which saves hashing the list.
   std::string last_joined_names;
   std::uint32_t last_names_offset = kNil;
+  // What freeze() sizes its indexes by, counted as routes arrive instead of
+  // by a walk over the trie: nodes that fully static routes end at, and the
+  // bytes of their paths; and every node that a route `<static text>:param`
+  // gave the param its first route below (end: the text's length), which
+  // freeze() checks for still having that param as its only wildcard.
+  std::size_t static_endpoints = 0;
+  std::size_t static_path_bytes = 0;
+  std::vector<Checkpoint> tail_candidates;
 
   Impl() { nodes.emplace_back(); }
 
@@ -761,9 +769,11 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
     resume = b.checkpoints[keep - 1].end;
   }
   b.checkpoints.resize(keep);
+  std::uint32_t parent = node;  // of the last piece's node
   for (const Piece& p : b.pieces) {
     const auto piece_end = static_cast<std::uint32_t>(p.begin + p.length);
     if (piece_end <= resume) continue;
+    parent = node;
     if (p.kind == kStatic) {
       const auto from = std::max(static_cast<std::uint32_t>(p.begin), resume);
       node = b.insert_static(node, pattern.data() + from, piece_end - from, from);
@@ -815,6 +825,16 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
   }
 
   ++b.route_count;
+  if (b.nodes[node].slot_count == 0) {
+    const Piece& last = b.pieces.back();
+    if (b.route_names.empty()) {
+      ++b.static_endpoints;
+      b.static_path_bytes += pattern.size() + 2;
+    } else if (b.route_names.size() == 1 && last.kind == kParam && last.type == kUntyped) {
+      // The param is a route's only wildcard, so all before it is static.
+      b.tail_candidates.push_back({static_cast<std::uint32_t>(last.position), parent});
+    }
+  }
   const auto slot = static_cast<std::uint32_t>(b.slots.size());
   b.slots.push_back({handler, names_offset, b.nodes[node].first_slot, method});
   b.nodes[node].first_slot = slot;
@@ -925,33 +945,17 @@ FrozenTrie TrieBuilder::freeze() const {
            param.slot_count != 0;
   };
 
-  // The indexes' entries and bytes, counted first so that one arena chunk
-  // of the exact size holds the whole table and the layout pass below fills
-  // the indexes as it goes: a walk over the static edges, by text length.
-  std::size_t static_endpoints = 0;
-  std::size_t static_path_bytes = 0;
+  // The indexes' entries and bytes, known first so that one arena chunk of
+  // the exact size holds the whole table and the layout pass below fills
+  // the indexes as it goes (counted by add(); no path exceeds 65535 bytes).
+  const std::size_t static_endpoints = b.static_endpoints;
+  std::size_t static_path_bytes = b.static_path_bytes;
   std::size_t tail_parents = 0;
   std::size_t tail_path_bytes = 0;
-  {
-    std::vector<std::pair<std::uint32_t, std::uint32_t>> walk_stack{{0u, 0u}};  // node, length
-    while (!walk_stack.empty()) {
-      const auto [n, before] = walk_stack.back();
-      walk_stack.pop_back();
-      const BuildNode& node = b.nodes[n];
-      const std::uint32_t length = before + node.label_length;
-      if (length <= 0xFFFF) {
-        if (node.slot_count != 0) {
-          ++static_endpoints;
-          static_path_bytes += length + 2;
-        }
-        if (tail_parent(node)) {
-          ++tail_parents;
-          tail_path_bytes += length + 2;
-        }
-      }
-      for (std::uint32_t c = node.first_static; c != kNil; c = b.nodes[c].next) {
-        walk_stack.emplace_back(c, length);
-      }
+  for (const Impl::Checkpoint& candidate : b.tail_candidates) {
+    if (tail_parent(b.nodes[candidate.node])) {
+      ++tail_parents;
+      tail_path_bytes += candidate.end + 2;
     }
   }
   // The static fast path: every endpoint reached through static text only,
