@@ -898,8 +898,7 @@ struct IndexFill {
     table[slot * 2 + 1] = entry.path;
   }
   void insert(std::string_view text, std::uint32_t node) {
-    const auto slot =
-        static_cast<std::uint32_t>(hash_path(text.data(), text.size()) & index.mask);
+    const auto slot = static_cast<std::uint32_t>(hash_path(text.data(), text.size()) & index.mask);
     __builtin_prefetch(table + std::size_t{slot} * 2, 1);
     Queued& oldest = queue[count % kLookahead];
     if (count >= kLookahead) place(oldest);
