@@ -623,3 +623,69 @@ TEST(RouterTest, StaticOnlyTableAnswersFromTheIndex) {
 }
 
 }  // namespace
+
+// add() keeps the previous pattern's parsed pieces and trie position for the
+// prefix both patterns share; a rejected pattern in between, a shared prefix
+// that ends inside a parameter name and reused pieces that count toward the
+// limits must all behave as if every pattern were parsed from scratch.
+TEST(RouterTest, NeighbouringPatternsShareParsingNotMistakes) {
+  Router<int> router;
+  ASSERT_FALSE(router.add(Method::Get, "/a/{id}/b/{sid:int}", 1));
+  EXPECT_EQ(router.add(Method::Get, "/a/{id}/b/{sid:int}x", 2).code(), RouteErrc::kBadSyntax);
+  ASSERT_FALSE(router.add(Method::Get, "/a/{id}/b/:other/c", 3));
+  EXPECT_EQ(router.add(Method::Get, "/a/{id}/b/{x:int}", 4).code(), RouteErrc::kDuplicateRoute);
+  EXPECT_EQ(router.add(Method::Get, "/a/:id/:id", 5).code(), RouteErrc::kDuplicateParamName);
+  ASSERT_FALSE(router.add(Method::Get, "/a/:idx", 6));  // shares "/a/:id" with the last one
+  ASSERT_FALSE(router.add(Method::Post, "/a/:idx/t", 7));
+  ASSERT_FALSE(router.add(Method::Post, "/a/:idx/u", 8));
+  std::string sixteen;
+  for (int i = 0; i < 16; ++i) sixteen += "/:p" + std::to_string(i);
+  ASSERT_FALSE(router.add(Method::Get, "/m" + sixteen, 9));
+  EXPECT_EQ(router.add(Method::Get, "/m" + sixteen + "/:p16", 10).code(),
+            RouteErrc::kTooManyParams);
+  ASSERT_FALSE(router.add(Method::Get, "/m" + sixteen + "/x", 11));
+  const auto frozen = std::move(router).freeze();
+  EXPECT_EQ(frozen.trie().check_invariants(), "");
+  Params params;
+  auto expect = [&](Method method, std::string_view path, int handler, std::string_view name,
+                    std::string_view value) {
+    const int* found = frozen.find(method, path, params);
+    ASSERT_NE(found, nullptr) << path;
+    EXPECT_EQ(*found, handler) << path;
+    EXPECT_EQ(params.get(name), value) << path;
+  };
+  expect(Method::Get, "/a/1/b/22", 1, "sid", "22");
+  expect(Method::Get, "/a/1/b/x/c", 3, "other", "x");
+  expect(Method::Get, "/a/zz", 6, "idx", "zz");
+  expect(Method::Post, "/a/zz/t", 7, "idx", "zz");
+  expect(Method::Post, "/a/zz/u", 8, "idx", "zz");
+  expect(Method::Get, "/m/0/1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/x", 11, "p15", "15");
+  EXPECT_EQ(frozen.find(Method::Get, "/a/1/b/22x", params), nullptr);
+}
+
+// The static and tail indexes are sized from counts add() keeps; a later
+// route that gives a tail parent a second wildcard, and a freeze between
+// adds, must leave them exact.
+TEST(RouterTest, IndexCountsFollowLaterRoutes) {
+  Router<int> router;
+  ASSERT_FALSE(router.add(Method::Get, "/users/:id", 1));
+  ASSERT_FALSE(router.add(Method::Get, "/users", 2));
+  ASSERT_FALSE(router.add(Method::Get, "/teams/:id", 3));
+  const auto first = router.freeze();
+  EXPECT_EQ(first.trie().check_invariants(), "");
+  ASSERT_FALSE(router.add(Method::Get, "/teams/{id:int}", 4));  // no longer a tail parent
+  ASSERT_FALSE(router.add(Method::Put, "/users/:id", 5));       // not a new endpoint
+  ASSERT_FALSE(router.add(Method::Get, "/about", 6));
+  const auto second = router.freeze();
+  EXPECT_EQ(second.trie().check_invariants(), "");
+  Params params;
+  for (const auto& [path, handler] : std::vector<std::pair<std::string_view, int>>{
+           {"/users/7", 1}, {"/users", 2}, {"/teams/x", 3}, {"/teams/7", 4}, {"/about", 6}}) {
+    const int* found = second.find(Method::Get, path, params);
+    ASSERT_NE(found, nullptr) << path;
+    EXPECT_EQ(*found, handler) << path;
+  }
+  const int* put = second.find(Method::Put, "/users/7", params);
+  ASSERT_NE(put, nullptr);
+  EXPECT_EQ(*put, 5);
+}

@@ -4,12 +4,15 @@
 #
 #   bench/router/compare_routers.sh [--runs N] [--cpu N] [--build-dir DIR]
 #                                   [--requests N] [--no-portico]
+#                                   [--tables NAME,NAME...]
 #
 # Builds portico-route (Release, in --build-dir, default build-peers) and the
-# peers (bench/router/peers/bin/, git-ignored), generates the 120,000-route gateway
-# table (bench/results/, git-ignored), then on each table (github, static,
-# gateway) runs `portico-route --bench` and each peer, interleaved, N times
-# (default 5), each pinned to one core (taskset -c CPU, default 1). It prints,
+# peers (bench/router/peers/bin/, git-ignored), generates the gateway tables of
+# about 120,000 routes (bench/results/, git-ignored: gateway, and the shapes
+# services, shuffled and rpc that httprouter accepts whole), then on each table
+# (github, static, gateway, services, shuffled, rpc; --tables picks some)
+# runs `portico-route --bench` and each peer, interleaved, N times (default
+# 5), each pinned to one core (taskset -c CPU, default 1). It prints,
 # and writes to bench/results/compare.md, a markdown table of the medians,
 # the ratios portico/best peer and portico/httprouter, and correctness: every
 # router's answers are checked against the table's .expected file (written by
@@ -28,8 +31,9 @@ cpu=1
 build_dir="$root/build-peers"
 gateway_requests=20000
 with_portico=1
+only_tables=""
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -37,6 +41,7 @@ while [[ $# -gt 0 ]]; do
     --build-dir) build_dir=$2; shift 2 ;;
     --requests) gateway_requests=$2; shift 2 ;;
     --no-portico) with_portico=0; shift ;;
+    --tables) only_tables=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -98,12 +103,19 @@ export GOPATH=$gopath GO111MODULE=off GOFLAGS='' GOPROXY=off GOCACHE="$bin/gocac
 gcc -O2 -std=gnu11 -Wall -Wextra -o "$bin/r3_bench" "$here/peers/r3_bench.c" \
   $(pkg-config --cflags --libs r3)
 
-log "generating the gateway table in $results"
-python3 "$here/tables/gen_tables.py" gateway "$results" "$gateway_requests"
-
 # --- run -----------------------------------------------------------------------
-tables=(github:"$here/tables/github" static:"$here/tables/static"
-  gateway:"$results/gateway")
+tables=()
+for name in github static gateway services shuffled rpc; do
+  [[ -z $only_tables || ,$only_tables, == *,$name,* ]] || continue
+  case $name in
+    github | static) tables+=("$name:$here/tables/$name") ;;
+    *)
+      log "generating the $name table in $results"
+      python3 "$here/tables/gen_tables.py" "$name" "$results" "$gateway_requests"
+      tables+=("$name:$results/$name")
+      ;;
+  esac
+done
 routers=(httprouter gin r3)
 [[ $with_portico == 1 ]] && routers=(portico "${routers[@]}")
 

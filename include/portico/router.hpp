@@ -367,7 +367,8 @@ class Router {
   // Preallocates for about `routes` more routes whose patterns total about
   // `pattern_bytes`, so a large table builds without regrowing its vectors.
   // On Linux blocks of 1 MiB and more are mapped with their pages present
-  // (MAP_POPULATE): reserved memory is committed at once, not on first use.
+  // (huge pages where allowed): reserved memory is committed at once, not on
+  // first use.
   void reserve(std::size_t routes, std::size_t pattern_bytes = 0) {
     trie_.reserve(routes, pattern_bytes);
     handlers_.reserve(handlers_.size() + routes);

@@ -219,9 +219,24 @@ constexpr bool kCanMapPopulated = false;
 void* map_populated(std::size_t bytes) noexcept {
   if (!kCanMapPopulated) return nullptr;
 #if defined(__linux__) && defined(MAP_POPULATE)
+#if defined(MADV_HUGEPAGE) && defined(MADV_POPULATE_WRITE)
+  // Transparent huge pages where the kernel allows them (the whole 2 MiB
+  // ranges inside the block; the rest stays in 4 KiB pages, so nothing more
+  // is resident), then every page written in one call (Linux 5.14+). The
+  // first write to each page of a fresh mapping is what costs, more so in a
+  // virtual machine: with 2 MiB pages a 120k-route build touches a few dozen
+  // instead of thousands (bench/README.md). On an older kernel the second
+  // call fails and pages arrive on first use.
+  void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) return nullptr;
+  (void)::madvise(memory, bytes, MADV_HUGEPAGE);
+  (void)::madvise(memory, bytes, MADV_POPULATE_WRITE);
+  return memory;
+#else
   void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   return memory == MAP_FAILED ? nullptr : memory;
+#endif
 #else
   (void)bytes;
   return nullptr;
@@ -293,7 +308,18 @@ struct Piece {
   std::size_t begin;  // static text or the name, as offsets into the pattern
   std::size_t length;
   std::size_t position;  // where the piece starts in the pattern (for errors)
+  std::size_t end;       // where the next piece starts: past a wildcard's '}'
 };
+
+// The first of "{}*:" in a parameter name, or npos (a byte loop: per byte,
+// find_first_of would search the set).
+std::size_t bad_name_byte(std::string_view name) {
+  for (std::size_t k = 0; k < name.size(); ++k) {
+    const char c = name[k];
+    if (c == '{' || c == '}' || c == '*' || c == ':') return k;
+  }
+  return std::string_view::npos;
+}
 
 constexpr std::uint32_t kNil = 0xFFFFFFFFu;
 
@@ -383,9 +409,12 @@ struct TrieBuilder::Impl {
   std::string joined_names;
   std::vector<std::string_view> route_names;
   // Where the previous add() passed through static nodes: (byte offset in
-  // its pattern just past the node's label, node). Route tables usually list
-  // routes that share long prefixes one after another; the next add() starts
-  // from the deepest node inside the common prefix instead of the root.
+  // its pattern just past the node's label, node), by offset. Route tables
+  // usually list routes that share long prefixes one after another; the next
+  // add() starts from the deepest node inside the common prefix instead of
+  // the root, and keeps the checkpoints up to there: a node's text never
+  // changes (a split gives the new node the shorter text), so they stay true
+  // for any later pattern with that prefix.
   struct Checkpoint {
     std::uint32_t end;
     std::uint32_t node;
@@ -398,6 +427,18 @@ struct TrieBuilder::Impl {
   // Interned route parameter-name lists: joined names -> offset in `names`.
   std::unordered_map<std::string, std::uint32_t> name_lists;
   std::vector<std::string> names;
+  // The previous route's joined names and their offset: neighbours in a
+  // table usually share them, which saves hashing the list.
+  std::string last_joined_names;
+  std::uint32_t last_names_offset = kNil;
+  // What freeze() sizes its indexes by, counted as routes arrive instead of
+  // by a walk over the trie: nodes that fully static routes end at, and the
+  // bytes of their paths; and every node that a route `<static text>:param`
+  // gave the param its first route below (end: the text's length), which
+  // freeze() checks for still having that param as its only wildcard.
+  std::size_t static_endpoints = 0;
+  std::size_t static_path_bytes = 0;
+  std::vector<Checkpoint> tail_candidates;
 
   Impl() { nodes.emplace_back(); }
 
@@ -407,13 +448,17 @@ struct TrieBuilder::Impl {
     return custom_methods[id - kStandardMethodCount];
   }
 
-  RouteError parse(std::string_view pattern, std::vector<Piece>& out) const;
+  RouteError parse(std::string_view pattern, std::size_t from, std::vector<Piece>& out) const;
   std::uint32_t insert_static(std::uint32_t node, const char* bytes, std::uint32_t length,
                               std::uint32_t at);
   std::uint32_t insert_wild(std::uint32_t node, std::uint8_t kind, std::uint8_t type);
 };
 
-RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>& out) const {
+// Parses pattern[from, size) into `out`, which holds the pieces of
+// pattern[0, from) already (from the previous pattern, which shares those
+// bytes: see add()). REQUIRES: `from` is 0 or where such a piece ends.
+RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::size_t from,
+                                    std::vector<Piece>& out) const {
   auto fail = [&](RouteErrc code, std::size_t at, std::string_view what) {
     return RouteError(code, at,
                       "pattern " + quote(pattern) + ": " + std::string(what) + " (at byte " +
@@ -430,17 +475,19 @@ RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>
       static_cast<std::size_t>(std::count(pattern.begin(), pattern.end(), '/')) > kMaxSegments) {
     return fail(RouteErrc::kLimitExceeded, 0, "more than 128 segments");
   }
-  std::size_t i = 0;
-  std::size_t static_begin = 0;
+  std::size_t i = from;
+  std::size_t static_begin = from;
   std::size_t params = 0;
+  for (const Piece& p : out) params += p.kind != kStatic ? 1 : 0;
   auto flush_static = [&](std::size_t end) {
     if (end > static_begin)
-      out.push_back({kStatic, kUntyped, static_begin, end - static_begin, static_begin});
+      out.push_back({kStatic, kUntyped, static_begin, end - static_begin, static_begin, end});
   };
   // Without braces only a segment's first byte can start a wildcard: the
   // scan jumps from one '/' to the next instead of visiting every byte.
-  const bool braces = pattern.find('{') != std::string_view::npos ||
-                      pattern.find('}') != std::string_view::npos;
+  const std::string_view rest = pattern.substr(from);
+  const bool braces = rest.find('{') != std::string_view::npos ||
+                      rest.find('}') != std::string_view::npos;
   while (i < pattern.size()) {
     const char c = pattern[i];
     const bool segment_start = i > 0 && pattern[i - 1] == '/';
@@ -495,7 +542,7 @@ RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>
         }
         type = static_cast<std::uint8_t>(it - type_names.begin());
       }
-      if (name.find_first_of("{*:") != std::string_view::npos) {
+      if (bad_name_byte(name) != std::string_view::npos) {
         return fail(RouteErrc::kBadSyntax, inner, "bad character in parameter name");
       }
       name_begin = inner;
@@ -505,7 +552,7 @@ RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>
       name_begin = i + 1;
       name_length = end - name_begin;
       const std::string_view name = pattern.substr(name_begin, name_length);
-      const std::size_t bad = name.find_first_of("{}*:");
+      const std::size_t bad = bad_name_byte(name);
       if (bad != std::string_view::npos) {
         return fail(RouteErrc::kBadSyntax, name_begin + bad, "bad character in parameter name");
       }
@@ -526,7 +573,7 @@ RouteError TrieBuilder::Impl::parse(std::string_view pattern, std::vector<Piece>
     if (++params > Params::kCapacity) {
       return fail(RouteErrc::kTooManyParams, start, "more than 16 parameters");
     }
-    out.push_back({kind, type, name_begin, name_length, start});
+    out.push_back({kind, type, name_begin, name_length, start, end});
     i = end;
     static_begin = end;
   }
@@ -625,10 +672,11 @@ std::size_t TrieBuilder::route_count() const noexcept {
 
 void TrieBuilder::reserve(std::size_t routes, std::size_t pattern_bytes) {
   Impl& b = *impl_;
-  // 1.25 builder nodes per route covers realistic tables (bench/README.md);
-  // a larger one regrows once. Large blocks are mapped with every page
-  // present, so over-reserving costs time too.
-  b.nodes.reserve(b.nodes.size() + routes + routes / 4);
+  // 1.5 builder nodes per route covers realistic tables, 1.37 included
+  // (bench/README.md); a larger one regrows once, which costs more than the
+  // slack: mapping twice the size and copying. Large blocks are mapped with
+  // every page present, so over-reserving costs time too.
+  b.nodes.reserve(b.nodes.size() + routes + routes / 2);
   b.slots.reserve(b.slots.size() + routes);
   // Only new leaf labels are stored: a quarter of the pattern bytes covers
   // all but all-static tables (bench/README.md).
@@ -680,8 +728,26 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
                             std::uint32_t handler) {
   Impl& b = *impl_;
   (void)method_text;
-  b.pieces.clear();
-  if (RouteError error = b.parse(pattern, b.pieces)) return error;
+  // The previous pattern's pieces that end before the common prefix does are
+  // this pattern's too (parsing is left to right, and a piece's end is
+  // decided by the byte there), already checked: only the rest is parsed.
+  const std::size_t common =
+      common_prefix(b.last_pattern.data(), pattern.data(),
+                    std::min(b.last_pattern.size(), pattern.size()));
+  std::size_t kept = 0;
+  std::size_t parsed_to = 0;
+  while (kept < b.pieces.size() && b.pieces[kept].end < common) parsed_to = b.pieces[kept++].end;
+  b.pieces.resize(kept);
+  // On an error, nothing of this pattern is kept: `pieces` and
+  // `last_pattern` (and so the checkpoints) describe the same pattern.
+  auto forget = [&b] {
+    b.pieces.clear();
+    b.last_pattern.clear();
+  };
+  if (RouteError error = b.parse(pattern, parsed_to, b.pieces)) {
+    forget();
+    return error;
+  }
 
   // The route's parameter names, interned: routes share one copy of a list.
   b.joined_names.clear();
@@ -692,8 +758,13 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
     b.joined_names.append(pattern.substr(p.begin, p.length));
     b.joined_names.push_back('\0');
   }
-  auto found = b.name_lists.find(b.joined_names);
-  if (found == b.name_lists.end() && b.names.size() + b.route_names.size() > 0xFFFFFFu) {
+  std::uint32_t names_offset = kNil;
+  if (b.last_names_offset != kNil && b.joined_names == b.last_joined_names) {
+    names_offset = b.last_names_offset;
+  } else if (auto found = b.name_lists.find(b.joined_names); found != b.name_lists.end()) {
+    names_offset = found->second;
+  } else if (b.names.size() + b.route_names.size() > 0xFFFFFFu) {
+    forget();
     return RouteError(RouteErrc::kLimitExceeded, 0,
                       "pattern " + quote(pattern) + ": too many distinct parameter names");
   }
@@ -704,22 +775,20 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
   // Resume from the previous route's deepest static node inside the common
   // prefix. That is safe: parsing is left to right, so a shared prefix that
   // ends inside (or at the end of) a static piece parses to the same pieces.
-  const std::size_t common =
-      common_prefix(b.last_pattern.data(), pattern.data(),
-                    std::min(b.last_pattern.size(), pattern.size()));
   std::uint32_t node = 0;
   std::uint32_t resume = 0;
-  for (auto it = b.checkpoints.rbegin(); it != b.checkpoints.rend(); ++it) {
-    if (it->end <= common) {
-      node = it->node;
-      resume = it->end;
-      break;
-    }
+  std::size_t keep = b.checkpoints.size();
+  while (keep > 0 && b.checkpoints[keep - 1].end > common) --keep;
+  if (keep > 0) {
+    node = b.checkpoints[keep - 1].node;
+    resume = b.checkpoints[keep - 1].end;
   }
-  b.checkpoints.clear();
+  b.checkpoints.resize(keep);
+  std::uint32_t parent = node;  // of the last piece's node
   for (const Piece& p : b.pieces) {
     const auto piece_end = static_cast<std::uint32_t>(p.begin + p.length);
     if (piece_end <= resume) continue;
+    parent = node;
     if (p.kind == kStatic) {
       const auto from = std::max(static_cast<std::uint32_t>(p.begin), resume);
       node = b.insert_static(node, pattern.data() + from, piece_end - from, from);
@@ -760,22 +829,96 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
     }
   }
 
-  std::uint32_t names_offset = 0;
-  if (found != b.name_lists.end()) {
-    names_offset = found->second;
-  } else {
+  if (names_offset == kNil) {
     names_offset = static_cast<std::uint32_t>(b.names.size());
     for (std::string_view n : b.route_names) b.names.emplace_back(n);
     b.name_lists.emplace(b.joined_names, names_offset);
   }
+  if (names_offset != b.last_names_offset) {
+    b.last_joined_names.swap(b.joined_names);
+    b.last_names_offset = names_offset;
+  }
 
   ++b.route_count;
+  if (b.nodes[node].slot_count == 0) {
+    const Piece& last = b.pieces.back();
+    if (b.route_names.empty()) {
+      ++b.static_endpoints;
+      b.static_path_bytes += pattern.size() + 2;
+    } else if (b.route_names.size() == 1 && last.kind == kParam && last.type == kUntyped) {
+      // The param is a route's only wildcard, so all before it is static.
+      b.tail_candidates.push_back({static_cast<std::uint32_t>(last.position), parent});
+    }
+  }
   const auto slot = static_cast<std::uint32_t>(b.slots.size());
   b.slots.push_back({handler, names_offset, b.nodes[node].first_slot, method});
   b.nodes[node].first_slot = slot;
   ++b.nodes[node].slot_count;
   return {};
 }
+
+namespace {
+
+// An index being filled: open addressing into `table`, paths appended to
+// `paths`; `key` is the byte it filters on besides the length. A table of
+// 100k+ entries is megabytes: each insert's first probe would be a cache
+// miss, waited for one at a time. So insert() prefetches the entry's home
+// slot and queues it; it is placed kLookahead inserts later, in the same
+// order (the same table as placing it at once).
+struct IndexFill {
+  struct Queued {
+    std::uint32_t slot;  // home slot
+    std::uint32_t node;
+    std::uint32_t path;  // offset in `paths`
+  };
+  static constexpr std::size_t kLookahead = 16;
+  PathIndex index;
+  std::uint32_t* table = nullptr;
+  char* paths = nullptr;
+  std::size_t cursor = 0;
+  std::size_t count = 0;
+  unsigned (*key)(std::string_view) = nullptr;
+  std::array<Queued, kLookahead> queue{};
+
+  void start(Arena& arena, std::size_t entries, std::size_t path_bytes,
+             unsigned (*key_of)(std::string_view)) {
+    if (entries == 0) return;
+    table = arena.allocate_array<std::uint32_t>(entries * 2);
+    std::memset(table, 0, entries * 8);
+    paths = arena.allocate_array<char>(path_bytes);
+    key = key_of;
+    index.entries = table;
+    index.paths = paths;
+    index.mask = static_cast<std::uint32_t>(entries - 1);
+  }
+  void place(const Queued& entry) {
+    std::uint32_t slot = entry.slot;
+    while (table[slot * 2] != 0) slot = (slot + 1) & index.mask;
+    table[slot * 2] = entry.node + 1;
+    table[slot * 2 + 1] = entry.path;
+  }
+  void insert(std::string_view text, std::uint32_t node) {
+    const auto slot = static_cast<std::uint32_t>(hash_path(text.data(), text.size()) & index.mask);
+    __builtin_prefetch(table + std::size_t{slot} * 2, 1);
+    Queued& oldest = queue[count % kLookahead];
+    if (count >= kLookahead) place(oldest);
+    oldest = {slot, node, static_cast<std::uint32_t>(cursor)};
+    const auto length = static_cast<std::uint16_t>(text.size());
+    std::memcpy(paths + cursor, &length, 2);
+    std::memcpy(paths + cursor + 2, text.data(), text.size());
+    cursor += text.size() + 2;
+    index.lengths |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
+    index.keys |= std::uint64_t{1} << (key(text) & 63u);
+    ++count;
+  }
+  // Places what is still queued, oldest first.
+  void finish() {
+    const std::size_t queued = std::min(count, kLookahead);
+    for (std::size_t k = count - queued; k < count; ++k) place(queue[k % kLookahead]);
+  }
+};
+
+}  // namespace
 
 FrozenTrie TrieBuilder::freeze() const {
   const Impl& b = *impl_;
@@ -796,7 +939,11 @@ FrozenTrie TrieBuilder::freeze() const {
     return text.next == kNil && text.slot_count == 0 ? node.first_static : kNil;
   };
   std::size_t fused = 0;
-  for (const BuildNode& node : b.nodes) fused += fused_text(node) != kNil ? 1 : 0;
+  bool all_static = true;
+  for (const BuildNode& node : b.nodes) {
+    fused += fused_text(node) != kNil ? 1 : 0;
+    all_static = all_static && node.kind == kStatic;
+  }
   const std::size_t node_count = b.nodes.size() - fused;
 
   // A node reached through static text that ends in '/' and whose only
@@ -812,19 +959,17 @@ FrozenTrie TrieBuilder::freeze() const {
            param.slot_count != 0;
   };
 
-  // Decided first: the indexes need to know each node's layout index.
-  std::size_t static_endpoints = 0;
+  // The indexes' entries and bytes, known first so that one arena chunk of
+  // the exact size holds the whole table and the layout pass below fills
+  // the indexes as it goes (counted by add(); no path exceeds 65535 bytes).
+  const std::size_t static_endpoints = b.static_endpoints;
+  std::size_t static_path_bytes = b.static_path_bytes;
   std::size_t tail_parents = 0;
-  {
-    std::vector<std::uint32_t> walk_stack{0};
-    while (!walk_stack.empty()) {
-      const BuildNode& node = b.nodes[walk_stack.back()];
-      walk_stack.pop_back();
-      static_endpoints += node.slot_count != 0 ? 1 : 0;
-      tail_parents += tail_parent(node) ? 1 : 0;
-      for (std::uint32_t c = node.first_static; c != kNil; c = b.nodes[c].next) {
-        walk_stack.push_back(c);
-      }
+  std::size_t tail_path_bytes = 0;
+  for (const Impl::Checkpoint& candidate : b.tail_candidates) {
+    if (tail_parent(b.nodes[candidate.node])) {
+      ++tail_parents;
+      tail_path_bytes += candidate.end + 2;
     }
   }
   // The static fast path: every endpoint reached through static text only,
@@ -834,7 +979,15 @@ FrozenTrie TrieBuilder::freeze() const {
   // every lookup (bench/README.md).
   const bool build_static_index = static_endpoints != 0 && static_endpoints * 2 >= b.route_count;
   const bool build_tail_index = tail_parents != 0;
-  std::vector<std::uint32_t> layout_of(build_static_index || build_tail_index ? b.nodes.size() : 0);
+  auto index_entries = [](bool build, std::size_t items) -> std::size_t {
+    if (!build) return 0;
+    std::size_t entries = 2;
+    while (entries < items * 2) entries *= 2;
+    return entries;
+  };
+  const std::size_t static_entries = index_entries(build_static_index, static_endpoints);
+  const std::size_t tail_entries = index_entries(build_tail_index, tail_parents);
+  if (!build_static_index) static_path_bytes = 0;
 
   std::size_t name_bytes = 0;
   for (const std::string& n : b.names) name_bytes += n.size();
@@ -847,7 +1000,8 @@ FrozenTrie TrieBuilder::freeze() const {
       alignof(TrieSlot) + b.names.size() * sizeof(std::string_view) + alignof(std::string_view) +
       b.predicates.size() * sizeof(ParamPredicate) + alignof(ParamPredicate) +
       b.custom_methods.size() * sizeof(std::string_view) + alignof(std::string_view) + node_count +
-      label_bytes + name_bytes + custom_bytes + 64;
+      label_bytes + name_bytes + custom_bytes + (static_entries + tail_entries) * 8 +
+      2 * alignof(std::uint32_t) + static_path_bytes + tail_path_bytes + 64;
   t.arena_ = Arena(total);
 
   auto* nodes = t.arena_.allocate_array<TrieNode>(node_count);
@@ -858,16 +1012,28 @@ FrozenTrie TrieBuilder::freeze() const {
   auto* first_bytes = t.arena_.allocate_array<unsigned char>(node_count);
   auto* labels = t.arena_.allocate_array<char>(label_bytes == 0 ? 1 : label_bytes);
 
+  IndexFill statics;
+  IndexFill tails;
+  statics.start(t.arena_, static_entries, static_path_bytes, last_byte);
+  tails.start(t.arena_, tail_entries, tail_path_bytes, second_byte);
+  const bool fill_indexes = build_static_index || build_tail_index;
+
   // Layout, in one depth-first pass: a node's children get one contiguous
   // block of indices when the node is laid out, and its first child is laid
   // out next, so the nodes a lookup touches along a path sit close together.
+  // A node reached through static text alone carries the length of the text
+  // before its label, so its full text is at hand for the indexes: `path`
+  // holds the text of the last such node visited, whose first `before`
+  // bytes are this node's parent's (depth-first order).
+  constexpr std::uint32_t kBelowWildcard = kNil;
   struct Pending {
     std::uint32_t node;    // build node
     std::uint32_t layout;  // its index in `nodes`
+    std::uint32_t before;  // length of the static text before it, or kBelowWildcard
   };
-  std::vector<Pending> stack{{0, 0}};
+  std::vector<Pending> stack{{0, 0, 0}};
   std::vector<std::uint32_t> children;
-  std::vector<BuildSlot> sorted;
+  std::string path;
   std::uint32_t next_index = 1;
   std::uint32_t label_cursor = 0;
   std::uint32_t slot_cursor = 0;
@@ -875,7 +1041,6 @@ FrozenTrie TrieBuilder::freeze() const {
     const Pending at = stack.back();
     stack.pop_back();
     const BuildNode& src = b.nodes[at.node];
-    if (!layout_of.empty()) layout_of[at.node] = at.layout;
     // The node whose label and children this one takes: itself, or the
     // text fused into a param.
     const std::uint32_t text_node = fused_text(src);
@@ -896,23 +1061,36 @@ FrozenTrie TrieBuilder::freeze() const {
     dst.first_slot = slot_cursor;
     dst.slot_count = src.slot_count;
     // Method-specific slots first (by id), the any-method slot last, so the
-    // first slot a lookup accepts is the most specific one.
-    sorted.clear();
+    // first slot a lookup accepts is the most specific one. A node holds a
+    // few slots: insertion sort in place.
+    TrieSlot* const first = slots + slot_cursor;
     for (std::uint32_t x = src.first_slot; x != kNil; x = b.slots[x].next) {
-      sorted.push_back(b.slots[x]);
+      const BuildSlot& from = b.slots[x];
+      const TrieSlot slot{from.handler, static_cast<std::uint32_t>(from.method) << 24 | from.names};
+      TrieSlot* hole = slots + slot_cursor++;
+      while (hole != first && (hole - 1)->method() > slot.method()) {
+        *hole = *(hole - 1);
+        --hole;
+      }
+      *hole = slot;
     }
-    if (sorted.size() > 1) {
-      std::sort(sorted.begin(), sorted.end(),
-                [](const BuildSlot& x, const BuildSlot& y) { return x.method < y.method; });
-    }
-    for (const BuildSlot& x : sorted) {
-      slots[slot_cursor++] = {x.handler, static_cast<std::uint32_t>(x.method) << 24 | x.names};
+    std::uint32_t length = kBelowWildcard;
+    if (fill_indexes && at.before != kBelowWildcard) {
+      length = at.before + src.label_length;
+      path.resize(at.before);
+      path.append(b.text.data() + src.label_offset, src.label_length);
+      if (length <= 0xFFFF) {
+        if (build_static_index && src.slot_count != 0) statics.insert(path, at.layout);
+        if (build_tail_index && tail_parent(src)) tails.insert(path, at.layout);
+      }
     }
     children.clear();
     for (std::uint32_t c = below.first_static; c != kNil; c = b.nodes[c].next) children.push_back(c);
+    const std::size_t static_children = children.size();
     for (std::uint32_t c = below.first_wild; c != kNil; c = b.nodes[c].next) children.push_back(c);
     for (std::size_t k = children.size(); k-- > 0;) {
-      stack.push_back({children[k], next_index + static_cast<std::uint32_t>(k)});
+      stack.push_back({children[k], next_index + static_cast<std::uint32_t>(k),
+                       k < static_children ? length : kBelowWildcard});
     }
     next_index += static_cast<std::uint32_t>(children.size());
   }
@@ -922,65 +1100,12 @@ FrozenTrie TrieBuilder::freeze() const {
     customs[i] = t.arena_.copy(b.custom_methods[i]);
   }
 
-  if (build_static_index || build_tail_index) {
-    // Both indexes, from one walk over the static edges: the full text of
-    // each node reached, with its layout index.
-    using Entries = std::vector<std::pair<std::string, std::uint32_t>>;
-    Entries statics;
-    Entries tails;
-    statics.reserve(build_static_index ? static_endpoints : 0);
-    tails.reserve(build_tail_index ? tail_parents : 0);
-    std::vector<std::pair<std::uint32_t, std::uint32_t>> walk_stack{{0u, 0u}};  // node, length
-    std::string path;
-    while (!walk_stack.empty()) {
-      const auto [n, length] = walk_stack.back();
-      walk_stack.pop_back();
-      const BuildNode& node = b.nodes[n];
-      path.resize(length);
-      path.append(b.text.data() + node.label_offset, node.label_length);
-      if (path.size() <= 0xFFFF) {
-        if (build_static_index && node.slot_count != 0) statics.emplace_back(path, layout_of[n]);
-        if (build_tail_index && tail_parent(node)) tails.emplace_back(path, layout_of[n]);
-      }
-      for (std::uint32_t c = node.first_static; c != kNil; c = b.nodes[c].next) {
-        walk_stack.emplace_back(c, static_cast<std::uint32_t>(path.size()));
-      }
-    }
-    auto build = [&t](const Entries& items, unsigned (*key)(std::string_view)) {
-      PathIndex index;
-      if (items.empty()) return index;
-      std::size_t entries = 2;
-      while (entries < items.size() * 2) entries *= 2;
-      std::size_t path_bytes = 0;
-      for (const auto& item : items) path_bytes += item.first.size() + 2;
-      auto* table = t.arena_.allocate_array<std::uint32_t>(entries * 2);
-      std::memset(table, 0, entries * 8);
-      auto* paths = t.arena_.allocate_array<char>(path_bytes);
-      std::size_t cursor = 0;
-      for (const auto& [text, node] : items) {
-        std::size_t slot = hash_path(text.data(), text.size()) & (entries - 1);
-        while (table[slot * 2] != 0) slot = (slot + 1) & (entries - 1);
-        table[slot * 2] = node + 1;
-        table[slot * 2 + 1] = static_cast<std::uint32_t>(cursor);
-        const auto length = static_cast<std::uint16_t>(text.size());
-        std::memcpy(paths + cursor, &length, 2);
-        std::memcpy(paths + cursor + 2, text.data(), text.size());
-        cursor += text.size() + 2;
-        index.lengths |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
-        index.keys |= std::uint64_t{1} << (key(text) & 63u);
-      }
-      index.entries = table;
-      index.paths = paths;
-      index.mask = static_cast<std::uint32_t>(entries - 1);
-      return index;
-    };
-    t.static_index_ = build(statics, last_byte);
-    t.tail_index_ = build(tails, second_byte);
-    t.static_only_ = t.static_index_.entries != nullptr &&
-                     std::all_of(b.nodes.begin(), b.nodes.end(),
-                                 [](const BuildNode& n) { return n.kind == kStatic; }) &&
-                     statics.size() == static_endpoints;
-  }
+  statics.finish();
+  tails.finish();
+  t.static_index_ = statics.index;
+  t.tail_index_ = tails.index;
+  t.static_only_ =
+      t.static_index_.entries != nullptr && all_static && statics.count == static_endpoints;
 
   t.nodes_ = nodes;
   t.first_bytes_ = first_bytes;

@@ -5,8 +5,26 @@
                                  directory: github.{requests,expected} (from
                                  the hand-written github.routes) and
                                  static.{routes,requests,expected}
-  gen_tables.py gateway OUTDIR   write gateway.{routes,requests,expected}
-                                 (about 120,000 routes) into OUTDIR
+  gen_tables.py gateway OUTDIR [N]
+                                 write gateway.{routes,requests,expected}
+                                 (about 120,000 routes, N requests) into OUTDIR
+  gen_tables.py SHAPE OUTDIR [N] the same for another gateway shape, with
+                                 no route httprouter refuses (no static
+                                 sibling of a param, one param name per
+                                 position, no catch-all beside routes):
+                                   services  /api/<service>/v<N>/<resource>/
+                                             :id/<sub>/:subId, tenant routes
+                                             /t/:tenantId/<service>/..., and
+                                             /v<N>/<service>/health statics;
+                                             routes grouped by service, as a
+                                             config file lists them
+                                   shuffled  the services table's routes in
+                                             random order (tables merged from
+                                             many files, or read from a map)
+                                   rpc       RPC-style statics, mostly
+                                             POST /<package>.v<N>.<Service>/
+                                             <Method>, plus REST bindings
+                                             /v<N>/<collection>/:name...
   gen_tables.py expect ROUTES REQUESTS
                                  print the expected answers for any table
 
@@ -107,17 +125,42 @@ def read_routes(path):
 
 
 class Reference:
-    """Linear matching over the routes that share the path's leading static
-    segments (an index only to keep 120,000 routes fast enough)."""
+    """Linear matching over candidate routes (an index only to keep 120,000
+    routes fast enough): a route without a catch-all is filed under its
+    segment count and its first DEPTH segments (None for a param), and a
+    request tries every way of reading its first segments as static text or
+    a param; catch-all routes are filed under their leading static segments.
+    """
 
-    DEPTH = 4
+    DEPTH = 5
 
     def __init__(self, routes):
-        self.buckets = {}
+        self.exact = {}
+        self.catch_alls = {}
         for route in routes:
-            k = min(self.DEPTH, route.leading_static())
-            key = (k, tuple(route.segments[:k]))
-            self.buckets.setdefault(key, []).append(route)
+            if CATCH_ALL in route.kinds:
+                k = min(self.DEPTH, route.leading_static())
+                key = (k, tuple(route.segments[:k]))
+                self.catch_alls.setdefault(key, []).append(route)
+            else:
+                self.exact.setdefault(self.exact_key(route.segments, route.kinds),
+                                      []).append(route)
+
+    def exact_key(self, segs, kinds):
+        n = len(segs)
+        return (n, tuple(s if k == STATIC else None
+                         for s, k in zip(segs[:self.DEPTH], kinds[:self.DEPTH])))
+
+    def candidates(self, segs):
+        n = len(segs)
+        head = segs[:self.DEPTH]
+        for mask in range(1 << len(head)):
+            key = (n, tuple(None if (mask >> i) & 1 else s for i, s in enumerate(head)))
+            yield from self.exact.get(key, ())
+        for k in range(self.DEPTH + 1):
+            if k > n:
+                break
+            yield from self.catch_alls.get((k, tuple(segs[:k])), ())
 
     def answer(self, method, target):
         for sep in "?#":
@@ -125,19 +168,16 @@ class Reference:
         segs = split_path(target)
         best = None
         allowed = set()
-        for k in range(self.DEPTH + 1):
-            if k > len(segs):
-                break
-            for route in self.buckets.get((k, tuple(segs[:k])), ()):
-                values = route.match(segs)
-                if values is None:
-                    continue
-                allowed.add(route.method)
-                if route.method != method and route.method not in ANY_METHODS:
-                    continue
-                rank = (route.kinds, route.method in ANY_METHODS)
-                if best is None or rank < best[0]:
-                    best = (rank, route, values)
+        for route in self.candidates(segs):
+            values = route.match(segs)
+            if values is None:
+                continue
+            allowed.add(route.method)
+            if route.method != method and route.method not in ANY_METHODS:
+                continue
+            rank = (route.kinds, route.method in ANY_METHODS)
+            if best is None or rank < best[0]:
+                best = (rank, route, values)
         if best is not None:
             _, route, values = best
             names = [n for n in route.names if n is not None]
@@ -434,6 +474,130 @@ def gateway(outdir, count):
     write_lines(outdir / "gateway.expected", expected_lines(routes, requests))
 
 
+# --- more gateway shapes, all accepted by httprouter ---------------------------
+#
+# One generated table is not a benchmark of "gateway-shaped" tables: route
+# order and where the params sit change what building costs. These shapes
+# follow a gateway team's description of its own 117k-route table, which
+# httprouter accepts whole (so its build pays no panics for refused routes).
+
+SERVICES_COUNT = 155
+SHAPES = ("services", "shuffled", "rpc")
+
+
+def unique_names(rng, count, make):
+    names, used = [], set()
+    while len(names) < count:
+        name = make()
+        if name not in used:
+            used.add(name)
+            names.append(name)
+    return names
+
+
+def services_routes():
+    """/api/<service>/v<N>/<resource>[/:id[/<sub>[/:subId]]], tenant routes
+    /t/:tenantId/<service>/<resource>[/:id], /v<N>/<service>/health; grouped
+    by service. About 118,000 routes."""
+    rng = random.Random(20261205)
+    services = unique_names(rng, SERVICES_COUNT,
+                            lambda: f"{rng.choice(WORDS)}-{rng.choice(WORDS)}")
+    routes = []
+    for service in services:
+        versions = [f"v{n}" for n in range(1, rng.choice([1, 2, 2, 3, 3, 4]) + 1)]
+        resources = [plural(r) for r in rng.sample(WORDS, rng.randrange(14, 27))]
+        for version in versions:
+            routes.append(("GET", f"/{version}/{service}/health"))
+            for res in resources:
+                r = f"/api/{service}/{version}/{res}"
+                subs = [plural(w) for w in rng.sample(WORDS, 2)]
+                routes += [("GET", r), ("POST", r),
+                           ("GET", f"{r}/:id"), ("PUT", f"{r}/:id"),
+                           ("PATCH", f"{r}/:id"), ("DELETE", f"{r}/:id")]
+                for sub in subs:
+                    routes += [("GET", f"{r}/:id/{sub}"), ("POST", f"{r}/:id/{sub}"),
+                               ("GET", f"{r}/:id/{sub}/:subId"),
+                               ("DELETE", f"{r}/:id/{sub}/:subId")]
+        for res in resources:
+            t = f"/t/:tenantId/{service}/{res}"
+            routes += [("GET", t), ("GET", f"{t}/:id"), ("PUT", f"{t}/:id")]
+    return [Route(m, p) for m, p in routes]
+
+
+def rpc_routes():
+    """RPC-style endpoints (POST /<package>.v<N>.<Service>/<Method>) with
+    REST bindings (/v<N>/<collection>/:name[/<sub>/:subName][:verb-free]);
+    mostly static, long shared prefixes. About 118,000 routes."""
+    rng = random.Random(20261206)
+    packages = unique_names(rng, 97, lambda: f"{rng.choice(WORDS)}{rng.choice(WORDS)}")
+    verbs = ["Get", "List", "Create", "Update", "Delete", "Batch", "Search",
+             "Watch", "Export", "Import", "Validate", "Undelete"]
+    routes = []
+    for package in packages:
+        for n in range(1, rng.choice([2, 3, 3, 4]) + 1):
+            version = f"v{n}"
+            for service in rng.sample(WORDS, rng.randrange(6, 14)):
+                svc = service.capitalize() + "Service"
+                for noun in rng.sample(WORDS, rng.randrange(3, 8)):
+                    for verb in rng.sample(verbs, rng.randrange(4, len(verbs) + 1)):
+                        routes.append(("POST", f"/{package}.{version}.{svc}/{verb}{noun.capitalize()}"))
+            for coll in rng.sample(WORDS, 6):
+                b = f"/{version}/{package}/{plural(coll)}"
+                routes += [("GET", b), ("POST", b), ("GET", f"{b}/:name"),
+                           ("DELETE", f"{b}/:name"), ("GET", f"{b}/:name/history/:rev")]
+    return [Route(m, p) for m, p in routes]
+
+
+def shape_requests(routes, count, seed):
+    """Hits (80%), wrong methods, trailing slashes, an extra or empty
+    segment, unknown first segments."""
+    rng = random.Random(seed)
+
+    def value(name):
+        if name == "tenantId":
+            return rng.choice(["acme", "globex", "initech", "umbrella", "hooli"])
+        return str(rng.randrange(1, 10_000_000))
+
+    requests = []
+    while len(requests) < count:
+        roll = rng.random()
+        route = rng.choice(routes)
+        path = fill(route, value)
+        if roll < 0.80:
+            requests.append((route.method, path))
+        elif roll < 0.88:
+            requests.append((rng.choice(["GET", "PATCH", "PUT", "POST", "DELETE"]), path))
+        elif roll < 0.92:
+            requests.append((route.method, path + "/"))
+        elif roll < 0.96:
+            requests.append((route.method, path + "/extra"))
+        elif roll < 0.98:
+            requests.append((route.method, path.replace("/", "//", 2)))
+        else:
+            requests.append(("GET", f"/{rng.choice(WORDS)}/{rng.choice(WORDS)}/1"))
+    return requests
+
+
+def write_shape(outdir, name, routes, count, seed):
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_lines(outdir / f"{name}.routes", [f"{r.method} {r.pattern}" for r in routes])
+    requests = shape_requests(routes, count, seed)
+    write_requests(outdir / f"{name}.requests", requests)
+    write_lines(outdir / f"{name}.expected", expected_lines(routes, requests))
+
+
+def shape(name, outdir, count):
+    if name == "services":
+        routes = services_routes()
+    elif name == "shuffled":
+        routes = services_routes()
+        random.Random(20261207).shuffle(routes)
+    else:
+        routes = rpc_routes()
+    write_shape(outdir, name, routes, count, seed=11)
+
+
 def main(argv):
     here = Path(__file__).resolve().parent
     if len(argv) == 2 and argv[1] == "small":
@@ -441,6 +605,8 @@ def main(argv):
         static(here)
     elif len(argv) in (3, 4) and argv[1] == "gateway":
         gateway(argv[2], int(argv[3]) if len(argv) == 4 else 20_000)
+    elif len(argv) in (3, 4) and argv[1] in SHAPES:
+        shape(argv[1], argv[2], int(argv[3]) if len(argv) == 4 else 20_000)
     elif len(argv) == 4 and argv[1] == "expect":
         routes = read_routes(argv[2])
         requests = []
