@@ -323,6 +323,7 @@ class TrieBuilder {
   RouteError add_param_type(std::string_view name, ParamPredicate predicate);
   std::size_t route_count() const noexcept;
   void reserve(std::size_t routes, std::size_t pattern_bytes);
+  void shrink_to_fit();
   FrozenTrie freeze() const;
 
  private:
@@ -372,6 +373,14 @@ class Router {
   void reserve(std::size_t routes, std::size_t pattern_bytes = 0) {
     trie_.reserve(routes, pattern_bytes);
     handlers_.reserve(handlers_.size() + routes);
+  }
+
+  // Gives back spare capacity: for a builder kept beside its frozen table
+  // (a server keeps its routes for routes added later). Adding more after
+  // it regrows as usual.
+  void shrink_to_fit() {
+    trie_.shrink_to_fit();
+    handlers_.shrink_to_fit();
   }
 
   // The frozen table. The builder stays usable (the copying form) or is

@@ -124,7 +124,15 @@ std::string json_string(std::string_view text) {
 // transients would otherwise double the process's resident size).
 void release_free_memory() noexcept {
 #if defined(PORTICO_HAVE_MIMALLOC)
+  // mimalloc decommits freed memory after a delay, on the freeing thread's
+  // later activity, which an idle main thread never has: no delay here.
+  const long page_delay = mi_option_get(mi_option_decommit_delay);
+  const long segment_delay = mi_option_get(mi_option_segment_decommit_delay);
+  mi_option_set(mi_option_decommit_delay, 0);
+  mi_option_set(mi_option_segment_decommit_delay, 0);
   mi_collect(true);
+  mi_option_set(mi_option_decommit_delay, page_delay);
+  mi_option_set(mi_option_segment_decommit_delay, segment_delay);
 #else
   ::malloc_trim(0);
 #endif

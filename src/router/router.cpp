@@ -683,6 +683,13 @@ void TrieBuilder::reserve(std::size_t routes, std::size_t pattern_bytes) {
   b.text.reserve(b.text.size() + pattern_bytes / 4);
 }
 
+void TrieBuilder::shrink_to_fit() {
+  Impl& b = *impl_;
+  b.nodes.shrink_to_fit();
+  b.slots.shrink_to_fit();
+  b.text.shrink_to_fit();
+}
+
 MethodId TrieBuilder::intern_method(std::string_view token, RouteError& error) {
   if (auto m = parse_method(token)) return static_cast<MethodId>(*m);
   if (token.empty() || !std::all_of(token.begin(), token.end(), is_token_char)) {

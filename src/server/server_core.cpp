@@ -24,6 +24,8 @@ namespace detail {
 void ServerCore::replace_routes(Routes table) {
   std::lock_guard lock(routes_mutex_);
   routes_ = std::move(table);
+  // Kept for routes added later, without the room it grew into.
+  routes_.impl_->router.shrink_to_fit();
   if (!started_.load(std::memory_order_acquire)) return;
   publish_locked();
   // A whole table replaced (a gateway's reload) is often large: free it once
