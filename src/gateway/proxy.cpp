@@ -358,9 +358,20 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
     path_.assign(request.target());
     if (upstream_->reused()) connect_ms_ = 0;  // taken from the pool
   }
-  if (!upstream_->send(head)) {
+  const bool sent = upstream_->send(head);
+  if (!sent) {
     upstream_blocked_ = true;
     client_.pause_body();
+  }
+  // Expect: 100-continue: the client may send the body once the upstream
+  // has the head (GATEWAY.md: when the gateway is ready for it), not before
+  // (a refused connect answers 502 without it and closes).
+  if (exchange.continue_due) {
+    if (sent && upstream_->all_sent()) {
+      client_.send_continue();
+    } else {
+      continue_due_ = true;  // on_upstream_writable() once the head is out
+    }
   }
   if (route.timeout.count() > 0) reactor_.io.reactor.arm(timer_, route.timeout);
   return true;
@@ -399,6 +410,7 @@ void ProxyExchange::on_request_end() noexcept {
 
 void ProxyExchange::on_upstream_writable(UpstreamConnection& connection) noexcept {
   (void)connection;
+  if (std::exchange(continue_due_, false)) client_.send_continue();
   if (upstream_blocked_) {
     upstream_blocked_ = false;
     client_.resume_body();
@@ -698,6 +710,7 @@ void ProxyExchange::recycle() noexcept {
   idempotent_ = false;
   resent_ = false;
   request_ended_ = false;
+  continue_due_ = false;
   upgrade_sent_ = false;
   tunnel_ = false;
   client_eof_ = false;

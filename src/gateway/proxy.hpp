@@ -273,6 +273,7 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   bool idempotent_ = false;        // the method is (RFC 9110 §9.2.2)
   bool resent_ = false;            // resend() was used
   bool request_ended_ = false;     // on_request_end() came
+  bool continue_due_ = false;      // 100 Continue once the upstream has the head
   bool upgrade_sent_ = false;      // the Upgrade went upstream (how.tunnel)
   bool tunnel_ = false;            // the 101 came: raw bytes both ways
   bool client_eof_ = false;        // tunnel: the client sent its EOF

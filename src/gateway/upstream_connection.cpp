@@ -197,6 +197,12 @@ void UpstreamConnection::write_pending() noexcept {
   }
 }
 
+bool UpstreamConnection::all_sent() noexcept {
+  if (state_ == State::kBusy && !stream_.blocked()) return true;
+  want_writable_ = true;
+  return false;
+}
+
 void UpstreamConnection::shutdown_write() noexcept {
   if (state_ != State::kBusy || write_shut_) return;
   if (stream_.blocked()) {

@@ -87,7 +87,8 @@ class UpstreamHandler {
   // The exchange failed (kUpstreamReset, kUpstreamProtocolError); the
   // connection is closed: release it.
   virtual void on_upstream_error(UpstreamConnection& connection, ErrorLabel label) noexcept = 0;
-  // Output that waited (send() returned false) has all gone out.
+  // Output that waited (send() returned false, or all_sent() said not yet)
+  // has all gone out.
   virtual void on_upstream_writable(UpstreamConnection& connection) noexcept = 0;
   // Tunnel (after start_tunnel(); a handler that calls it overrides both):
   // raw bytes from the upstream, in order (the first may have come with
@@ -155,6 +156,9 @@ class UpstreamConnection final : public StreamHandler {
   bool send(std::string_view head, std::string_view tail = {});
   // The request's last byte has been given to send().
   void end_request() noexcept { request_ended_ = true; }
+  // Whether every byte given to send() has gone out; if not,
+  // on_upstream_writable() follows once it has.
+  bool all_sent() noexcept;
   // The connection is not pooled after this exchange whatever its response
   // (an Upgrade was sent: be safe if the upstream half switched).
   void forbid_reuse() noexcept { reuse_forbidden_ = true; }

@@ -67,6 +67,9 @@ void ClientStream::pause_body() noexcept {
 void ClientStream::resume_body() noexcept {
   connection_->stream_resume();
 }
+void ClientStream::send_continue() noexcept {
+  connection_->stream_continue();
+}
 void ClientStream::start_tunnel() noexcept {
   connection_->stream_start_tunnel();
 }
@@ -141,6 +144,18 @@ ClientWrite ServerConnection::write_out(std::string_view bytes) noexcept {
       break;
   }
   return ClientWrite::kFailed;
+}
+
+void ServerConnection::stream_continue() noexcept {
+  ServerExchange& ex = *exchange_;
+  // Only while the client waits for it: no answer began, the body is not
+  // all here (a client that did not wait needs none).
+  if (!ex.continue_due || ex.stream_started || ex.request_done || stream_.closed() ||
+      close_after_write_)
+    return;
+  ex.continue_due = false;
+  shard_.counters.count_reply(ErrorLabel::kNone);
+  if (write_out(http1::kContinue) == ClientWrite::kFailed) close_after_write_ = true;
 }
 
 void ServerConnection::stream_start_tunnel() noexcept {

@@ -51,6 +51,12 @@ class ClientStream {
   // bytes after the read being handled until resume_body().
   void pause_body() noexcept;
   void resume_body() noexcept;
+  // Expect: 100-continue: the taker is ready for the body (its upstream
+  // took the request head). Writes `100 Continue` if the client asked for
+  // it, no response byte went out and the body is not all read; else
+  // nothing. The server never sends it itself for a taken exchange, so a
+  // final answer given before (reply()) comes without one, and closes.
+  void send_continue() noexcept;
   // Raw mode: from now on the connection carries no HTTP. The bytes read
   // after the request head (already here, and all later ones) go to the
   // taker's on_tunnel_data(), from the loop (never inside this call); the

@@ -237,8 +237,10 @@ void ServerConnection::process_input() noexcept {
         phase_ = Phase::kBody;
         phase_start_ = now_ticks();
         ex.continue_due = ex.parser.expect_continue();
-        if (parsed_ == in_.size()) send_continue_if_due(ex);
         if (shard_.core.streaming_routes() && dispatch_head()) {
+          // A taker sends 100 Continue itself once it is ready for the body
+          // (ClientStream::send_continue): a proxy once its upstream has the
+          // request head.
           if (phase_ == Phase::kTaken) {
             stream_body_input();
           } else {
@@ -246,6 +248,7 @@ void ServerConnection::process_input() noexcept {
           }
           return;
         }
+        if (parsed_ == in_.size()) send_continue_if_due(ex);
         continue;  // the body, or as much of it as is here
       case http1::Event::kMessage:
         dispatch();

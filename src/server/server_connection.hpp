@@ -112,6 +112,7 @@ class ServerConnection final : public StreamHandler {
   ClientWrite stream_write(std::string_view bytes) noexcept;
   // Bytes to the client: batched, or straight out, or kept in order.
   ClientWrite write_out(std::string_view bytes) noexcept;
+  void stream_continue() noexcept;
   void stream_start_tunnel() noexcept;
   void stream_shutdown_write() noexcept;
   void stream_pause() noexcept;

@@ -1,6 +1,8 @@
-// The gateway's Upgrade tunnels (issue 14 §1; GATEWAY.md, "Forwarding"):
-// raw-socket upstreams (raw_upstream.hpp) that answer an Upgrade with 101
-// and then echo, half-close, or answer 200 instead. Each test checks the bytes each side saw. Nothing sleeps to
+// The gateway's Upgrade tunnels and Expect: 100-continue (issue 14 §1, §2;
+// GATEWAY.md, "Forwarding"): raw-socket upstreams (raw_upstream.hpp) that
+// answer an Upgrade with 101 and then echo, half-close, or answer 200
+// instead; and upstreams whose readiness decides when the client gets its
+// 100 Continue. Each test checks the bytes each side saw. Nothing sleeps to
 // synchronise: gates, joins and counts (one test lets a route timeout pass
 // on purpose: that time is what it tests).
 #include <sys/socket.h>
@@ -55,6 +57,19 @@ std::string config_yaml(std::uint16_t upstream_port, std::string_view timeout,
          "    cluster: raw\n"
          "    timeout: " +
          std::string(timeout) + "\n";
+}
+
+// A loopback port nothing listens on: bound, noted, closed.
+std::uint16_t closed_port() {
+  const int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(probe);
+  return ntohs(address.sin_port);
 }
 
 // Reads from `fd` into `into` until `done(into)`; false when the
@@ -405,6 +420,82 @@ TEST_F(GatewayTunnelTest, IdleTunnelEndsOnTheIdleTimeout) {
   // Nothing either way: the gateway closes both connections.
   EXPECT_EQ(client.wait_for_close(), Outcome::kClosed);
   ASSERT_TRUE(upstream.raw().wait_finished(1));
+}
+
+TEST_F(GatewayTunnelTest, ContinueComesOnlyOnceTheUpstreamHasTheHead) {
+  // The upstream reads nothing until the client has its 100 Continue; then
+  // the request head must already be waiting in its socket (loopback
+  // delivers a send before it returns, and the gateway writes the head
+  // before the 100).
+  std::mutex mutex;
+  bool head_was_there = false;
+  std::string upstream_head, upstream_body;
+  RawUpstream upstream([&](RawConnection& connection) {
+    if (!connection.gate("client has 100").wait()) return;
+    char peek[8192];
+    const ssize_t n = ::recv(connection.fd(), peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+    const std::string head = connection.read_head();
+    if (head.empty() || !connection.read_body(head)) return;
+    {
+      std::lock_guard lock(mutex);
+      head_was_there = n > 0 && contains({peek, static_cast<std::size_t>(n)}, "\r\n\r\n");
+      upstream_head = head;
+      upstream_body = after_head(connection.received());
+    }
+    if (!connection.respond(200, "got it")) return;
+    // Later requests, on the same (pooled) connection.
+    for (;;) {
+      if (connection.read_request().empty() || !connection.respond(200, "again")) return;
+    }
+  });
+  start_gateway(upstream.port);
+  TestClient client(port());
+  const std::string body(100000, 'b');
+  ASSERT_TRUE(client.send("POST /r/upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                          "Content-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n"));
+  const ReadResult interim = client.read_response();
+  ASSERT_TRUE(interim.ok()) << interim.error;
+  EXPECT_EQ(interim.response.status, 100);
+  upstream.gate("client has 100").open();
+  ASSERT_TRUE(client.send(body));
+  const ReadResult final_response = client.read_response();
+  ASSERT_TRUE(final_response.ok()) << final_response.error;
+  EXPECT_EQ(final_response.response.status, 200);
+  EXPECT_EQ(final_response.response.body, "got it");
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_TRUE(head_was_there);
+    EXPECT_FALSE(contains(upstream_head, "Expect")) << upstream_head;
+    EXPECT_TRUE(upstream_body == body) << upstream_body.size();
+  }
+
+  // Keep-alive: on the pooled connection too the 100 comes, then the answer.
+  ASSERT_TRUE(client.send("POST /r/again HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                          "Content-Length: 3\r\n\r\n"));
+  const ReadResult again = client.read_response();
+  ASSERT_TRUE(again.ok()) << again.error;
+  EXPECT_EQ(again.response.status, 100);
+  ASSERT_TRUE(client.send("abc"));
+  const ReadResult answer = client.read_response();
+  ASSERT_TRUE(answer.ok()) << answer.error;
+  EXPECT_EQ(answer.response.body, "again");
+  EXPECT_EQ(upstream.accepted(), 1u);
+}
+
+TEST_F(GatewayTunnelTest, NoContinueWhenTheUpstreamRefuses) {
+  start_gateway(closed_port());
+  TestClient client(port());
+  ASSERT_TRUE(client.send("POST /r/upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                          "Content-Length: 5\r\n\r\n"));
+  // The 502 is the first thing the client gets, and the body it still owes
+  // cannot be skipped: the connection closes.
+  const ReadResult r = client.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.status, 502);
+  EXPECT_EQ(r.response.header("Connection").value_or(""), "close");
+  EXPECT_EQ(client.wait_for_close(), Outcome::kClosed);
+  EXPECT_EQ(replies(ErrorLabel::kUpstreamConnectFailure), 1u);
 }
 
 }  // namespace
