@@ -168,6 +168,10 @@ class EchoUpstream {
 
  private:
   static void echo(int fd, const std::string& early) {
+    // A small receive buffer: a gateway that writes faster than the echo
+    // reads meets a full socket soon (its backpressure path, not buffering).
+    const int small = 32 * 1024;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     if (!early.empty() && !send_all(fd, early)) return;
     char chunk[32 * 1024];
     for (;;) {
@@ -265,9 +269,12 @@ TEST_F(GatewayTunnelTest, LargeTransferBothWaysWithBackpressure) {
   ASSERT_TRUE(head.starts_with("HTTP/1.1 101 ")) << head;
   std::string echoed = after_head(head);
 
-  // 8 MiB out while reading them back in small reads: a reader slower than
-  // the writer fills every buffer on the way, so each side of the gateway
-  // waits for the other.
+  // 8 MiB out while reading them back in small reads through small socket
+  // buffers: a reader slower than the writer fills every buffer on the way,
+  // so each side of the gateway waits for the other.
+  const int small = 32 * 1024;
+  ::setsockopt(client.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  ::setsockopt(client.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
   constexpr std::size_t kSize = 8u << 20;
   std::string payload(kSize, '\0');
   std::uint32_t state = 12345;
