@@ -204,7 +204,7 @@ bool ServerConnection::take_tunnel_read(ssize_t result, std::size_t asked,
     stream_.set_peer_eof();
     in_.release_if_empty();
     if (!std::exchange(ex.tunnel_eof, true) && ex.streaming != nullptr) {
-      ex.streaming->on_tunnel_end();  // may finish the exchange: `ex` is gone then
+      ex.streaming->on_tunnel_end();
     } else {
       update_interest();
     }

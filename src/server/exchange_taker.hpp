@@ -99,10 +99,12 @@ class StreamingExchange {
   // The client went away (closed, reset, timed out): abandon the exchange.
   virtual void on_client_gone() noexcept = 0;
   // Tunnel (after ClientStream::start_tunnel()): raw bytes from the client,
-  // in order. Valid during the call.
+  // in order. Valid during the call. Both tunnel calls come from inside the
+  // connection's read: the taker ends the exchange (finish(), abort()) from
+  // its own callbacks or the loop, never inside them.
   virtual void on_tunnel_data(std::string_view bytes) noexcept = 0;
   // Tunnel: the client shut down its sending side (no more on_tunnel_data);
-  // it may still read. The taker may finish() from here.
+  // it may still read.
   virtual void on_tunnel_end() noexcept = 0;
 
  protected:
