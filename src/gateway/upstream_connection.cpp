@@ -489,8 +489,7 @@ void UpstreamConnection::finish_response(bool well_framed) noexcept {
   done_ = true;
   if (!request_sent()) early_response_ = true;
   reusable_ = well_framed && parser_.keep_alive() && !early_response_ && !upgraded_ &&
-              !reuse_forbidden_ &&
-              !stream_.peer_eof() && in_.size() == parsed_;
+              !reuse_forbidden_ && !stream_.peer_eof() && in_.size() == parsed_;
   handler_->on_upstream_complete(*this, reusable_);
 }
 

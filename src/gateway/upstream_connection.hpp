@@ -99,9 +99,7 @@ class UpstreamHandler {
     (void)bytes;
   }
   // Tunnel: the upstream shut down its sending side; it may still read.
-  virtual void on_upstream_tunnel_end(UpstreamConnection& connection) noexcept {
-    (void)connection;
-  }
+  virtual void on_upstream_tunnel_end(UpstreamConnection& connection) noexcept { (void)connection; }
   // The pieces of one read have all been handed on (a proxy writes what it
   // gathered from them in one go). Ignored unless overridden.
   virtual void on_upstream_read_done(UpstreamConnection& connection) noexcept {
@@ -257,10 +255,10 @@ class UpstreamConnection final : public StreamHandler {
   bool want_writable_ = false;  // send() returned false; tell when drained
   bool released_ = false;   // the pool let go of it: free once unused
   bool reuse_forbidden_ = false;  // forbid_reuse()
-  bool tunnel_ = false;       // start_tunnel(): raw bytes, no HTTP
-  bool tunnel_eof_ = false;   // the upstream's EOF went to the handler
-  bool shut_due_ = false;     // a FIN once pending output is out
-  bool write_shut_ = false;   // that FIN went
+  bool tunnel_ = false;           // start_tunnel(): raw bytes, no HTTP
+  bool tunnel_eof_ = false;       // the upstream's EOF went to the handler
+  bool shut_due_ = false;         // a FIN once pending output is out
+  bool write_shut_ = false;       // that FIN went
   std::uint8_t entered_ = 0;  // nesting of its own entry points
 };
 

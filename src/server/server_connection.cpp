@@ -501,11 +501,10 @@ void ServerConnection::update_interest() noexcept {
   // A taken exchange that reads no more keeps its interest: handle_io()
   // notes a readable edge instead (readable_).
   // A tunnel reads whatever its output does: its two directions are apart.
-  const bool reading =
-      phase_ == Phase::kLinger ||
-      (phase_ == Phase::kTunnel && !stream_.peer_eof()) ||
-      (phase_ != Phase::kDeferred && !stream_.has_pending() && !close_after_write_ &&
-       !stream_.peer_eof());
+  const bool reading = phase_ == Phase::kLinger ||
+                       (phase_ == Phase::kTunnel && !stream_.peer_eof()) ||
+                       (phase_ != Phase::kDeferred && !stream_.has_pending() &&
+                        !close_after_write_ && !stream_.peer_eof());
   if (!stream_.update_interest(shard_.reactor, this, reading)) close();
 }
 

@@ -47,7 +47,7 @@ struct ServerExchange {
   // An Upgrade request that may carry another after it (keep_alive without
   // the upgrade): a taker that does not tunnel keeps the connection.
   bool upgrade_keep_alive = false;
-  bool tunnel_eof = false;      // tunnel: the client's EOF went to the taker
+  bool tunnel_eof = false;       // tunnel: the client's EOF went to the taker
   bool tunnel_shut_due = false;  // tunnel: a FIN to the client once output is out
 
   // Dispatch state.

@@ -198,8 +198,8 @@ class TunnelFixture : public ::testing::Test {
   }
   Gateway& start_gateway(std::uint16_t upstream_port, std::string_view timeout = "15s",
                          std::string_view idle_timeout = "60s") {
-    gateway_ = std::make_unique<Gateway>(
-        parse_config(config_yaml(upstream_port, timeout, idle_timeout)));
+    gateway_ =
+        std::make_unique<Gateway>(parse_config(config_yaml(upstream_port, timeout, idle_timeout)));
     EXPECT_FALSE(gateway_->start()) << gateway_->setup_error();
     return *gateway_;
   }
@@ -409,8 +409,8 @@ TEST_F(GatewayTunnelTest, RouteTimeoutDoesNotEndATunnel) {
   std::this_thread::sleep_for(300ms);  // the time under test, not a synchronisation
   ASSERT_TRUE(client.send("still here"));
   std::string echoed;
-  ASSERT_TRUE(read_until(client.fd(), echoed,
-                         [](const std::string& bytes) { return bytes.size() >= 10; }));
+  ASSERT_TRUE(
+      read_until(client.fd(), echoed, [](const std::string& bytes) { return bytes.size() >= 10; }));
   EXPECT_EQ(echoed, "still here");
   EXPECT_EQ(replies(ErrorLabel::kUpstreamTimeout), 0u);
 }
@@ -421,9 +421,8 @@ TEST_F(GatewayTunnelTest, IdleTunnelEndsOnTheIdleTimeout) {
   TestClient client(port());
   ASSERT_TRUE(client.send(upgrade_request() + "x"));
   std::string got;
-  ASSERT_TRUE(read_until(client.fd(), got, [](const std::string& bytes) {
-    return after_head(bytes).size() >= 1;
-  }));
+  ASSERT_TRUE(read_until(client.fd(), got,
+                         [](const std::string& bytes) { return after_head(bytes).size() >= 1; }));
   // Nothing either way: the gateway closes both connections.
   EXPECT_EQ(client.wait_for_close(), Outcome::kClosed);
   ASSERT_TRUE(upstream.raw().wait_finished(1));
@@ -458,9 +457,10 @@ TEST_F(GatewayTunnelTest, ContinueComesOnlyOnceTheUpstreamHasTheHead) {
   start_gateway(upstream.port);
   TestClient client(port());
   const std::string body(100000, 'b');
-  ASSERT_TRUE(client.send("POST /r/upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
-                          "Content-Length: " +
-                          std::to_string(body.size()) + "\r\n\r\n"));
+  ASSERT_TRUE(
+      client.send("POST /r/upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                  "Content-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n"));
   const ReadResult interim = client.read_response();
   ASSERT_TRUE(interim.ok()) << interim.error;
   EXPECT_EQ(interim.response.status, 100);
@@ -478,8 +478,9 @@ TEST_F(GatewayTunnelTest, ContinueComesOnlyOnceTheUpstreamHasTheHead) {
   }
 
   // Keep-alive: on the pooled connection too the 100 comes, then the answer.
-  ASSERT_TRUE(client.send("POST /r/again HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
-                          "Content-Length: 3\r\n\r\n"));
+  ASSERT_TRUE(
+      client.send("POST /r/again HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                  "Content-Length: 3\r\n\r\n"));
   const ReadResult again = client.read_response();
   ASSERT_TRUE(again.ok()) << again.error;
   EXPECT_EQ(again.response.status, 100);
@@ -493,8 +494,9 @@ TEST_F(GatewayTunnelTest, ContinueComesOnlyOnceTheUpstreamHasTheHead) {
 TEST_F(GatewayTunnelTest, NoContinueWhenTheUpstreamRefuses) {
   start_gateway(closed_port());
   TestClient client(port());
-  ASSERT_TRUE(client.send("POST /r/upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
-                          "Content-Length: 5\r\n\r\n"));
+  ASSERT_TRUE(
+      client.send("POST /r/upload HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                  "Content-Length: 5\r\n\r\n"));
   // The 502 is the first thing the client gets, and the body it still owes
   // cannot be skipped: the connection closes.
   const ReadResult r = client.read_response();
