@@ -137,6 +137,7 @@ struct Recorder final : detail::UpstreamHandler {
   UpstreamPool* pool = nullptr;
   bool release_at_end = false;
   bool pause_at_first_body = false;
+  bool tunnel_at_101 = false;  // start_tunnel() from a 101's head
   bool connected = false;
   bool connect_failed = false;
   ConnectFailure cause{};
@@ -148,6 +149,8 @@ struct Recorder final : detail::UpstreamHandler {
   bool reusable = false;
   ErrorLabel error = ErrorLabel::kNone;
   int writable = 0;
+  std::string tunnel;  // raw bytes after start_tunnel()
+  bool tunnel_eof = false;
 
   bool ended() const { return complete || error != ErrorLabel::kNone || connect_failed; }
 
@@ -161,7 +164,8 @@ struct Recorder final : detail::UpstreamHandler {
                                  const UpstreamResponseHead& head) noexcept override {
     informational.push_back(head.status);
   }
-  void on_upstream_head(UpstreamConnection&, const UpstreamResponseHead& head) noexcept override {
+  void on_upstream_head(UpstreamConnection& c, const UpstreamResponseHead& head) noexcept override {
+    if (tunnel_at_101 && head.status == 101) c.start_tunnel();
     status = head.status;
     for (const auto& f : head.fields)
       fields.push_back(std::string(head.name(f)) + ": " + std::string(head.value(f)));
@@ -183,6 +187,10 @@ struct Recorder final : detail::UpstreamHandler {
     if (release_at_end) pool->release(c);
   }
   void on_upstream_writable(UpstreamConnection&) noexcept override { ++writable; }
+  void on_upstream_tunnel_data(UpstreamConnection&, std::string_view bytes) noexcept override {
+    tunnel.append(bytes);
+  }
+  void on_upstream_tunnel_end(UpstreamConnection&) noexcept override { tunnel_eof = true; }
 };
 
 // Connect injected to "start" and never finish: the socket is swapped for
@@ -735,6 +743,66 @@ TEST_F(UpstreamTest, SendBackpressureThenWritable) {
   ASSERT_TRUE(run_until([&] { return r.ended(); }));
   EXPECT_TRUE(r.reusable);
   pool_->release(*c);
+}
+
+// ---- tunnels ------------------------------------------------------------------
+
+// After a 101 the handler may take the connection raw: the bytes that came
+// with the head and every later one, the upstream's EOF, a FIN our way once
+// our output is out; the exchange never completes and the pool drops it.
+TEST_F(UpstreamTest, TunnelAfter101IsRawBytesBothWaysAndNeverPooled) {
+  UpstreamPool& p = pool();
+  Recorder r;
+  r.tunnel_at_101 = true;
+  int fd = -1;
+  UpstreamConnection* c = start(r, fd);
+  RawUpstream::send_all(fd,
+                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                        "Connection: upgrade\r\n\r\nfirst");
+  ASSERT_TRUE(run_until([&] { return r.tunnel == "first"; }));
+  EXPECT_EQ(r.status, 101);
+  EXPECT_TRUE(c->upgraded());
+  // Not HTTP any more: a status line is just bytes.
+  RawUpstream::send_all(fd, "HTTP/1.1 200 OK\r\n\r\n");
+  ASSERT_TRUE(run_until([&] { return r.tunnel == "firstHTTP/1.1 200 OK\r\n\r\n"; }));
+
+  EXPECT_TRUE(c->send("to the upstream"));
+  c->shutdown_write();
+  std::string got;
+  char chunk[256];
+  ASSERT_TRUE(run_until([&] {
+    const ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n > 0) got.append(chunk, static_cast<std::size_t>(n));
+    return n == 0;  // our FIN, after the bytes
+  }));
+  EXPECT_EQ(got, "to the upstream");
+  EXPECT_TRUE(c->write_shut());
+
+  ::shutdown(fd, SHUT_WR);
+  ASSERT_TRUE(run_until([&] { return r.tunnel_eof; }));
+  EXPECT_FALSE(r.ended());  // a tunnel never completes as an exchange
+  p.release(*c);
+  EXPECT_EQ(p.pooled(), 0u);
+  EXPECT_EQ(p.active(), 0u);
+  upstream.close(fd);
+}
+
+// An Upgrade that got a 200 instead: the response is whole and keep-alive,
+// and still the connection is not reused (forbid_reuse).
+TEST_F(UpstreamTest, ForbiddenReuseIsNotPooledAfterAnOrdinaryResponse) {
+  UpstreamPool& p = pool();
+  Recorder r;
+  int fd = -1;
+  UpstreamConnection* c = start(r, fd);
+  c->forbid_reuse();
+  RawUpstream::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno");
+  ASSERT_TRUE(run_until([&] { return r.ended(); }));
+  EXPECT_TRUE(r.complete);
+  EXPECT_FALSE(r.reusable);
+  EXPECT_EQ(r.body, "no");
+  p.release(*c);
+  EXPECT_EQ(p.pooled(), 0u);
+  upstream.close(fd);
 }
 
 }  // namespace

@@ -336,6 +336,13 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   how.host_rewrite = more.host_rewrite;
   how.edits = HeaderEdits{more.request_add_views, more.request_remove_views};
   const ClientRequest forwarded = ClientRequest::from(parser, base, target);
+  // An Upgrade goes upstream (the tunnel follows a 101) when the request
+  // is its head alone: the tunnel's bytes then start right after it.
+  // CONNECT is no Upgrade, and not proxied as a tunnel.
+  upgrade_sent_ = parser.upgrade() && request.method() != Method::Connect &&
+                  forwarded.framing == http1::Framing::kNone;
+  how.tunnel = upgrade_sent_;
+  if (upgrade_sent_) upstream_->forbid_reuse();
   request_framing_ = forwarded.framing;
   std::string& head = head_;
   head.clear();
@@ -351,9 +358,20 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
     path_.assign(request.target());
     if (upstream_->reused()) connect_ms_ = 0;  // taken from the pool
   }
-  if (!upstream_->send(head)) {
+  const bool sent = upstream_->send(head);
+  if (!sent) {
     upstream_blocked_ = true;
     client_.pause_body();
+  }
+  // Expect: 100-continue: the client may send the body once the upstream
+  // has the head (GATEWAY.md: when the gateway is ready for it), not before
+  // (a refused connect answers 502 without it and closes).
+  if (exchange.continue_due) {
+    if (sent && upstream_->all_sent()) {
+      client_.send_continue();
+    } else {
+      continue_due_ = true;  // on_upstream_writable() once the head is out
+    }
   }
   if (route.timeout.count() > 0) reactor_.io.reactor.arm(timer_, route.timeout);
   return true;
@@ -383,6 +401,7 @@ void ProxyExchange::on_request_body(std::string_view bytes) noexcept {
 }
 
 void ProxyExchange::on_request_end() noexcept {
+  request_ended_ = true;
   if (upstream_ == nullptr) return;
   if (request_framing_ == http1::Framing::kChunked)
     send_upstream(chunk_sent_ ? "\r\n0\r\n\r\n"sv : "0\r\n\r\n"sv, {});
@@ -391,10 +410,12 @@ void ProxyExchange::on_request_end() noexcept {
 
 void ProxyExchange::on_upstream_writable(UpstreamConnection& connection) noexcept {
   (void)connection;
+  if (std::exchange(continue_due_, false)) client_.send_continue();
   if (upstream_blocked_) {
     upstream_blocked_ = false;
     client_.resume_body();
   }
+  if (tunnel_) end_tunnel_if_done();  // the upstream's FIN may just have gone
 }
 
 void ProxyExchange::on_upstream_connected(UpstreamConnection& connection) noexcept {
@@ -432,6 +453,13 @@ void ProxyExchange::on_upstream_head(UpstreamConnection& connection,
   how.edits = HeaderEdits{route_->more().response_add_views, route_->more().response_remove_views};
   how.client_http11 = client_http11_;
   how.client_keep_alive = client_keep_alive_;
+  if (head.status == 101 && !(upgrade_sent_ && request_ended_ && connection.upgraded())) {
+    // Switching protocols unasked (or without the Upgrade fields): no
+    // tunnel can follow, and nothing else can either.
+    let_go_upstream();
+    fail(502, ErrorLabel::kUpstreamProtocolError);
+    return;
+  }
   client_framing_ = write_response_head(out_, response, how);
   response_started_ = true;
   status_ = head.status;
@@ -439,6 +467,64 @@ void ProxyExchange::on_upstream_head(UpstreamConnection& connection,
     first_byte_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                                started_).count();
   }
+  if (head.status == 101) start_tunnel();
+}
+
+void ProxyExchange::start_tunnel() noexcept {
+  // The route's timeout does not apply to a tunnel: the client
+  // connection's idle timeout ends one (GATEWAY.md).
+  reactor_.io.reactor.cancel(timer_);
+  tunnel_ = true;
+  upstream_->start_tunnel();
+  if (!flush_client()) {  // the 101 head, before any tunnel byte
+    let_go_upstream();
+    fail(502, ErrorLabel::kNone);
+    return;
+  }
+  client_.start_tunnel();
+}
+
+void ProxyExchange::on_upstream_tunnel_data(UpstreamConnection& connection,
+                                            std::string_view bytes) noexcept {
+  (void)connection;
+  bytes_out_ += bytes.size();
+  if (!write_client(bytes)) {
+    let_go_upstream();
+    fail(502, ErrorLabel::kNone);
+  }
+}
+
+void ProxyExchange::on_upstream_tunnel_end(UpstreamConnection& connection) noexcept {
+  (void)connection;
+  upstream_eof_ = true;
+  client_.shutdown_write();  // once what the upstream sent before is out
+  end_tunnel_if_done();
+}
+
+void ProxyExchange::on_tunnel_data(std::string_view bytes) noexcept {
+  if (upstream_ == nullptr) return;
+  bytes_in_ += bytes.size();
+  send_upstream(bytes, {});
+}
+
+void ProxyExchange::on_tunnel_end() noexcept {
+  client_eof_ = true;
+  if (upstream_ != nullptr) upstream_->shutdown_write();
+  end_tunnel_if_done();
+}
+
+void ProxyExchange::end_tunnel_if_done() noexcept {
+  if (!client_eof_ || !upstream_eof_ || upstream_ == nullptr || !upstream_->write_shut()) return;
+  // From the loop: on_tunnel_end() runs inside the client connection's own
+  // read, which finish() must not free under it.
+  reactor_.io.reactor.arm(timer_, std::chrono::milliseconds(0));
+}
+
+void ProxyExchange::end_tunnel() noexcept {
+  let_go_upstream();  // never pooled after a 101
+  ClientStream client = client_;
+  recycle();
+  client.finish(true);  // closes once the client's output is out
 }
 
 void ProxyExchange::on_upstream_body(UpstreamConnection& connection,
@@ -470,8 +556,13 @@ void ProxyExchange::on_upstream_read_done(UpstreamConnection& connection) noexce
 
 bool ProxyExchange::flush_client() noexcept {
   if (out_.empty()) return true;
-  const ClientWrite result = client_.write(out_);
+  const bool written = write_client(out_);
   out_.clear();
+  return written;
+}
+
+bool ProxyExchange::write_client(std::string_view bytes) noexcept {
+  const ClientWrite result = client_.write(bytes);
   if (result == ClientWrite::kFailed) return false;
   if (result == ClientWrite::kBlocked && !client_blocked_) {
     client_blocked_ = true;
@@ -539,6 +630,12 @@ void ProxyExchange::on_client_gone() noexcept {
 void ProxyExchange::on_timeout(Timer& timer, void* context) noexcept {
   (void)timer;
   auto* self = static_cast<ProxyExchange*>(context);
+  if (self->tunnel_) {
+    // A tunnel's timer is only end_tunnel_if_done()'s (the route's timeout
+    // was cancelled at the 101).
+    self->end_tunnel();
+    return;
+  }
   self->let_go_upstream();
   self->fail(504, ErrorLabel::kUpstreamTimeout);
 }
@@ -612,6 +709,12 @@ void ProxyExchange::recycle() noexcept {
   head_request_ = false;
   idempotent_ = false;
   resent_ = false;
+  request_ended_ = false;
+  continue_due_ = false;
+  upgrade_sent_ = false;
+  tunnel_ = false;
+  client_eof_ = false;
+  upstream_eof_ = false;
   chunk_sent_ = false;
   upstream_blocked_ = false;
   client_blocked_ = false;

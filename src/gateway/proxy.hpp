@@ -197,7 +197,10 @@ class ReactorGateway final : public ShardExtension {
 };
 
 // One proxied exchange: the client's request to an upstream endpoint, the
-// response back, both bodies streamed with backpressure both ways.
+// response back, both bodies streamed with backpressure both ways. An
+// Upgrade the upstream accepts (101) makes it a two-way byte tunnel between
+// the two connections until both sides have sent their EOF, either fails,
+// or the client connection's idle timeout passes.
 class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
  public:
   explicit ProxyExchange(ReactorGateway& reactor) noexcept;
@@ -214,6 +217,8 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   void on_client_writable() noexcept override;
   void on_request_error(int status) noexcept override;
   void on_client_gone() noexcept override;
+  void on_tunnel_data(std::string_view bytes) noexcept override;
+  void on_tunnel_end() noexcept override;
 
   // UpstreamHandler
   void on_upstream_connected(UpstreamConnection& connection) noexcept override;
@@ -226,6 +231,9 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   void on_upstream_complete(UpstreamConnection& connection, bool reusable) noexcept override;
   void on_upstream_error(UpstreamConnection& connection, ErrorLabel label) noexcept override;
   void on_upstream_writable(UpstreamConnection& connection) noexcept override;
+  void on_upstream_tunnel_data(UpstreamConnection& connection,
+                               std::string_view bytes) noexcept override;
+  void on_upstream_tunnel_end(UpstreamConnection& connection) noexcept override;
 
  private:
   static void on_timeout(Timer& timer, void* context) noexcept;
@@ -236,6 +244,15 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   void to_client(std::string_view bytes) noexcept;
   // Writes what was gathered; false when the client connection failed.
   bool flush_client() noexcept;
+  // Writes `bytes` to the client (pausing the upstream while the client is
+  // slow); false when the client connection failed.
+  bool write_client(std::string_view bytes) noexcept;
+  // A 101 to the Upgrade it asked for: the head goes out, then the tunnel.
+  void start_tunnel() noexcept;
+  // Both sides sent their EOF and the upstream's FIN went: the end, from
+  // the loop (end_tunnel()).
+  void end_tunnel_if_done() noexcept;
+  void end_tunnel() noexcept;
   // Gives the upstream connection back to its pool (closed unless reusable).
   void let_go_upstream() noexcept;
   // A pooled connection failed before any response byte (the upstream's
@@ -274,6 +291,12 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   bool response_started_ = false;  // the response head went to the client
   bool idempotent_ = false;        // the method is (RFC 9110 §9.2.2)
   bool resent_ = false;            // resend() was used
+  bool request_ended_ = false;     // on_request_end() came
+  bool continue_due_ = false;      // 100 Continue once the upstream has the head
+  bool upgrade_sent_ = false;      // the Upgrade went upstream (how.tunnel)
+  bool tunnel_ = false;            // the 101 came: raw bytes both ways
+  bool client_eof_ = false;        // tunnel: the client sent its EOF
+  bool upstream_eof_ = false;      // tunnel: the upstream sent its EOF
 
   // For the access log (GATEWAY.md's fields), kept only while it is on.
   bool logging_ = false;

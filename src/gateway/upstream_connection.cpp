@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "gateway/upstream_pool.hpp"
 
@@ -90,6 +91,8 @@ void UpstreamConnection::start_exchange(UpstreamHandler& handler, bool head_requ
   paused_ = false;
   want_writable_ = false;
   response_started_ = false;
+  reuse_forbidden_ = false;
+  tunnel_ = tunnel_eof_ = shut_due_ = write_shut_ = false;
   deferred_error_ = ErrorLabel::kNone;
   start_response();
 }
@@ -194,9 +197,31 @@ void UpstreamConnection::write_pending() noexcept {
   }
 }
 
-void UpstreamConnection::after_output() noexcept {
-  if (state_ != State::kBusy || stream_.has_pending() || stream_.send_queued() || !want_writable_)
+bool UpstreamConnection::all_sent() noexcept {
+  if (state_ == State::kBusy && !stream_.blocked()) return true;
+  want_writable_ = true;
+  return false;
+}
+
+void UpstreamConnection::shutdown_write() noexcept {
+  if (state_ != State::kBusy || write_shut_) return;
+  if (stream_.blocked()) {
+    // After the output that waits: after_output() sends it, then tells.
+    shut_due_ = true;
+    want_writable_ = true;
     return;
+  }
+  stream_.shutdown_write();
+  write_shut_ = true;
+}
+
+void UpstreamConnection::after_output() noexcept {
+  if (state_ != State::kBusy || stream_.has_pending() || stream_.send_queued()) return;
+  if (std::exchange(shut_due_, false)) {
+    stream_.shutdown_write();
+    write_shut_ = true;
+  }
+  if (!want_writable_) return;
   want_writable_ = false;
   handler_->on_upstream_writable(*this);
 }
@@ -367,7 +392,22 @@ void UpstreamConnection::on_body_bytes(void* self, const char* at, std::size_t l
     connection.handler_->on_upstream_body(connection, {at, length});
 }
 
+void UpstreamConnection::tunnel_input() noexcept {
+  if (parsed_ < in_.size()) {
+    const std::string_view bytes(in_.data() + parsed_, in_.size() - parsed_);
+    parsed_ = static_cast<std::uint32_t>(in_.size());
+    handler_->on_upstream_tunnel_data(*this, bytes);
+    if (state_ != State::kBusy) return;  // released: the buffer went with it
+  }
+  in_.consume(parsed_);
+  parsed_ = 0;
+}
+
 void UpstreamConnection::process_input() noexcept {
+  if (tunnel_) {
+    if (state_ == State::kBusy) tunnel_input();
+    return;
+  }
   while (state_ == State::kBusy && !done_) {
     if (parsed_ == in_.size()) return;
     const bool head_was_done = parser_.head_complete();
@@ -409,6 +449,13 @@ void UpstreamConnection::process_input() noexcept {
           upgraded_ = parser_.upgrade();
           handler_->on_upstream_head(*this, head);
           if (state_ != State::kBusy) return;
+          if (tunnel_) {
+            // The rest of this read is the tunnel's first bytes.
+            in_.consume(parsed_);
+            parsed_ = body_end_ = 0;
+            tunnel_input();
+            return;
+          }
         }
         in_.consume(parsed_);
         parsed_ = body_end_ = 0;
@@ -424,6 +471,11 @@ void UpstreamConnection::process_input() noexcept {
 
 void UpstreamConnection::at_eof() noexcept {
   if (done_ || state_ != State::kBusy) return;
+  if (tunnel_) {
+    update_interest();  // reads no more
+    if (!std::exchange(tunnel_eof_, true)) handler_->on_upstream_tunnel_end(*this);
+    return;
+  }
   // A close-delimited body ends here; anything else is cut short.
   if (parser_.head_complete() &&
       parser_.finish(in_.data(), parsed_).event == http1::Event::kMessage) {
@@ -437,7 +489,7 @@ void UpstreamConnection::finish_response(bool well_framed) noexcept {
   done_ = true;
   if (!request_sent()) early_response_ = true;
   reusable_ = well_framed && parser_.keep_alive() && !early_response_ && !upgraded_ &&
-              !stream_.peer_eof() && in_.size() == parsed_;
+              !reuse_forbidden_ && !stream_.peer_eof() && in_.size() == parsed_;
   handler_->on_upstream_complete(*this, reusable_);
 }
 

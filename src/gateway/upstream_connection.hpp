@@ -1,7 +1,8 @@
 // gateway/upstream_connection.hpp (internal) — UpstreamConnection: one
 // connection to an upstream endpoint: non-blocking connect, the request's
 // bytes out, the response parsed (http1::Parser in response mode) and handed
-// to its UpstreamHandler as a head and body pieces, reuse decided.
+// to its UpstreamHandler as a head and body pieces, reuse decided; after a
+// 101 the handler may make it a raw byte tunnel.
 // Thread-safety: owned by one reactor thread (its UpstreamPool's).
 // Lifetimes: a head's field views and body pieces point into the read
 // buffer; they are valid until the handler's callback returns.
@@ -86,8 +87,19 @@ class UpstreamHandler {
   // The exchange failed (kUpstreamReset, kUpstreamProtocolError); the
   // connection is closed: release it.
   virtual void on_upstream_error(UpstreamConnection& connection, ErrorLabel label) noexcept = 0;
-  // Output that waited (send() returned false) has all gone out.
+  // Output that waited (send() returned false, or all_sent() said not yet)
+  // has all gone out.
   virtual void on_upstream_writable(UpstreamConnection& connection) noexcept = 0;
+  // Tunnel (after start_tunnel(); a handler that calls it overrides both):
+  // raw bytes from the upstream, in order (the first may have come with
+  // the 101). Valid during the call.
+  virtual void on_upstream_tunnel_data(UpstreamConnection& connection,
+                                       std::string_view bytes) noexcept {
+    (void)connection;
+    (void)bytes;
+  }
+  // Tunnel: the upstream shut down its sending side; it may still read.
+  virtual void on_upstream_tunnel_end(UpstreamConnection& connection) noexcept { (void)connection; }
   // The pieces of one read have all been handed on (a proxy writes what it
   // gathered from them in one go). Ignored unless overridden.
   virtual void on_upstream_read_done(UpstreamConnection& connection) noexcept {
@@ -142,6 +154,21 @@ class UpstreamConnection final : public StreamHandler {
   bool send(std::string_view head, std::string_view tail = {});
   // The request's last byte has been given to send().
   void end_request() noexcept { request_ended_ = true; }
+  // Whether every byte given to send() has gone out; if not,
+  // on_upstream_writable() follows once it has.
+  bool all_sent() noexcept;
+  // The connection is not pooled after this exchange whatever its response
+  // (an Upgrade was sent: be safe if the upstream half switched).
+  void forbid_reuse() noexcept { reuse_forbidden_ = true; }
+  // Raw mode, from on_upstream_head() of a 101: the bytes after the head
+  // (those of this read first) go to on_upstream_tunnel_data(), the
+  // upstream's EOF to on_upstream_tunnel_end(); send() sends raw bytes. The
+  // exchange never completes: the handler releases it (it is never pooled).
+  void start_tunnel() noexcept { tunnel_ = true; }
+  // Tunnel: a FIN to the upstream once the output given so far is out.
+  void shutdown_write() noexcept;
+  // The FIN shutdown_write() asked for has gone.
+  bool write_shut() const noexcept { return write_shut_; }
   // Backpressure on the response: no read (and so no body piece) after the
   // read being handled until resume_reading(). Pieces already read still
   // come (the parser cannot stop inside a read).
@@ -191,6 +218,8 @@ class UpstreamConnection final : public StreamHandler {
   // Acts on one read of `asked` bytes; true to read again.
   bool take_read(ssize_t result, std::size_t asked, std::uint32_t events) noexcept;
   void process_input() noexcept;
+  // process_input() in a tunnel: the bytes read go to the handler raw.
+  void tunnel_input() noexcept;
   void at_eof() noexcept;
   void finish_response(bool well_framed) noexcept;
   void fail(ErrorLabel label) noexcept;
@@ -225,6 +254,11 @@ class UpstreamConnection final : public StreamHandler {
   bool paused_ = false;
   bool want_writable_ = false;  // send() returned false; tell when drained
   bool released_ = false;   // the pool let go of it: free once unused
+  bool reuse_forbidden_ = false;  // forbid_reuse()
+  bool tunnel_ = false;           // start_tunnel(): raw bytes, no HTTP
+  bool tunnel_eof_ = false;       // the upstream's EOF went to the handler
+  bool shut_due_ = false;         // a FIN once pending output is out
+  bool write_shut_ = false;       // that FIN went
   std::uint8_t entered_ = 0;  // nesting of its own entry points
 };
 

@@ -120,9 +120,10 @@ void write_last_chunk(Out& out) {
 }
 
 // The interim answer to `Expect: 100-continue`.
+inline constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 template <class Out>
 void write_continue(Out& out) {
-  out.append("HTTP/1.1 100 Continue\r\n\r\n"sv);
+  out.append(kContinue);
 }
 
 }  // namespace http1

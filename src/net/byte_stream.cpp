@@ -125,6 +125,11 @@ WriteStatus ByteStream::take_short_send(std::string_view bytes, ssize_t result) 
   return result > 0 ? WriteStatus::kProgress : WriteStatus::kBlocked;
 }
 
+void ByteStream::shutdown_write() noexcept {
+  // A failure (the peer reset meanwhile) shows at the next read or write.
+  (void)sys::shutdown(fd_, SHUT_WR);
+}
+
 LingerStatus ByteStream::start_linger() noexcept {
   (void)sys::shutdown(fd_, SHUT_WR);
   // Bytes that arrived before now bring no new edge: drain them here.

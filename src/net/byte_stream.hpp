@@ -110,6 +110,10 @@ class ByteStream {
   // Drops output not written yet (the connection is broken).
   void drop_pending() noexcept { pending_.reset(); }
 
+  // Sends a FIN (shutdown(SHUT_WR)) while still reading: a tunnel relays
+  // its other side's EOF. REQUIRES: !blocked() (the last bytes are out).
+  void shutdown_write() noexcept;
+
   // Half-closes (our last bytes are out) and drains what the peer still
   // sends, so those bytes are not destroyed by a reset (closing with unread
   // input sends RST).

@@ -42,7 +42,12 @@ constexpr ssize_t kUnset = -1 - 0x7fffffff;
 struct IoBatch::Ring {
   io_uring ring{};
   unsigned depth = 0;
-  ~Ring() { io_uring_queue_exit(&ring); }
+  // io_uring_queue_exit() closes ring.ring_fd: after a failed init that is
+  // 0, someone else's descriptor (stdin, or whatever got number 0 since).
+  bool initialised = false;
+  ~Ring() {
+    if (initialised) io_uring_queue_exit(&ring);
+  }
 };
 
 IoBatch::IoBatch() noexcept = default;
@@ -68,6 +73,7 @@ bool IoBatch::open(unsigned depth) noexcept {
     rc = io_uring_queue_init_params(depth, &ring->ring, &params);
   }
   if (rc < 0) return false;
+  ring->initialised = true;
   ring->depth = params.sq_entries;
   ring_ = std::move(ring);
   return true;

@@ -2,10 +2,13 @@
 // StreamingHandler's exchange calls (ClientStream), and how the connection
 // streams the request body to it and ends the exchange.
 // Thread-safety: the connection's reactor thread only.
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <fmt/format.h>
 
+#include <cassert>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <utility>
@@ -64,6 +67,15 @@ void ClientStream::pause_body() noexcept {
 void ClientStream::resume_body() noexcept {
   connection_->stream_resume();
 }
+void ClientStream::send_continue() noexcept {
+  connection_->stream_continue();
+}
+void ClientStream::start_tunnel() noexcept {
+  connection_->stream_start_tunnel();
+}
+void ClientStream::shutdown_write() noexcept {
+  connection_->stream_shutdown_write();
+}
 void ClientStream::finish(bool close) noexcept {
   connection_->stream_finish(close);
 }
@@ -98,8 +110,12 @@ void ServerConnection::input_due() noexcept {
 
 ClientWrite ServerConnection::stream_write(std::string_view bytes) noexcept {
   if (stream_.closed()) return ClientWrite::kFailed;
+  exchange_->stream_started = true;
+  return write_out(bytes);
+}
+
+ClientWrite ServerConnection::write_out(std::string_view bytes) noexcept {
   ServerExchange& ex = *exchange_;
-  ex.stream_started = true;
   last_active_ = now_ticks();
   if (bytes.empty()) return ClientWrite::kAccepted;
   if (stream_.blocked()) {
@@ -130,6 +146,95 @@ ClientWrite ServerConnection::stream_write(std::string_view bytes) noexcept {
   return ClientWrite::kFailed;
 }
 
+void ServerConnection::stream_continue() noexcept {
+  ServerExchange& ex = *exchange_;
+  // Only while the client waits for it: no answer began, the body is not
+  // all here (a client that did not wait needs none).
+  if (!ex.continue_due || ex.stream_started || ex.request_done || stream_.closed() ||
+      close_after_write_)
+    return;
+  ex.continue_due = false;
+  shard_.counters.count_reply(ErrorLabel::kNone);
+  if (write_out(http1::kContinue) == ClientWrite::kFailed) close_after_write_ = true;
+}
+
+void ServerConnection::stream_start_tunnel() noexcept {
+  ServerExchange& ex = *exchange_;
+  assert(phase_ == Phase::kTaken && ex.request_done);
+  phase_ = Phase::kTunnel;
+  ex.continue_due = false;
+  // The head is the taker's no more; what follows it is the tunnel's.
+  if (parsed_ != 0) in_.consume(parsed_);
+  parsed_ = 0;
+  // A FIN seen meanwhile may have bytes before it: a read finds both.
+  if (stream_.peer_eof()) readable_ = true;
+  if (in_.size() > 0 || readable_) input_due();
+  update_interest();
+  update_timer();
+}
+
+void ServerConnection::stream_shutdown_write() noexcept {
+  exchange_->tunnel_shut_due = true;
+  shutdown_if_due();
+}
+
+void ServerConnection::shutdown_if_due() noexcept {
+  if (phase_ != Phase::kTunnel || stream_.closed() || !exchange_->tunnel_shut_due ||
+      stream_.blocked())
+    return;
+  exchange_->tunnel_shut_due = false;
+  stream_.shutdown_write();
+}
+
+void ServerConnection::tunnel_input() noexcept {
+  ServerExchange& ex = *exchange_;
+  if (ex.body_paused || parsed_ == in_.size()) return;
+  const std::string_view bytes(in_.data() + parsed_, in_.size() - parsed_);
+  parsed_ = static_cast<std::uint32_t>(in_.size());
+  if (ex.streaming != nullptr) ex.streaming->on_tunnel_data(bytes);
+  if (stream_.closed() || phase_ != Phase::kTunnel) return;
+  in_.consume(parsed_);
+  parsed_ = 0;
+}
+
+bool ServerConnection::take_tunnel_read(ssize_t result, std::size_t asked,
+                                        std::uint32_t events) noexcept {
+  ServerExchange& ex = *exchange_;
+  if (result == 0) {
+    stream_.set_peer_eof();
+    in_.release_if_empty();
+    if (!std::exchange(ex.tunnel_eof, true) && ex.streaming != nullptr) {
+      ex.streaming->on_tunnel_end();
+    } else {
+      update_interest();
+    }
+    return false;
+  }
+  if (result < 0) {
+    if (result == -EINTR) return true;
+    if (result == -EAGAIN || result == -EWOULDBLOCK) {
+      in_.release_if_empty();
+      return false;
+    }
+    close();
+    return false;
+  }
+  in_.commit(static_cast<std::size_t>(result));
+  tunnel_input();
+  if (stream_.closed() || phase_ != Phase::kTunnel) return false;
+  if (ex.body_paused) {
+    // As a paused body: the edge is spent, read again on resume.
+    if (static_cast<std::size_t>(result) == asked) readable_ = true;
+    return false;
+  }
+  if (static_cast<std::size_t>(result) < asked) {
+    if (events & EPOLLRDHUP) return true;  // the FIN that came with them
+    in_.release_if_empty();
+    return false;
+  }
+  return true;
+}
+
 void ServerConnection::stream_pause() noexcept {
   exchange_->body_paused = true;
   update_interest();
@@ -146,7 +251,8 @@ void ServerConnection::stream_resume() noexcept {
 }
 
 void ServerConnection::stream_finish(bool close) noexcept {
-  if (close) exchange_->keep_alive = false;
+  // A tunnel's connection carries no more HTTP: it closes.
+  if (close || phase_ == Phase::kTunnel) exchange_->keep_alive = false;
   end_streaming();
 }
 

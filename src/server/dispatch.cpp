@@ -74,10 +74,14 @@ MethodSet ServerConnection::advertised(MethodSet routed) const noexcept {
   req.header_count_ = count;
   req.body_ = parsed.body().view(base);
   req.version_minor_ = parsed.version_minor();
-  bool keep_alive = parsed.keep_alive() && !parsed.upgrade() && !shard_.shutting_down;
+  bool keep_alive = parsed.keep_alive() && !shard_.shutting_down;
   if (options.max_requests_per_connection != 0 &&
       requests_ + 1 >= options.max_requests_per_connection)
     keep_alive = false;
+  // After an Upgrade request a handler's connection closes; a taker may
+  // keep it (start_streaming) when it does not tunnel.
+  ex.upgrade_keep_alive = keep_alive && parsed.upgrade();
+  keep_alive = keep_alive && !parsed.upgrade();
   ex.keep_alive = keep_alive;
   req.keep_alive_ = keep_alive;
   ex.head_request = req.method_ == Method::Head;
@@ -109,6 +113,9 @@ bool ServerConnection::dispatch_head() noexcept {
 void ServerConnection::start_streaming(bool whole) noexcept {
   ServerExchange& ex = *exchange_;
   ex.route_hold = *ex.route_ref;  // the table may be replaced while it streams
+  // A taker answers an Upgrade request itself: unless it tunnels, the next
+  // bytes are the next request (GATEWAY.md), so keep-alive stands.
+  if (ex.upgrade_keep_alive) ex.keep_alive = ex.request.keep_alive_ = true;
   StreamingExchange* taken = ex.route->taker->take(ClientStream(this), ex);
   if (taken == nullptr) {
     // Answered at once. A body not read yet cannot be skipped: close after.

@@ -1,7 +1,8 @@
 // server/exchange_taker.hpp (internal) — routes whose exchanges are taken
 // over at the request head (the gateway's proxy): the request body streams
 // to the taker as it is read, and the taker writes the response itself,
-// with backpressure both ways.
+// with backpressure both ways. A taker may turn the connection into a raw
+// two-way byte tunnel (an Upgrade its upstream accepted with 101).
 // Thread-safety: everything here runs on the connection's reactor thread.
 // Lifetimes: a ClientStream is valid from take() until the taker calls
 // finish() or abort(), or the connection calls on_client_gone() or
@@ -46,10 +47,28 @@ class ClientStream {
   // Writes response bytes (the head, then the body as framed for the
   // client). Bytes that cannot go out now are kept in order.
   ClientWrite write(std::string_view bytes) noexcept;
-  // Backpressure on the request body: no body bytes after the read being
-  // handled until resume_body().
+  // Backpressure on the request body (in a tunnel, on the raw input): no
+  // bytes after the read being handled until resume_body().
   void pause_body() noexcept;
   void resume_body() noexcept;
+  // Expect: 100-continue: the taker is ready for the body (its upstream
+  // took the request head). Writes `100 Continue` if the client asked for
+  // it, no response byte went out and the body is not all read; else
+  // nothing. The server never sends it itself for a taken exchange, so a
+  // final answer given before (reply()) comes without one, and closes.
+  void send_continue() noexcept;
+  // Raw mode: from now on the connection carries no HTTP. The bytes read
+  // after the request head (already here, and all later ones) go to the
+  // taker's on_tunnel_data(), from the loop (never inside this call); the
+  // client's EOF to on_tunnel_end(); write() writes raw bytes. The tunnel
+  // times out after the server's idle_timeout with no byte either way, and
+  // ends with finish() (the connection then closes, once its output is out)
+  // or abort().
+  // REQUIRES: the request is read whole; its response head (the 101) is written.
+  void start_tunnel() noexcept;
+  // Tunnel: a FIN to the client once the output written so far is out (the
+  // other side's EOF, relayed); the client may still send.
+  void shutdown_write() noexcept;
   // The response is complete: the connection serves its next request
   // (`close`: it closes once the response is out).
   void finish(bool close) noexcept;
@@ -79,6 +98,14 @@ class StreamingExchange {
   virtual void on_request_error(int status) noexcept = 0;
   // The client went away (closed, reset, timed out): abandon the exchange.
   virtual void on_client_gone() noexcept = 0;
+  // Tunnel (after ClientStream::start_tunnel()): raw bytes from the client,
+  // in order. Valid during the call. Both tunnel calls come from inside the
+  // connection's read: the taker ends the exchange (finish(), abort()) from
+  // its own callbacks or the loop, never inside them.
+  virtual void on_tunnel_data(std::string_view bytes) noexcept = 0;
+  // Tunnel: the client shut down its sending side (no more on_tunnel_data);
+  // it may still read.
+  virtual void on_tunnel_end() noexcept = 0;
 
  protected:
   ~StreamingExchange() = default;

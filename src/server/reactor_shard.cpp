@@ -76,6 +76,9 @@ void ServerExchange::reset() noexcept {
   request_done = false;
   body_paused = false;
   write_blocked = false;
+  upgrade_keep_alive = false;
+  tunnel_eof = false;
+  tunnel_shut_due = false;
   route = nullptr;
   route_ref = nullptr;
   route_hold.reset();

@@ -82,6 +82,13 @@ void ServerConnection::handle_io(std::uint32_t events) noexcept {
       }
       return;
     }
+    if (phase_ == Phase::kTunnel && (exchange_->body_paused || exchange_->tunnel_eof)) {
+      // Paused: kept for stream_resume, as a taken body's edge. After the
+      // client's EOF nothing more is read (a hang-up: the taker's output
+      // fails, or it finishes).
+      if (!exchange_->tunnel_eof) readable_ = true;
+      return;
+    }
     if (exchange_ != nullptr && phase_ == Phase::kDeferred) {
       // Not reading while a deferred response is out. A hang-up means the
       // peer is gone: close the fd and wait for the completion. A half-close
@@ -138,6 +145,7 @@ void ServerConnection::read_input(std::uint32_t events, int first_round) noexcep
 }
 
 bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_t events) noexcept {
+  if (phase_ == Phase::kTunnel) return take_tunnel_read(result, asked, events);
   if (result == 0) {
     // The peer closed its sending side. Requests already complete in the
     // buffer were answered (or are deferred); a partial one can never
@@ -200,6 +208,10 @@ void ServerConnection::process_input() noexcept {
     stream_body_input();
     return;
   }
+  if (phase_ == Phase::kTunnel) {
+    tunnel_input();
+    return;
+  }
   while (!stream_.closed() && !close_after_write_ && phase_ != Phase::kDeferred) {
     const std::size_t available = in_.size() - parsed_;
     if (available == 0) break;
@@ -225,8 +237,10 @@ void ServerConnection::process_input() noexcept {
         phase_ = Phase::kBody;
         phase_start_ = now_ticks();
         ex.continue_due = ex.parser.expect_continue();
-        if (parsed_ == in_.size()) send_continue_if_due(ex);
         if (shard_.core.streaming_routes() && dispatch_head()) {
+          // A taker sends 100 Continue itself once it is ready for the body
+          // (ClientStream::send_continue): a proxy once its upstream has the
+          // request head.
           if (phase_ == Phase::kTaken) {
             stream_body_input();
           } else {
@@ -234,6 +248,7 @@ void ServerConnection::process_input() noexcept {
           }
           return;
         }
+        if (parsed_ == in_.size()) send_continue_if_due(ex);
         continue;  // the body, or as much of it as is here
       case http1::Event::kMessage:
         dispatch();
@@ -290,7 +305,8 @@ void ServerConnection::send_continue_if_due(ServerExchange& ex) noexcept {
 }
 
 void ServerConnection::complete_exchange() noexcept {
-  in_.consume(parsed_);
+  // Nothing parsed (a tunnel's end): the input buffer may be released.
+  if (parsed_ != 0) in_.consume(parsed_);
   parsed_ = 0;
   shard_.release_exchange(exchange_);
   exchange_ = nullptr;
@@ -378,7 +394,7 @@ void ServerConnection::after_write() noexcept {
   // before it finished) must go out before the FIN or the close: on_sent()
   // comes back here once it has.
   if (!stream_.has_pending() && !stream_.send_queued() && phase_ != Phase::kLinger &&
-      phase_ != Phase::kDeferred && phase_ != Phase::kTaken) {
+      phase_ != Phase::kDeferred && phase_ != Phase::kTaken && phase_ != Phase::kTunnel) {
     if (stream_.peer_eof()) {
       // Everything the peer sent before its FIN has been answered.
       close();
@@ -393,7 +409,11 @@ void ServerConnection::on_sent(WriteStatus status) noexcept {
     switch (status) {
       case WriteStatus::kWritten:
         // Output flushed while this send was queued waits as pending.
-        if (stream_.has_pending()) write_pending();
+        if (stream_.has_pending()) {
+          write_pending();
+        } else {
+          shutdown_if_due();
+        }
         break;
       case WriteStatus::kFailed:
         close();
@@ -451,8 +471,10 @@ void ServerConnection::write_pending() noexcept {
     start_linger();
     return;
   }
-  if (phase_ == Phase::kTaken) {
-    if (std::exchange(exchange_->write_blocked, false)) exchange_->streaming->on_client_writable();
+  if (phase_ == Phase::kTaken || phase_ == Phase::kTunnel) {
+    shutdown_if_due();
+    if (std::exchange(exchange_->write_blocked, false) && exchange_->streaming != nullptr)
+      exchange_->streaming->on_client_writable();
     return;
   }
   // Requests that arrived while output was blocked.
@@ -478,9 +500,11 @@ void ServerConnection::update_interest() noexcept {
   if (stream_.closed()) return;
   // A taken exchange that reads no more keeps its interest: handle_io()
   // notes a readable edge instead (readable_).
-  const bool reading =
-      phase_ == Phase::kLinger || (phase_ != Phase::kDeferred && !stream_.has_pending() &&
-                                   !close_after_write_ && !stream_.peer_eof());
+  // A tunnel reads whatever its output does: its two directions are apart.
+  const bool reading = phase_ == Phase::kLinger ||
+                       (phase_ == Phase::kTunnel && !stream_.peer_eof()) ||
+                       (phase_ != Phase::kDeferred && !stream_.has_pending() &&
+                        !close_after_write_ && !stream_.peer_eof());
   if (!stream_.update_interest(shard_.reactor, this, reading)) close();
 }
 
@@ -504,6 +528,12 @@ std::optional<Ticks> ServerConnection::deadline() const noexcept {
         break;
       case Phase::kBody:
         timeout = options.body_timeout;
+        break;
+      case Phase::kTunnel:
+        // No byte either way for this long (GATEWAY.md: a route's timeout
+        // does not apply to a tunnel, the idle timeout does).
+        timeout = options.idle_timeout;
+        start = last_active_;
         break;
       case Phase::kTaken:
         // The body as it comes; after it, the taker times the exchange.
@@ -600,9 +630,10 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
       [[fallthrough]];
     default:
       // A stalled write or a stalled request counts; an idle keep-alive
-      // connection or a lingering close ending is routine.
+      // connection or tunnel, or a lingering close ending, is routine.
       if (self->stream_.has_pending() ||
-          (self->phase_ != Phase::kLinger && self->phase_ != Phase::kIdle))
+          (self->phase_ != Phase::kLinger && self->phase_ != Phase::kIdle &&
+           self->phase_ != Phase::kTunnel))
         bump(self->shard_.counters.timeouts);
       self->close();
       break;
@@ -618,7 +649,8 @@ void ServerConnection::close() noexcept {
   if (known.connection == this) known.connection = nullptr;
   stream_.close(shard_.reactor);
   shard_.batcher.drop_own_output();
-  if (exchange_ != nullptr && phase_ == Phase::kTaken && exchange_->streaming != nullptr) {
+  if (exchange_ != nullptr && (phase_ == Phase::kTaken || phase_ == Phase::kTunnel) &&
+      exchange_->streaming != nullptr) {
     // The client is gone: the taker abandons the exchange.
     std::exchange(exchange_->streaming, nullptr)->on_client_gone();
   }

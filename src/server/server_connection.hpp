@@ -72,9 +72,10 @@ class ServerConnection final : public StreamHandler {
  private:
   friend class ClientStream;
   // kTaken: a StreamingHandler's route has the exchange (reading its body,
-  // writing its response); the requests behind it wait. From kDeferred on,
-  // the exchange being read is not finished by process_input().
-  enum class Phase : std::uint8_t { kIdle, kHead, kBody, kDeferred, kTaken, kLinger };
+  // writing its response); the requests behind it wait. kTunnel: its taker
+  // turned the connection into a raw byte tunnel (no HTTP any more). From
+  // kDeferred on, the exchange being read is not finished by process_input().
+  enum class Phase : std::uint8_t { kIdle, kHead, kBody, kDeferred, kTaken, kTunnel, kLinger };
 
   static void on_timer(Timer& timer, void* context) noexcept;
   // `events`: what epoll reported (EPOLLRDHUP: the peer's FIN is queued).
@@ -98,11 +99,22 @@ class ServerConnection final : public StreamHandler {
   void stream_body_input() noexcept;
   // The parser's body sink while taken: pieces go to the taker.
   static void on_body_piece(void* self, const char* at, std::size_t length) noexcept;
+  // process_input() in a tunnel: the bytes read go to the taker raw.
+  void tunnel_input() noexcept;
+  // take_read() in a tunnel.
+  bool take_tunnel_read(ssize_t result, std::size_t asked, std::uint32_t events) noexcept;
+  // A FIN to the client once the tunnel's output is out, if one is due.
+  void shutdown_if_due() noexcept;
   // Drops what the taker already has of the request (the body read so far)
   // so a streamed body never grows the read buffer.
   void consume_streamed() noexcept;
   // ClientStream's calls (client_stream.cpp).
   ClientWrite stream_write(std::string_view bytes) noexcept;
+  // Bytes to the client: batched, or straight out, or kept in order.
+  ClientWrite write_out(std::string_view bytes) noexcept;
+  void stream_continue() noexcept;
+  void stream_start_tunnel() noexcept;
+  void stream_shutdown_write() noexcept;
   void stream_pause() noexcept;
   void stream_resume() noexcept;
   void stream_finish(bool close) noexcept;

@@ -44,6 +44,11 @@ struct ServerExchange {
   bool request_done = false;   // taken: the request's last byte was read
   bool body_paused = false;    // taken: the taker asked for no more body for now
   bool write_blocked = false;  // taken: a write was held back; tell it when out
+  // An Upgrade request that may carry another after it (keep_alive without
+  // the upgrade): a taker that does not tunnel keeps the connection.
+  bool upgrade_keep_alive = false;
+  bool tunnel_eof = false;       // tunnel: the client's EOF went to the taker
+  bool tunnel_shut_due = false;  // tunnel: a FIN to the client once output is out
 
   // Dispatch state.
   const RouteEntry* route = nullptr;
