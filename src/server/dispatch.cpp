@@ -74,7 +74,7 @@ MethodSet ServerConnection::advertised(MethodSet routed) const noexcept {
   req.header_count_ = count;
   req.body_ = parsed.body().view(base);
   req.version_minor_ = parsed.version_minor();
-  bool keep_alive = parsed.keep_alive() && !shard_.shutting_down;
+  bool keep_alive = parsed.keep_alive() && !shard_.shutting_down && !ex.answered_early;
   if (options.max_requests_per_connection != 0 &&
       requests_ + 1 >= options.max_requests_per_connection)
     keep_alive = false;
@@ -96,8 +96,17 @@ bool ServerConnection::dispatch_head() noexcept {
   RouteMatch<RouteRef> match = req.method_ ? table.match(*req.method_, req.path_, req.params_)
                                            : table.match(req.method_name_, req.path_, req.params_);
   if (!match || !(*match.handler)->taker) {
-    // Routed again, with its body, at dispatch().
     req.params_.clear();
+    if (!match && ex.continue_due && !ex.head_request && parsed_ == in_.size()) {
+      // No route, and the client waits for 100 Continue before its body:
+      // the answer (404, 405, a redirect) goes now, without inviting the
+      // body, and the connection closes after it (RFC 9110 §10.1.1).
+      ex.continue_due = false;
+      ex.answered_early = true;
+      dispatch();
+      return true;
+    }
+    // Routed again, with its body, at dispatch().
     return false;
   }
   ++requests_;

@@ -79,6 +79,7 @@ void ServerExchange::reset() noexcept {
   upgrade_keep_alive = false;
   tunnel_eof = false;
   tunnel_shut_due = false;
+  answered_early = false;
   route = nullptr;
   route_ref = nullptr;
   route_hold.reset();

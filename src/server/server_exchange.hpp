@@ -49,6 +49,9 @@ struct ServerExchange {
   bool upgrade_keep_alive = false;
   bool tunnel_eof = false;       // tunnel: the client's EOF went to the taker
   bool tunnel_shut_due = false;  // tunnel: a FIN to the client once output is out
+  // Answered before its body came (no 100 Continue was sent): the connection
+  // closes after the answer.
+  bool answered_early = false;
 
   // Dispatch state.
   const RouteEntry* route = nullptr;

@@ -507,5 +507,21 @@ TEST_F(GatewayTunnelTest, NoContinueWhenTheUpstreamRefuses) {
   EXPECT_EQ(replies(ErrorLabel::kUpstreamConnectFailure), 1u);
 }
 
+// A path no route takes: the 404 comes at once, with no 100 Continue before
+// it (the body is never invited), and the connection closes after it.
+TEST_F(GatewayTunnelTest, NoContinueForAPathNoRouteTakes) {
+  start_gateway(closed_port());
+  TestClient client(port());
+  ASSERT_TRUE(
+      client.send("POST /nowhere HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                  "Content-Length: 5\r\n\r\n"));
+  const ReadResult r = client.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.status, 404);
+  EXPECT_EQ(r.response.header("Connection").value_or(""), "close");
+  EXPECT_EQ(client.wait_for_close(), Outcome::kClosed);
+  EXPECT_EQ(replies(ErrorLabel::kRouteNotFound), 1u);
+}
+
 }  // namespace
 }  // namespace portico::testing
