@@ -310,7 +310,7 @@ void ServerConnection::run_afters(ServerExchange& ex) noexcept {
 void ServerExchange::post_completion() noexcept {
   // post() never drops a task; the reactor stays up while completions are out.
   ServerExchange* self = this;
-  shard->reactor.post([self] { self->connection->on_completion(self); });
+  shard->post_from_another_thread([self] { self->connection->on_completion(self); });
 }
 
 }  // namespace detail

@@ -86,6 +86,17 @@ struct ReactorShard {
   std::size_t connection_count = 0;
   std::size_t deferred_outstanding = 0;
   bool shutting_down = false;
+  // Posts from other threads (a Completion's write or done(), maybe on a
+  // thread nobody joins) still inside reactor.post(): the queue may hand
+  // the task to the reactor, and the server go, before post() returns, so
+  // ServerCore::wait() waits for this to drop to 0 first.
+  std::atomic<unsigned> foreign_posts{0};
+  template <class Task>
+  void post_from_another_thread(Task&& task) {
+    foreign_posts.fetch_add(1, std::memory_order_relaxed);
+    reactor.post(std::forward<Task>(task));
+    foreign_posts.fetch_sub(1, std::memory_order_release);
+  }
   Timer shutdown_timer;
   ReactorStatsCounters counters;
   // Peer addresses of live connections, asked for on every proxied request

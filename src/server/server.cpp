@@ -44,7 +44,7 @@ void Completion::write(std::string_view bytes) {
   detail::ServerExchange* ex = exchange_;
   assert(ex != nullptr);
   if (ex == nullptr) return;
-  ex->shard->reactor.post(
+  ex->shard->post_from_another_thread(
       [ex, chunk = std::string(bytes)] { ex->connection->on_stream_write(ex, chunk); });
 }
 

@@ -184,6 +184,11 @@ void ServerCore::wait() {
   for (std::size_t i = 0; i < workers_.size(); ++i) jobs_->push(nullptr);
   for (auto& worker : workers_) worker.join();
   workers_.clear();
+  // A Completion posted from a thread of the host's own may still be inside
+  // post(), its task already run: the shards must outlive that call.
+  for (auto& shard : shards_) {
+    while (shard->foreign_posts.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  }
   for (auto& shard : shards_) shard->listener.close();
   if (table_) (void)table_->reclaim();
   joined_ = true;
