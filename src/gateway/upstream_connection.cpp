@@ -361,26 +361,26 @@ bool UpstreamConnection::take_read(ssize_t result, std::size_t asked,
     at_eof();
     return false;
   }
-  if (result < 0) {
-    if (result == -EINTR) return true;
-    if (result == -EAGAIN || result == -EWOULDBLOCK) {
+  switch (read_end(result)) {
+    case ReadEnd::kBytes:
+      break;
+    case ReadEnd::kRetry:
+      return true;
+    case ReadEnd::kDrained:
       in_.release_if_empty();
       return false;
-    }
-    fail(ErrorLabel::kUpstreamReset);
-    return false;
+    case ReadEnd::kEof:  // handled above
+    case ReadEnd::kFailed:
+      fail(ErrorLabel::kUpstreamReset);
+      return false;
   }
   in_.commit(static_cast<std::size_t>(result));
   response_started_ = true;
   process_input();
   if (state_ != State::kBusy || paused_) return false;
-  if (static_cast<std::size_t>(result) < asked) {
-    // Drained; but a FIN that came with these bytes brings no new edge.
-    if (events & EPOLLRDHUP) return true;
-    in_.release_if_empty();
-    return false;
-  }
-  return true;
+  if (read_again(result, asked, events)) return true;
+  in_.release_if_empty();
+  return false;
 }
 
 void UpstreamConnection::on_body_bytes(void* self, const char* at, std::size_t length) noexcept {

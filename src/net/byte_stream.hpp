@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -44,6 +46,30 @@ enum class LingerStatus : std::uint8_t {
 // A connection owns one ByteStream (composition) and passes its reactor and
 // itself as the IoHandler where epoll is touched: the stream stays 16 bytes,
 // within an idle connection's budget.
+// What one ByteStream::receive() result asks of an edge-triggered read loop;
+// every reader (server, tunnel, upstream) reads the same way.
+enum class ReadEnd : std::uint8_t {
+  kBytes,    // result > 0
+  kEof,      // the peer closed its sending side
+  kRetry,    // interrupted: read again
+  kDrained,  // nothing more until the next edge
+  kFailed,   // reset or another error
+};
+inline ReadEnd read_end(ssize_t result) noexcept {
+  if (result > 0) return ReadEnd::kBytes;
+  if (result == 0) return ReadEnd::kEof;
+  if (result == -EINTR) return ReadEnd::kRetry;
+  if (result == -EAGAIN || result == -EWOULDBLOCK) return ReadEnd::kDrained;
+  return ReadEnd::kFailed;
+}
+// After `result` bytes of `asked`: whether to read again now. A full read
+// may have left bytes (no new edge comes for them); a short one drained the
+// socket, unless a FIN came with its bytes (EPOLLRDHUP), which brings no
+// edge either.
+inline bool read_again(ssize_t result, std::size_t asked, std::uint32_t events) noexcept {
+  return static_cast<std::size_t>(result) == asked || (events & EPOLLRDHUP) != 0;
+}
+
 class ByteStream {
  public:
   explicit ByteStream(int fd) noexcept : fd_(fd) {}

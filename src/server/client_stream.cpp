@@ -210,14 +210,18 @@ bool ServerConnection::take_tunnel_read(ssize_t result, std::size_t asked,
     }
     return false;
   }
-  if (result < 0) {
-    if (result == -EINTR) return true;
-    if (result == -EAGAIN || result == -EWOULDBLOCK) {
+  switch (read_end(result)) {
+    case ReadEnd::kBytes:
+      break;
+    case ReadEnd::kRetry:
+      return true;
+    case ReadEnd::kDrained:
       in_.release_if_empty();
       return false;
-    }
-    close();
-    return false;
+    case ReadEnd::kEof:  // handled above
+    case ReadEnd::kFailed:
+      close();
+      return false;
   }
   in_.commit(static_cast<std::size_t>(result));
   tunnel_input();
@@ -227,12 +231,9 @@ bool ServerConnection::take_tunnel_read(ssize_t result, std::size_t asked,
     if (static_cast<std::size_t>(result) == asked) readable_ = true;
     return false;
   }
-  if (static_cast<std::size_t>(result) < asked) {
-    if (events & EPOLLRDHUP) return true;  // the FIN that came with them
-    in_.release_if_empty();
-    return false;
-  }
-  return true;
+  if (read_again(result, asked, events)) return true;
+  in_.release_if_empty();
+  return false;
 }
 
 void ServerConnection::stream_pause() noexcept {

@@ -164,14 +164,18 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
     }
     return false;
   }
-  if (result < 0) {
-    if (result == -EINTR) return true;
-    if (result == -EAGAIN || result == -EWOULDBLOCK) {
+  switch (read_end(result)) {
+    case ReadEnd::kBytes:
+      break;
+    case ReadEnd::kRetry:
+      return true;
+    case ReadEnd::kDrained:
       in_.release_if_empty();
       return false;
-    }
-    close();
-    return false;
+    case ReadEnd::kEof:  // handled above
+    case ReadEnd::kFailed:
+      close();
+      return false;
   }
   in_.commit(static_cast<std::size_t>(result));
   process_input();
@@ -183,14 +187,9 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
     if (static_cast<std::size_t>(result) == asked) readable_ = true;
     return false;
   }
-  if (static_cast<std::size_t>(result) < asked) {
-    // A short read drained the socket; more bytes bring a new edge. But a
-    // FIN that came with these bytes brings none: read on to see it.
-    if (events & EPOLLRDHUP) return true;
-    in_.release_if_empty();
-    return false;
-  }
-  return true;
+  if (read_again(result, asked, events)) return true;
+  in_.release_if_empty();
+  return false;
 }
 
 void ServerConnection::on_received(std::span<char> room, ssize_t result,
