@@ -418,6 +418,7 @@ std::uint64_t hash_key(std::string_view bytes) noexcept {
 }
 
 std::uint64_t hash_client_ip(const sockaddr* address) noexcept {
+  if (address == nullptr) return hash_key({});
   if (address->sa_family == AF_INET) {
     in_addr ip;
     std::memcpy(&ip, &reinterpret_cast<const sockaddr_in*>(address)->sin_addr, sizeof ip);

@@ -227,7 +227,7 @@ struct HashOn {
 std::uint64_t hash_key(std::string_view bytes) noexcept;
 // The key of a client address: its IP only (not the port, which changes with
 // every connection); an IPv4-mapped IPv6 address hashes as its IPv4 address.
-// Any other family hashes as the empty string.
+// Any other family (or none: nullptr) hashes as the empty string.
 std::uint64_t hash_client_ip(const sockaddr* address) noexcept;
 
 }  // namespace detail

@@ -492,10 +492,8 @@ void Decoder::cluster(const YamlNode& node, Cluster& out) {
         } else if (key == "max_idle_per_endpoint") {
           integer(key, value, 0, kMillion, out.max_idle_per_endpoint);
         } else if (key == "health_check") {
-          notice_not_active(key_node.mark, key);
           health_check(value, out.health_check.emplace());
         } else if (key == "outlier_detection") {
-          notice_not_active(key_node.mark, key);
           outlier_detection(value, out.outlier_detection.emplace());
         } else if (key == "circuit_breaker") {
           notice_not_active(key_node.mark, key);

@@ -219,6 +219,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     if (!errors.empty()) throw std::invalid_argument(errors.front().to_string());
     // The routes live on in the route set (and /routes reads them there).
     std::vector<Route>().swap(config_.routes);
+    install_resilience(*snapshot);
     snapshot_ = std::move(snapshot);
     route_set_ = std::move(set);
     server_.routes(std::move(routes));
@@ -284,6 +285,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     config.server = config_.server;
     config.access_log = config_.access_log;
     config_ = std::move(config);
+    install_resilience(*snapshot);
     snapshot_ = std::move(snapshot);
     route_set_ = std::move(set);
     server_.routes(std::move(routes));
@@ -344,15 +346,21 @@ class Gateway::Impl final : public detail::gateway::Runtime {
       std::size_t cluster_in_flight = 0;
       std::string endpoints;
       bool first = true;
-      for (const EndpointState& endpoint : cluster.endpoints) {
+      for (std::size_t e = 0; e < cluster.endpoints.size(); ++e) {
+        const EndpointState& endpoint = cluster.endpoints[e];
         std::size_t active = 0;
         std::size_t pooled = 0;
         pool_counts(cluster.name, endpoint.address, active, pooled);
         cluster_in_flight += active;
+        const detail::gateway::EndpointHealth& health = *cluster.resilience.endpoints[e];
+        const std::int64_t until = health.ejected_until_ms.load(std::memory_order_relaxed);
         endpoints += fmt::format(
-            "{}{{\"address\": {}, \"weight\": {}, \"healthy\": true, \"ejected_until\": null, "
-            "\"ejections\": 0, \"requests_in_flight\": {}, \"pooled_connections\": {}}}",
-            first ? "" : ", ", json_string(endpoint.address), endpoint.weight, active, pooled);
+            "{}{{\"address\": {}, \"weight\": {}, \"healthy\": {}, \"ejected_until\": {}, "
+            "\"ejections\": {}, \"requests_in_flight\": {}, \"pooled_connections\": {}}}",
+            first ? "" : ", ", json_string(endpoint.address), endpoint.weight,
+            health.healthy.load(std::memory_order_relaxed),
+            until == 0 ? std::string("null") : std::to_string((until + 999) / 1000),
+            health.ejections.load(std::memory_order_relaxed), active, pooled);
         first = false;
       }
       out += fmt::format(
@@ -431,6 +439,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->generation = next_generation_.fetch_add(1, std::memory_order_relaxed) + 1;
     snapshot->via = config.via;
+    snapshot->resilience = &resilience_;
     for (const portico::Cidr& cidr : config.trusted_proxies) {
       std::string text;
       char address[INET6_ADDRSTRLEN] = {};
@@ -478,8 +487,26 @@ class Gateway::Impl final : public detail::gateway::Runtime {
       state.pool.connect_timeout = cluster.connect_timeout;
       state.pool.idle_timeout = cluster.idle_timeout;
       state.pool.max_idle_per_endpoint = cluster.max_idle_per_endpoint;
+      state.resilience = resilience_.bind(cluster);
     }
     return snapshot;
+  }
+
+  // Makes `snapshot`'s clusters the ones health checks probe and ejection
+  // limits count.
+  void install_resilience(const Snapshot& snapshot) {
+    std::vector<const detail::gateway::ClusterResilience*> clusters;
+    std::vector<detail::gateway::CheckTarget> targets;
+    for (const ClusterState& cluster : snapshot.clusters) {
+      const detail::gateway::ClusterResilience& shared = cluster.resilience;
+      clusters.push_back(&shared);
+      if (!shared.check) continue;
+      for (std::size_t i = 0; i < cluster.endpoints.size(); ++i) {
+        targets.push_back({shared.health, shared.endpoints[i], cluster.endpoints[i].sockaddr,
+                           cluster.endpoints[i].length, *shared.check});
+      }
+    }
+    resilience_.install(clusters, std::move(targets));
   }
 
   // The route set of `config` (null on errors), its groups added to `routes`.
@@ -681,6 +708,8 @@ class Gateway::Impl final : public detail::gateway::Runtime {
   }
 
   mutable std::mutex mutex_;
+  // Before the servers: their routes' snapshots point to it.
+  detail::gateway::Resilience resilience_;
   GatewayConfig config_;
   std::string config_path_;
   std::shared_ptr<const Snapshot> snapshot_;

@@ -162,6 +162,9 @@ void ReactorGateway::adopt(const Snapshot& snapshot) {
   balancers_.clear();
   balancers_.reserve(snapshot.clusters.size());
   cluster_pools_.assign(snapshot.clusters.size(), {});
+  std::size_t most = 0;
+  for (const ClusterState& cluster : snapshot.clusters) most = std::max(most, cluster.endpoints.size());
+  available_.assign((most + 63) / 64, 0);
   for (std::size_t i = 0; i < snapshot.clusters.size(); ++i) {
     const ClusterState& cluster = snapshot.clusters[i];
     balancers_.push_back(std::make_unique<Balancer>(*cluster.table, random_u64()));
@@ -190,6 +193,19 @@ void ReactorGateway::adopt(const Snapshot& snapshot) {
       ++it;
     }
   }
+}
+
+Availability ReactorGateway::availability(const ClusterState& cluster) noexcept {
+  const ClusterResilience& shared = cluster.resilience;
+  if (!shared.health || shared.health->unavailable.load(std::memory_order_relaxed) == 0) return {};
+  const std::size_t count = shared.endpoints.size();
+  const std::size_t words = (count + 63) / 64;
+  std::fill_n(available_.begin(), words, std::uint64_t{0});
+  for (std::size_t i = 0; i < count; ++i) {
+    if (shared.endpoints[i]->available.load(std::memory_order_relaxed))
+      available_[i >> 6] |= std::uint64_t{1} << (i & 63);
+  }
+  return Availability(std::span<const std::uint64_t>(available_.data(), words));
 }
 
 Balancer& ReactorGateway::balancer(const Snapshot& snapshot, std::uint32_t cluster) {
@@ -238,6 +254,28 @@ void ReactorGateway::release_exchange(ProxyExchange* exchange) noexcept {
 ProxyExchange::ProxyExchange(ReactorGateway& reactor) noexcept
     : reactor_(reactor), timer_(&ProxyExchange::on_timeout, this) {}
 
+std::uint32_t ProxyExchange::pick(const Snapshot& snapshot, std::uint32_t cluster,
+                                  const Request& request, std::string_view target,
+                                  const sockaddr_storage* peer) noexcept {
+  const ClusterState& state = snapshot.clusters[cluster];
+  Balancer& balancer = reactor_.balancer(snapshot, cluster);
+  const Availability available = reactor_.availability(state);
+  if (!balancer.table().uses_key()) return balancer.pick(available);
+  std::uint64_t key = 0;
+  switch (state.hash_on.source) {
+    case HashOn::Source::kClientIp:
+      key = hash_client_ip(reinterpret_cast<const sockaddr*>(peer));
+      break;
+    case HashOn::Source::kHeader:
+      key = hash_key(find_header(request, state.hash_on.header));
+      break;
+    case HashOn::Source::kPath:
+      key = hash_key(target.substr(0, target.find('?')));
+      break;
+  }
+  return balancer.pick(available, key);
+}
+
 bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
                           ServerExchange& exchange) noexcept {
   const Request& request = exchange.request;
@@ -247,6 +285,7 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   const char* base = request.method_name().data() - parser.method().offset;
   route_ = &route;
   client_ = client;
+  fallback_ = false;
   head_request_ = exchange.head_request;
   client_http11_ = request.version_minor() >= 1;
   client_keep_alive_ = exchange.keep_alive;
@@ -265,52 +304,41 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   const std::string_view target = http1::strip_prefix(*normalized, more.strip_prefix);
 
   // The cluster: a canary whose header matches, else a split's draw, else
-  // the route's own.
+  // the route's own; a canary that cannot take the request (no endpoint
+  // available) falls back to the route's own at once.
   const Snapshot& snapshot = *route.snapshot;
-  std::uint32_t cluster = route.cluster;
+  sockaddr_storage peer{};
+  const bool have_peer = client.peer(peer);
+  std::uint32_t cluster = kNoEndpoint;
+  std::uint32_t endpoint = kNoEndpoint;
   for (const RouteTarget::Canary& canary : more.canary) {
     if (has_header_value(request, canary.header, canary.value)) {
       cluster = canary.cluster;
+      endpoint = pick(snapshot, cluster, request, target, have_peer ? &peer : nullptr);
+      fallback_ = endpoint == kNoEndpoint;
       break;
     }
   }
-  if (cluster == route.cluster && !more.split.empty()) {
-    std::uint64_t draw = random_u64() % more.split_total;
-    for (const RouteTarget::Weighted& weighted : more.split) {
-      if (draw < weighted.weight) {
-        cluster = weighted.cluster;
-        break;
+  if (endpoint == kNoEndpoint) {
+    cluster = route.cluster;
+    if (!more.split.empty()) {
+      std::uint64_t draw = random_u64() % more.split_total;
+      for (const RouteTarget::Weighted& weighted : more.split) {
+        if (draw < weighted.weight) {
+          cluster = weighted.cluster;
+          break;
+        }
+        draw -= weighted.weight;
       }
-      draw -= weighted.weight;
     }
+    endpoint = pick(snapshot, cluster, request, target, have_peer ? &peer : nullptr);
   }
-
-  sockaddr_storage peer{};
-  const bool have_peer = client.peer(peer);
-  const ClusterState& state = snapshot.clusters[cluster];
-  Balancer& balancer = reactor_.balancer(snapshot, cluster);
-  std::uint32_t endpoint;
-  if (balancer.table().uses_key()) {
-    std::uint64_t key = 0;
-    switch (state.hash_on.source) {
-      case HashOn::Source::kClientIp:
-        key = hash_client_ip(have_peer ? reinterpret_cast<const sockaddr*>(&peer) : nullptr);
-        break;
-      case HashOn::Source::kHeader:
-        key = hash_key(find_header(request, state.hash_on.header));
-        break;
-      case HashOn::Source::kPath:
-        key = hash_key(target.substr(0, target.find('?')));
-        break;
-    }
-    endpoint = balancer.pick(Availability{}, key);
-  } else {
-    endpoint = balancer.pick(Availability{});
-  }
+  cluster_ = cluster;
   if (endpoint == kNoEndpoint) {
     answer(exchange, 503, ErrorLabel::kNoHealthyUpstream);
     return false;
   }
+  Balancer& balancer = reactor_.balancer(snapshot, cluster);
   pool_ = &reactor_.pool(snapshot, cluster, endpoint);
   upstream_ = pool_->acquire(*this, head_request_);
   if (upstream_ == nullptr) {
@@ -319,7 +347,6 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   }
   balancer_ = &balancer;
   endpoint_ = endpoint;
-  cluster_ = cluster;
   generation_ = snapshot.generation;
   balancer.request_started(endpoint);
 
@@ -420,6 +447,8 @@ void ProxyExchange::on_upstream_writable(UpstreamConnection& connection) noexcep
 
 void ProxyExchange::on_upstream_connected(UpstreamConnection& connection) noexcept {
   (void)connection;  // the request waiting in the connection goes out by itself
+  if (Resilience* resilience = route_->snapshot->resilience)
+    resilience->connected(cluster_state().resilience, endpoint_);
   if (logging_) {
     connect_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                             started_).count();
@@ -430,6 +459,8 @@ void ProxyExchange::on_upstream_connect_failed(UpstreamConnection& connection,
                                                ConnectFailure cause) noexcept {
   (void)connection;
   (void)cause;
+  if (Resilience* resilience = route_->snapshot->resilience)
+    resilience->connect_failed(cluster_state().resilience, endpoint_);
   let_go_upstream();
   fail(502, ErrorLabel::kUpstreamConnectFailure);
 }
@@ -453,6 +484,7 @@ void ProxyExchange::on_upstream_head(UpstreamConnection& connection,
   how.edits = HeaderEdits{route_->more().response_add_views, route_->more().response_remove_views};
   how.client_http11 = client_http11_;
   how.client_keep_alive = client_keep_alive_;
+  report_response(head.status >= 500);
   if (head.status == 101 && !(upgrade_sent_ && request_ended_ && connection.upgraded())) {
     // Switching protocols unasked (or without the Upgrade fields): no
     // tunnel can follow, and nothing else can either.
@@ -598,6 +630,7 @@ void ProxyExchange::on_upstream_error(UpstreamConnection& connection, ErrorLabel
   const bool crossed_idle_close = connection.reused() && !connection.response_started();
   let_go_upstream();
   if (crossed_idle_close && resend()) return;
+  if (!connection.response_started()) report_response(true);  // else the head counted
   fail(502, label);
 }
 
@@ -636,8 +669,15 @@ void ProxyExchange::on_timeout(Timer& timer, void* context) noexcept {
     self->end_tunnel();
     return;
   }
+  if (self->upstream_ != nullptr && !self->upstream_->response_started())
+    self->report_response(true);
   self->let_go_upstream();
   self->fail(504, ErrorLabel::kUpstreamTimeout);
+}
+
+void ProxyExchange::report_response(bool server_error) noexcept {
+  if (Resilience* resilience = route_->snapshot->resilience)
+    resilience->responded(cluster_state().resilience, endpoint_, server_error);
 }
 
 void ProxyExchange::let_go_upstream() noexcept {
@@ -680,6 +720,7 @@ void ProxyExchange::log_exchange() noexcept {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
   entry.upstream_connect_ms = connect_ms_;
   entry.upstream_first_byte_ms = first_byte_ms_;
+  entry.fallback = fallback_;
   ReactorShard& shard = reactor_.shard;
   try {
     append_proxy_access_log(shard.access_log, shard.core.options().access_log, std::time(nullptr),
@@ -719,6 +760,7 @@ void ProxyExchange::recycle() noexcept {
   upstream_blocked_ = false;
   client_blocked_ = false;
   response_started_ = false;
+  fallback_ = false;
   reactor_.release_exchange(this);
 }
 

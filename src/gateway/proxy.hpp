@@ -28,6 +28,7 @@
 #include "gateway/cidr.hpp"
 #include "gateway/forward.hpp"
 #include "gateway/request_ids.hpp"
+#include "gateway/resilience.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "portico/reactor.hpp"
 #include "server/exchange_taker.hpp"
@@ -53,6 +54,7 @@ struct ClusterState {
   std::optional<BalancerTable> table;  // always set once built
   HashOn hash_on;
   UpstreamPoolOptions pool;
+  ClusterResilience resilience;  // health, ejections, their settings
 };
 
 // One loaded configuration's clusters and forwarding settings.
@@ -61,6 +63,7 @@ struct Snapshot {
   std::vector<ClusterState> clusters;
   std::vector<Cidr> trusted_proxies;
   std::string via = "portico";
+  Resilience* resilience = nullptr;  // the gateway's, which outlives its snapshots
 
   std::uint32_t cluster_index(std::string_view name) const noexcept;
 };
@@ -178,6 +181,10 @@ class ReactorGateway final : public ShardExtension {
   Balancer& balancer(const Snapshot& snapshot, std::uint32_t cluster);
   UpstreamPool& pool(const Snapshot& snapshot, std::uint32_t cluster, std::uint32_t endpoint);
 
+  // Which endpoints of `cluster` a pick may choose now: all, or a copy of
+  // their flags (they change under a pick) made in this reactor's words.
+  Availability availability(const ClusterState& cluster) noexcept;
+
   ProxyExchange* acquire_exchange();
   void release_exchange(ProxyExchange* exchange) noexcept;
 
@@ -194,6 +201,7 @@ class ReactorGateway final : public ShardExtension {
   // drain and go once nothing uses them.
   std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools_;
   std::vector<ProxyExchange*> free_;
+  std::vector<std::uint64_t> available_;  // availability()'s words, sized by adopt()
 };
 
 // One proxied exchange: the client's request to an upstream endpoint, the
@@ -237,6 +245,16 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
 
  private:
   static void on_timeout(Timer& timer, void* context) noexcept;
+
+  // An available endpoint of `cluster` for this request (kNoEndpoint: none).
+  std::uint32_t pick(const Snapshot& snapshot, std::uint32_t cluster, const Request& request,
+                     std::string_view target, const sockaddr_storage* peer) noexcept;
+  const ClusterState& cluster_state() const noexcept {
+    return route_->snapshot->clusters[cluster_];
+  }
+  // The endpoint answered (or failed after the request went): outlier
+  // detection's count.
+  void report_response(bool server_error) noexcept;
 
   // Sends request bytes (framed for the upstream); false when it must wait.
   bool send_upstream(std::string_view head, std::string_view tail) noexcept;
@@ -297,6 +315,7 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   bool tunnel_ = false;            // the 101 came: raw bytes both ways
   bool client_eof_ = false;        // tunnel: the client sent its EOF
   bool upstream_eof_ = false;      // tunnel: the upstream sent its EOF
+  bool fallback_ = false;          // a canary's request went to the route's own cluster
 
   // For the access log (GATEWAY.md's fields), kept only while it is on.
   bool logging_ = false;

@@ -1,0 +1,348 @@
+// Resilience over real loopback sockets: upstreams that fail on purpose
+// (5xx, refused connects, failing or hanging health checks) behind the
+// gateway, and what clients and upstreams saw — which endpoint got how many
+// requests, when an endpoint left the rotation and came back (/clusters).
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "portico/gateway.hpp"
+#include "test_client.hpp"
+
+namespace portico::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// An upstream whose /work answers `status` and whose /healthz answers
+// `health`, counting the requests of each.
+struct Upstream {
+  std::atomic<int> status{200};
+  std::atomic<int> health{200};
+  std::atomic<int> work_requests{0};
+  std::atomic<int> health_requests{0};
+  std::atomic<bool> health_agent_ok{true};  // every check said who it is
+  std::string name;
+  std::unique_ptr<Server> server;
+  std::uint16_t port = 0;
+
+  explicit Upstream(std::string who) : name(std::move(who)) {
+    ServerOptions options;
+    options.port = 0;
+    options.handle_signals = false;
+    options.worker_threads = 1;
+    server = std::make_unique<Server>(options);
+    server->get("/work", [this](Request&, Response& res) {
+      work_requests.fetch_add(1);
+      res.status(status.load()).text(name);
+    });
+    server->get("/healthz", [this](Request& req, Response& res) {
+      health_requests.fetch_add(1);
+      bool agent = false;
+      for (const Header& field : req.headers())
+        agent = agent || (field.name == "User-Agent" && field.value == "portico-health-check");
+      if (!agent) health_agent_ok.store(false);
+      res.status(health.load()).text("health");
+    });
+    EXPECT_FALSE(server->start()) << server->setup_error();
+    port = server->port();
+  }
+  ~Upstream() {
+    server->stop();
+    server->wait();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+// Polls `condition` (state another thread changes: /clusters, an upstream's
+// count) until it holds or 10 s pass. The pause between looks only spares
+// the CPU; it orders nothing.
+bool wait_until(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+// The JSON object of `address` in a /clusters answer.
+std::string endpoint_json(const std::string& clusters, const std::string& address) {
+  const std::size_t at = clusters.find("\"address\": \"" + address + "\"");
+  if (at == std::string::npos) return "<absent>";
+  return clusters.substr(at, clusters.find('}', at) - at);
+}
+
+GatewayConfig parse_config(const std::string& yaml) {
+  ConfigResult result = GatewayConfig::parse(yaml, "test.yaml");
+  for (const ConfigDiagnostic& error : result.errors) ADD_FAILURE() << error.to_string();
+  return result.ok() ? std::move(*result.config) : GatewayConfig{};
+}
+
+// A port on 127.0.0.1 nothing listens on (bound, its number taken, closed).
+std::uint16_t refused_port() {
+  const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  EXPECT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&address), length), 0);
+  EXPECT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  ::close(s);
+  return ntohs(address.sin_port);
+}
+
+class ResilienceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_ = std::make_unique<Upstream>("a");
+    b_ = std::make_unique<Upstream>("b");
+  }
+  void TearDown() override {
+    if (gateway_) {
+      gateway_->stop();
+      gateway_->wait();
+    }
+  }
+  // One cluster `users` of `endpoints` with `settings` (indented lines), and
+  // /work routed to it.
+  Gateway& start(const std::string& endpoints, const std::string& settings,
+                 const std::string& more = {}) {
+    const std::string yaml = "listen: {host: 127.0.0.1, port: 0, threads: 1}\n"
+                             "clusters:\n"
+                             "  users:\n"
+                             "    endpoints: [" + endpoints + "]\n" + settings + more +
+                             "routes:\n"
+                             "  - {path: /work, cluster: users}\n";
+    gateway_ = std::make_unique<Gateway>(parse_config(yaml));
+    EXPECT_FALSE(gateway_->start()) << gateway_->setup_error();
+    return *gateway_;
+  }
+  std::string both() const {
+    return "{address: \"" + a_->address() + "\"}, {address: \"" + b_->address() + "\"}";
+  }
+  // GET /work on a new connection: the status, and the body in `body`.
+  int get(std::string* body = nullptr, std::string_view fields = {}) {
+    TestClient client(gateway_->port());
+    const ReadResult r = client.request(request_bytes("GET", "/work", fields));
+    EXPECT_TRUE(r.ok()) << r.error;
+    if (body != nullptr) *body = r.response.body;
+    return r.ok() ? r.response.status : 0;
+  }
+  std::string endpoint(const Upstream& upstream) const {
+    return endpoint_json(gateway_->clusters_json(), upstream.address());
+  }
+
+  std::unique_ptr<Upstream> a_, b_;
+  std::unique_ptr<Gateway> gateway_;
+};
+
+bool has(const std::string& json, std::string_view part) {
+  return json.find(part) != std::string::npos;
+}
+
+// ---- passive outlier detection ------------------------------------------------------
+
+TEST_F(ResilienceTest, ConsecutiveServerErrorsEjectTheEndpoint) {
+  a_->status = 500;
+  start(both(), "    outlier_detection: {consecutive_5xx: 3, base_ejection: 60s, max_ejection: 60s}\n");
+  int errors = 0;
+  for (int i = 0; i < 20; ++i) errors += get() == 500 ? 1 : 0;
+  // Round robin: a's three 5xx were requests 1, 3 and 5; then b alone.
+  EXPECT_EQ(a_->work_requests.load(), 3);
+  EXPECT_EQ(b_->work_requests.load(), 17);
+  EXPECT_EQ(errors, 3);
+  const std::string a = endpoint(*a_);
+  EXPECT_TRUE(has(a, "\"ejections\": 1")) << a;
+  EXPECT_FALSE(has(a, "\"ejected_until\": null")) << a;
+  EXPECT_TRUE(has(a, "\"healthy\": true")) << a;  // ejected, not unhealthy
+  const std::string b = endpoint(*b_);
+  EXPECT_TRUE(has(b, "\"ejected_until\": null, \"ejections\": 0")) << b;
+}
+
+TEST_F(ResilienceTest, SuccessResetsTheConsecutiveCount) {
+  start(both(), "    outlier_detection: {consecutive_5xx: 2, base_ejection: 60s}\n");
+  // a alternates 500 and 200: never two 5xx in a row, never ejected.
+  for (int i = 0; i < 12; ++i) {
+    a_->status = (i / 2) % 2 == 0 ? 500 : 200;
+    get();
+  }
+  EXPECT_EQ(a_->work_requests.load(), 6);
+  EXPECT_TRUE(has(endpoint(*a_), "\"ejections\": 0")) << endpoint(*a_);
+}
+
+TEST_F(ResilienceTest, AnEjectionEndsByItselfAndTheNextLastsLonger) {
+  a_->status = 500;
+  start(both(), "    outlier_detection: {consecutive_5xx: 1, base_ejection: 200ms, max_ejection: 10s}\n");
+  const auto first = std::chrono::steady_clock::now();
+  EXPECT_EQ(get(), 500);  // a: ejected
+  ASSERT_TRUE(has(endpoint(*a_), "\"ejections\": 1")) << endpoint(*a_);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(get(), 200);
+  EXPECT_EQ(a_->work_requests.load(), 1);
+  ASSERT_TRUE(wait_until([&] { return has(endpoint(*a_), "\"ejected_until\": null"); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - first, 200ms);
+  // Back in rotation: within two requests a gets one, fails, and is out again
+  // for twice as long.
+  EXPECT_EQ(get() + get(), 700);
+  EXPECT_EQ(a_->work_requests.load(), 2);
+  const auto second = std::chrono::steady_clock::now();
+  ASSERT_TRUE(has(endpoint(*a_), "\"ejections\": 2")) << endpoint(*a_);
+  ASSERT_TRUE(wait_until([&] { return has(endpoint(*a_), "\"ejected_until\": null"); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - second, 400ms);
+}
+
+TEST_F(ResilienceTest, NeverMoreThanMaxEjectionPercentAtOnce) {
+  a_->status = 500;
+  b_->status = 500;
+  start(both(), "    outlier_detection: {consecutive_5xx: 1, base_ejection: 60s, max_ejection_percent: 50}\n");
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(get(), 500);
+  // The first to fail is out; the other stays whatever it answers.
+  EXPECT_TRUE(has(endpoint(*a_), "\"ejections\": 1")) << endpoint(*a_);
+  EXPECT_TRUE(has(endpoint(*b_), "\"ejections\": 0")) << endpoint(*b_);
+  EXPECT_EQ(a_->work_requests.load(), 1);
+  EXPECT_EQ(b_->work_requests.load(), 9);
+}
+
+TEST_F(ResilienceTest, ConnectFailuresEjectTheEndpoint) {
+  const std::string dead = "127.0.0.1:" + std::to_string(refused_port());
+  start("{address: \"" + dead + "\"}, {address: \"" + b_->address() + "\"}",
+        "    outlier_detection: {consecutive_connect_failures: 2, base_ejection: 60s}\n");
+  int refused = 0;
+  for (int i = 0; i < 12; ++i) refused += get() == 502 ? 1 : 0;
+  EXPECT_EQ(refused, 2);
+  EXPECT_EQ(b_->work_requests.load(), 10);
+  EXPECT_TRUE(has(endpoint_json(gateway_->clusters_json(), dead), "\"ejections\": 1"))
+      << gateway_->clusters_json();
+}
+
+TEST_F(ResilienceTest, WithoutOutlierDetectionNothingIsEjected) {
+  a_->status = 500;
+  start(both(), "");
+  for (int i = 0; i < 10; ++i) get();
+  EXPECT_EQ(a_->work_requests.load(), 5);
+  EXPECT_TRUE(has(endpoint(*a_), "\"ejected_until\": null, \"ejections\": 0")) << endpoint(*a_);
+}
+
+TEST_F(ResilienceTest, AnEjectionOutlivesAReloadThatKeepsTheEndpoint) {
+  a_->status = 500;
+  const std::string settings =
+      "    outlier_detection: {consecutive_5xx: 1, base_ejection: 60s}\n";
+  start(both(), settings);
+  EXPECT_EQ(get(), 500);
+  ASSERT_TRUE(has(endpoint(*a_), "\"ejections\": 1"));
+  const std::string yaml = "listen: {host: 127.0.0.1, port: 0, threads: 1}\n"
+                           "clusters:\n  users:\n    endpoints: [" + both() + "]\n" + settings +
+                           "routes:\n  - {path: /work, cluster: users}\n";
+  ASSERT_TRUE(gateway_->reload(parse_config(yaml)).empty());
+  EXPECT_TRUE(has(endpoint(*a_), "\"ejections\": 1")) << endpoint(*a_);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(get(), 200);
+  EXPECT_EQ(a_->work_requests.load(), 1);
+}
+
+// ---- active health checks -------------------------------------------------------------
+
+TEST_F(ResilienceTest, HealthChecksTakeAnEndpointOutAndBringItBack) {
+  a_->health = 503;
+  start(both(), "    health_check: {path: /healthz, interval: 20ms, timeout: 1s, "
+                "healthy_threshold: 2, unhealthy_threshold: 2}\n");
+  ASSERT_TRUE(wait_until([&] { return has(endpoint(*a_), "\"healthy\": false"); }))
+      << endpoint(*a_);
+  EXPECT_GE(a_->health_requests.load(), 2);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(get(), 200);
+  EXPECT_EQ(a_->work_requests.load(), 0);
+  EXPECT_EQ(b_->work_requests.load(), 6);
+  a_->health = 200;
+  ASSERT_TRUE(wait_until([&] { return has(endpoint(*a_), "\"healthy\": true"); }))
+      << endpoint(*a_);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(get(), 200);
+  EXPECT_EQ(a_->work_requests.load(), 3);
+  // Checks are not client traffic: /work never saw one, every check said so.
+  EXPECT_TRUE(a_->health_agent_ok.load());
+  EXPECT_TRUE(b_->health_agent_ok.load());
+  EXPECT_TRUE(has(endpoint(*b_), "\"healthy\": true"));
+}
+
+TEST_F(ResilienceTest, NoHealthyEndpointIs503AtOnceWithoutConnecting) {
+  // An endpoint whose connects never complete: a listener with a full
+  // backlog that never accepts. A request sent to it would wait out the
+  // (long) connect timeout; once checks found it unhealthy none is sent.
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), length), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 2; ++i) {
+    const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    (void)::connect(s, reinterpret_cast<sockaddr*>(&address), length);
+    fillers.push_back(s);
+  }
+  const std::string hanging = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  start("{address: \"" + hanging + "\"}",
+        "    connect_timeout: 60s\n"
+        "    health_check: {interval: 20ms, timeout: 50ms, unhealthy_threshold: 2}\n");
+  ASSERT_TRUE(wait_until([&] {
+    return has(endpoint_json(gateway_->clusters_json(), hanging), "\"healthy\": false");
+  })) << gateway_->clusters_json();
+  TestClient client(gateway_->port(), 5s);  // far below the connect timeout
+  const ReadResult r = client.request(request_bytes("GET", "/work"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.status, 503);
+  EXPECT_EQ(r.response.header("Retry-After"), "1");
+  for (const int s : fillers) ::close(s);
+  ::close(listener);
+}
+
+TEST_F(ResilienceTest, CanaryFallsBackToTheRoutesClusterWhenItHasNoHealthyEndpoint) {
+  const std::string log = ::testing::TempDir() + "resilience_access_log.json";
+  std::remove(log.c_str());
+  b_->health = 500;
+  const std::string yaml =
+      "listen: {host: 127.0.0.1, port: 0, threads: 1}\n"
+      "access_log: {format: json, path: \"" + log + "\"}\n"
+      "clusters:\n"
+      "  stable:\n    endpoints: [{address: \"" + a_->address() + "\"}]\n"
+      "  canary:\n    endpoints: [{address: \"" + b_->address() + "\"}]\n"
+      "    health_check: {interval: 20ms, timeout: 1s, unhealthy_threshold: 1, healthy_threshold: 1}\n"
+      "routes:\n"
+      "  - path: /work\n    cluster: stable\n"
+      "    canary: [{header: X-Release-Version, value: v2-beta, cluster: canary}]\n";
+  gateway_ = std::make_unique<Gateway>(parse_config(yaml));
+  ASSERT_FALSE(gateway_->start()) << gateway_->setup_error();
+  ASSERT_TRUE(wait_until([&] { return has(endpoint(*b_), "\"healthy\": false"); }));
+  std::string body;
+  EXPECT_EQ(get(&body, "X-Release-Version: v2-beta\r\n"), 200);
+  EXPECT_EQ(body, "a");
+  // The canary recovers: its requests return to it.
+  b_->health = 200;
+  ASSERT_TRUE(wait_until([&] { return has(endpoint(*b_), "\"healthy\": true"); }));
+  EXPECT_EQ(get(&body, "X-Release-Version: v2-beta\r\n"), 200);
+  EXPECT_EQ(body, "b");
+  gateway_->stop();  // a reactor writes its log lines before it exits
+  gateway_->wait();
+  std::ifstream file(log);
+  std::string first, second;
+  ASSERT_TRUE(std::getline(file, first));
+  ASSERT_TRUE(std::getline(file, second));
+  EXPECT_TRUE(has(first, "\"cluster\":\"stable\"")) << first;
+  EXPECT_TRUE(has(first, "\"fallback\":true")) << first;
+  EXPECT_TRUE(has(second, "\"cluster\":\"canary\"")) << second;
+  EXPECT_TRUE(has(second, "\"fallback\":false")) << second;
+  std::remove(log.c_str());
+}
+
+}  // namespace
+}  // namespace portico::testing
