@@ -496,7 +496,6 @@ void Decoder::cluster(const YamlNode& node, Cluster& out) {
         } else if (key == "outlier_detection") {
           outlier_detection(value, out.outlier_detection.emplace());
         } else if (key == "circuit_breaker") {
-          notice_not_active(key_node.mark, key);
           circuit_breaker(value, out.circuit_breaker);
         } else {
           notice_not_active(key_node.mark, key);
@@ -612,7 +611,7 @@ void Decoder::circuit_breaker(const YamlNode& node, CircuitBreaker& out) {
   static constexpr std::array<std::string_view, 5> kKeys{
       "max_connections", "max_requests", "max_pending", "max_retries", "error_rate"};
   fields("circuit_breaker", node, kKeys,
-         [&](std::string_view key, const YamlNode& key_node, const YamlNode& value) {
+         [&](std::string_view key, const YamlNode&, const YamlNode& value) {
            if (key == "max_connections")
              integer(key, value, 1, 16 * kMillion, out.max_connections);
            else if (key == "max_requests")
@@ -622,7 +621,6 @@ void Decoder::circuit_breaker(const YamlNode& node, CircuitBreaker& out) {
            else if (key == "max_retries")
              integer(key, value, 0, 16 * kMillion, out.max_retries);
            else {
-             notice_not_active(key_node.mark, key);
              error_rate(value, out.error_rate.emplace());
            }
          });

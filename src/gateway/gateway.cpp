@@ -343,7 +343,6 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     std::string out = "{";
     bool first_cluster = true;
     for (const ClusterState& cluster : snapshot->clusters) {
-      std::size_t cluster_in_flight = 0;
       std::string endpoints;
       bool first = true;
       for (std::size_t e = 0; e < cluster.endpoints.size(); ++e) {
@@ -351,7 +350,6 @@ class Gateway::Impl final : public detail::gateway::Runtime {
         std::size_t active = 0;
         std::size_t pooled = 0;
         pool_counts(cluster.name, endpoint.address, active, pooled);
-        cluster_in_flight += active;
         const detail::gateway::EndpointHealth& health = *cluster.resilience.endpoints[e];
         const std::int64_t until = health.ejected_until_ms.load(std::memory_order_relaxed);
         endpoints += fmt::format(
@@ -363,9 +361,27 @@ class Gateway::Impl final : public detail::gateway::Runtime {
             health.ejections.load(std::memory_order_relaxed), active, pooled);
         first = false;
       }
+      const detail::gateway::ClusterShared& shared = *cluster.resilience.health;
+      std::string_view breaker = "closed";
+      if (cluster.resilience.breaker.error_rate) {
+        switch (shared.error_rate.state()) {
+          case detail::gateway::ErrorRateState::State::kOpen:
+            breaker = "open";
+            break;
+          case detail::gateway::ErrorRateState::State::kHalfOpen:
+            breaker = "half_open";
+            break;
+          case detail::gateway::ErrorRateState::State::kClosed:
+            break;
+        }
+      }
       out += fmt::format(
-          "{}{}: {{\"breaker\": \"closed\", \"requests_in_flight\": {}, \"endpoints\": [{}]}}",
-          first_cluster ? "" : ", ", json_string(cluster.name), cluster_in_flight, endpoints);
+          "{}{}: {{\"breaker\": \"{}\", \"requests_in_flight\": {}, \"pending\": {}, "
+          "\"connections\": {}, \"endpoints\": [{}]}}",
+          first_cluster ? "" : ", ", json_string(cluster.name), breaker,
+          shared.requests.load(std::memory_order_relaxed),
+          shared.pending.load(std::memory_order_relaxed),
+          shared.connections->load(std::memory_order_relaxed), endpoints);
       first_cluster = false;
     }
     out += "}\n";
@@ -488,6 +504,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
       state.pool.idle_timeout = cluster.idle_timeout;
       state.pool.max_idle_per_endpoint = cluster.max_idle_per_endpoint;
       state.resilience = resilience_.bind(cluster);
+      state.pool.connections = state.resilience.health->connections;
     }
     return snapshot;
   }

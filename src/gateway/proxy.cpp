@@ -25,6 +25,12 @@ namespace detail {
 namespace gateway {
 namespace {
 
+std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // Response bytes gathered for the client past this go out at once.
 constexpr std::size_t kGatherLimit = 64 * 1024;
 
@@ -148,7 +154,8 @@ StreamingExchange* RouteGroup::take(ClientStream client, ServerExchange& exchang
 ReactorGateway::ReactorGateway(Runtime& owner, ReactorShard& reactor_shard) noexcept
     : runtime(owner),
       shard(reactor_shard),
-      io{reactor_shard.reactor, reactor_shard.pool, reactor_shard.batcher, reactor_shard.heap} {}
+      io{reactor_shard.reactor, reactor_shard.pool, reactor_shard.batcher, reactor_shard.heap},
+      wake_timer_(&ReactorGateway::on_wake, this) {}
 
 ReactorGateway::~ReactorGateway() {
   for (ProxyExchange* exchange : free_) shard.heap.destroy(exchange);
@@ -228,6 +235,41 @@ UpstreamPool& ReactorGateway::pool(const Snapshot& snapshot, std::uint32_t clust
   return *slot;
 }
 
+void ReactorGateway::park(ProxyExchange& exchange) noexcept {
+  exchange.wait_prev_ = waiting_tail_;
+  exchange.wait_next_ = nullptr;
+  (waiting_tail_ != nullptr ? waiting_tail_->wait_next_ : waiting_head_) = &exchange;
+  waiting_tail_ = &exchange;
+  // Room may free on another reactor, which tells no one: look again soon.
+  if (!wake_timer_.armed()) shard.reactor.arm(wake_timer_, std::chrono::milliseconds(1));
+}
+
+void ReactorGateway::unpark(ProxyExchange& exchange) noexcept {
+  (exchange.wait_prev_ != nullptr ? exchange.wait_prev_->wait_next_ : waiting_head_) =
+      exchange.wait_next_;
+  (exchange.wait_next_ != nullptr ? exchange.wait_next_->wait_prev_ : waiting_tail_) =
+      exchange.wait_prev_;
+  exchange.wait_prev_ = exchange.wait_next_ = nullptr;
+}
+
+void ReactorGateway::room_freed() noexcept {
+  if (waiting_head_ != nullptr) shard.reactor.arm(wake_timer_, std::chrono::milliseconds(0));
+}
+
+void ReactorGateway::on_wake(Timer& timer, void* context) noexcept {
+  (void)timer;
+  auto* self = static_cast<ReactorGateway*>(context);
+  // Oldest first; one that still finds no room leaves room for none after
+  // it in the same cluster only if they share it, so all are tried.
+  for (ProxyExchange* exchange = self->waiting_head_; exchange != nullptr;) {
+    ProxyExchange* next = exchange->wait_next_;
+    exchange->try_again();
+    exchange = next;
+  }
+  if (self->waiting_head_ != nullptr && !self->wake_timer_.armed())
+    self->shard.reactor.arm(self->wake_timer_, std::chrono::milliseconds(1));
+}
+
 ProxyExchange* ReactorGateway::acquire_exchange() {
   if (!free_.empty()) {
     ProxyExchange* exchange = free_.back();
@@ -254,26 +296,153 @@ void ReactorGateway::release_exchange(ProxyExchange* exchange) noexcept {
 ProxyExchange::ProxyExchange(ReactorGateway& reactor) noexcept
     : reactor_(reactor), timer_(&ProxyExchange::on_timeout, this) {}
 
-std::uint32_t ProxyExchange::pick(const Snapshot& snapshot, std::uint32_t cluster,
-                                  const Request& request, std::string_view target,
-                                  const sockaddr_storage* peer) noexcept {
-  const ClusterState& state = snapshot.clusters[cluster];
-  Balancer& balancer = reactor_.balancer(snapshot, cluster);
-  const Availability available = reactor_.availability(state);
-  if (!balancer.table().uses_key()) return balancer.pick(available);
-  std::uint64_t key = 0;
+std::uint64_t ProxyExchange::request_key(const ClusterState& state, const Request& request,
+                                         std::string_view target,
+                                         const sockaddr_storage* peer) noexcept {
+  if (!state.table->uses_key()) return 0;
   switch (state.hash_on.source) {
     case HashOn::Source::kClientIp:
-      key = hash_client_ip(reinterpret_cast<const sockaddr*>(peer));
-      break;
+      return hash_client_ip(reinterpret_cast<const sockaddr*>(peer));
     case HashOn::Source::kHeader:
-      key = hash_key(find_header(request, state.hash_on.header));
-      break;
+      return hash_key(find_header(request, state.hash_on.header));
     case HashOn::Source::kPath:
-      key = hash_key(target.substr(0, target.find('?')));
+      return hash_key(target.substr(0, target.find('?')));
+  }
+  return 0;
+}
+
+ProxyExchange::Room ProxyExchange::admit() noexcept {
+  const ClusterState& state = cluster_state();
+  ClusterShared& shared = *state.resilience.health;
+  const CircuitBreaker& breaker = state.resilience.breaker;
+  if (breaker.error_rate) {
+    switch (shared.error_rate.admit(*breaker.error_rate, steady_ns())) {
+      case ErrorRateState::Admit::kNo:
+        return Room::kOpen;
+      case ErrorRateState::Admit::kProbe:
+        probe_ = true;
+        break;
+      case ErrorRateState::Admit::kYes:
+        break;
+    }
+  }
+  std::uint32_t requests = shared.requests.load(std::memory_order_relaxed);
+  do {
+    if (requests >= breaker.max_requests) {
+      give_back_probe();
+      return Room::kWait;
+    }
+  } while (!shared.requests.compare_exchange_weak(requests, requests + 1,
+                                                  std::memory_order_relaxed));
+  holds_slot_ = true;
+  return Room::kYes;
+}
+
+void ProxyExchange::give_back_probe() noexcept {
+  if (std::exchange(probe_, false)) cluster_state().resilience.health->error_rate.abandon_probe();
+}
+
+void ProxyExchange::release_slot() noexcept {
+  give_back_probe();
+  if (!std::exchange(holds_slot_, false)) return;
+  cluster_state().resilience.health->requests.fetch_sub(1, std::memory_order_relaxed);
+  reactor_.room_freed();
+}
+
+ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
+  const Snapshot& snapshot = *route_->snapshot;
+  const ClusterState& state = cluster_state();
+  Balancer& balancer = reactor_.balancer(snapshot, cluster_);
+  const std::uint32_t endpoint = balancer.pick(reactor_.availability(state), key_);
+  if (endpoint == kNoEndpoint) return Dispatch::kNoEndpoint;
+  UpstreamPool& pool = reactor_.pool(snapshot, cluster_, endpoint);
+  if (!pool.has_idle() && state.pool.connections &&
+      state.pool.connections->load(std::memory_order_relaxed) >=
+          state.resilience.breaker.max_connections)
+    return Dispatch::kNoConnection;
+  upstream_ = pool.acquire(*this, head_request_);
+  if (upstream_ == nullptr) return Dispatch::kConnectFailed;
+  pool_ = &pool;
+  balancer_ = &balancer;
+  endpoint_ = endpoint;
+  generation_ = snapshot.generation;
+  balancer.request_started(endpoint);
+  if (upgrade_sent_) upstream_->forbid_reuse();
+  if (logging_ && upstream_->reused()) connect_ms_ = 0;  // taken from the pool
+
+  bool sent = upstream_->send(head_);
+  // Body bytes read while the request waited for room, then its end.
+  if (!waiting_body_.empty()) {
+    forward_body(waiting_body_);
+    waiting_body_.clear();
+  }
+  if (request_ended_) forward_end();
+  sent = sent && !upstream_blocked_;
+  if (!sent && !upstream_blocked_) {
+    upstream_blocked_ = true;
+    client_.pause_body();
+  }
+  // Expect: 100-continue: the client may send the body once the upstream
+  // has the head (GATEWAY.md: when the gateway is ready for it), not before
+  // (a refused connect answers 502 without it and closes).
+  if (std::exchange(continue_wanted_, false)) {
+    if (sent && upstream_->all_sent()) {
+      client_.send_continue();
+    } else {
+      continue_due_ = true;  // on_upstream_writable() once the head is out
+    }
+  }
+  return Dispatch::kSent;
+}
+
+bool ProxyExchange::wait_for_room() noexcept {
+  ClusterShared& shared = *cluster_state().resilience.health;
+  const std::size_t most = cluster_state().resilience.breaker.max_pending;
+  std::uint32_t pending = shared.pending.load(std::memory_order_relaxed);
+  do {
+    if (pending >= most) return false;
+  } while (!shared.pending.compare_exchange_weak(pending, pending + 1, std::memory_order_relaxed));
+  waiting_ = true;
+  client_.pause_body();  // what this read holds still comes: waiting_body_ keeps it
+  reactor_.park(*this);
+  return true;
+}
+
+void ProxyExchange::stop_waiting() noexcept {
+  if (!std::exchange(waiting_, false)) return;
+  reactor_.unpark(*this);
+  cluster_state().resilience.health->pending.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool ProxyExchange::try_again() noexcept {
+  switch (admit()) {
+    case Room::kWait:
+      return false;
+    case Room::kOpen:
+      stop_waiting();
+      fail(503, ErrorLabel::kCircuitOpen);
+      return true;
+    case Room::kYes:
       break;
   }
-  return balancer.pick(available, key);
+  switch (dispatch()) {
+    case Dispatch::kSent:
+      stop_waiting();
+      if (!upstream_blocked_) client_.resume_body();
+      return true;
+    case Dispatch::kNoConnection:
+      release_slot();
+      return false;
+    case Dispatch::kNoEndpoint:
+      stop_waiting();
+      fail(503, ErrorLabel::kNoHealthyUpstream);
+      return true;
+    case Dispatch::kConnectFailed:
+      stop_waiting();
+      fail(502, ErrorLabel::kUpstreamConnectFailure);
+      return true;
+  }
+  return false;
 }
 
 bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
@@ -302,61 +471,16 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   }
   const RouteTarget::Extras& more = route.more();
   const std::string_view target = http1::strip_prefix(*normalized, more.strip_prefix);
-
-  // The cluster: a canary whose header matches, else a split's draw, else
-  // the route's own; a canary that cannot take the request (no endpoint
-  // available) falls back to the route's own at once.
   const Snapshot& snapshot = *route.snapshot;
   sockaddr_storage peer{};
   const bool have_peer = client.peer(peer);
-  std::uint32_t cluster = kNoEndpoint;
-  std::uint32_t endpoint = kNoEndpoint;
-  for (const RouteTarget::Canary& canary : more.canary) {
-    if (has_header_value(request, canary.header, canary.value)) {
-      cluster = canary.cluster;
-      endpoint = pick(snapshot, cluster, request, target, have_peer ? &peer : nullptr);
-      fallback_ = endpoint == kNoEndpoint;
-      break;
-    }
-  }
-  if (endpoint == kNoEndpoint) {
-    cluster = route.cluster;
-    if (!more.split.empty()) {
-      std::uint64_t draw = random_u64() % more.split_total;
-      for (const RouteTarget::Weighted& weighted : more.split) {
-        if (draw < weighted.weight) {
-          cluster = weighted.cluster;
-          break;
-        }
-        draw -= weighted.weight;
-      }
-    }
-    endpoint = pick(snapshot, cluster, request, target, have_peer ? &peer : nullptr);
-  }
-  cluster_ = cluster;
-  if (endpoint == kNoEndpoint) {
-    answer(exchange, 503, ErrorLabel::kNoHealthyUpstream);
-    return false;
-  }
-  Balancer& balancer = reactor_.balancer(snapshot, cluster);
-  pool_ = &reactor_.pool(snapshot, cluster, endpoint);
-  upstream_ = pool_->acquire(*this, head_request_);
-  if (upstream_ == nullptr) {
-    answer(exchange, 502, ErrorLabel::kUpstreamConnectFailure);
-    return false;
-  }
-  balancer_ = &balancer;
-  endpoint_ = endpoint;
-  generation_ = snapshot.generation;
-  balancer.request_started(endpoint);
 
-  // The upstream's request head.
-  char* const client_address = client_address_;
-  const std::size_t address_length =
-      have_peer ? address_text(reinterpret_cast<const sockaddr*>(&peer), client_address_) : 0;
-  client_address_length_ = static_cast<std::uint8_t>(address_length);
+  // The upstream's request head (the same whichever endpoint takes it).
   RequestForwarding how;
-  how.client_address = std::string_view(client_address, address_length);
+  how.client_address = std::string_view(
+      client_address_,
+      have_peer ? address_text(reinterpret_cast<const sockaddr*>(&peer), client_address_) : 0);
+  client_address_length_ = static_cast<std::uint8_t>(how.client_address.size());
   how.trusted_peer = have_peer && in_any(snapshot.trusted_proxies,
                                          reinterpret_cast<const sockaddr*>(&peer));
   how.via = snapshot.via;
@@ -369,11 +493,9 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   upgrade_sent_ = parser.upgrade() && request.method() != Method::Connect &&
                   forwarded.framing == http1::Framing::kNone;
   how.tunnel = upgrade_sent_;
-  if (upgrade_sent_) upstream_->forbid_reuse();
   request_framing_ = forwarded.framing;
-  std::string& head = head_;
-  head.clear();
-  write_request_head(head, forwarded, how, ids_);
+  head_.clear();
+  write_request_head(head_, forwarded, how, ids_);
   request_id_.assign(ids_.request_id());
   const std::string_view method = forwarded.method;
   idempotent_ = method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
@@ -383,23 +505,68 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
     started_ = std::chrono::steady_clock::now();
     method_.assign(method);
     path_.assign(request.target());
-    if (upstream_->reused()) connect_ms_ = 0;  // taken from the pool
   }
-  const bool sent = upstream_->send(head);
-  if (!sent) {
-    upstream_blocked_ = true;
-    client_.pause_body();
+  continue_wanted_ = exchange.continue_due;
+
+  // The cluster: a canary whose header matches, else a split's draw, else
+  // the route's own. A canary that cannot take the request at once (its
+  // breaker open or at a limit, no endpoint available) falls back to the
+  // route's own.
+  const sockaddr_storage* client_ip = have_peer ? &peer : nullptr;
+  for (const RouteTarget::Canary& canary : more.canary) {
+    if (!has_header_value(request, canary.header, canary.value)) continue;
+    cluster_ = canary.cluster;
+    key_ = request_key(cluster_state(), request, target, client_ip);
+    if (admit() == Room::kYes) {
+      if (dispatch() == Dispatch::kSent) return armed(route);
+      release_slot();
+    }
+    fallback_ = true;
+    break;
   }
-  // Expect: 100-continue: the client may send the body once the upstream
-  // has the head (GATEWAY.md: when the gateway is ready for it), not before
-  // (a refused connect answers 502 without it and closes).
-  if (exchange.continue_due) {
-    if (sent && upstream_->all_sent()) {
-      client_.send_continue();
-    } else {
-      continue_due_ = true;  // on_upstream_writable() once the head is out
+  cluster_ = route.cluster;
+  if (!more.split.empty()) {
+    std::uint64_t draw = random_u64() % more.split_total;
+    for (const RouteTarget::Weighted& weighted : more.split) {
+      if (draw < weighted.weight) {
+        cluster_ = weighted.cluster;
+        break;
+      }
+      draw -= weighted.weight;
     }
   }
+  key_ = request_key(cluster_state(), request, target, client_ip);
+  Room room = admit();
+  if (room == Room::kOpen) {
+    answer(exchange, 503, ErrorLabel::kCircuitOpen);
+    return false;
+  }
+  if (room == Room::kYes) {
+    switch (dispatch()) {
+      case Dispatch::kSent:
+        return armed(route);
+      case Dispatch::kNoEndpoint:
+        release_slot();
+        answer(exchange, 503, ErrorLabel::kNoHealthyUpstream);
+        return false;
+      case Dispatch::kConnectFailed:
+        release_slot();
+        answer(exchange, 502, ErrorLabel::kUpstreamConnectFailure);
+        return false;
+      case Dispatch::kNoConnection:
+        release_slot();
+        break;
+    }
+  }
+  // At max_requests or max_connections: wait for room, or 503 past max_pending.
+  if (!wait_for_room()) {
+    answer(exchange, 503, ErrorLabel::kOverflow);
+    return false;
+  }
+  return armed(route);
+}
+
+bool ProxyExchange::armed(const RouteTarget& route) noexcept {
   if (route.timeout.count() > 0) reactor_.io.reactor.arm(timer_, route.timeout);
   return true;
 }
@@ -414,6 +581,14 @@ bool ProxyExchange::send_upstream(std::string_view head, std::string_view tail) 
 }
 
 void ProxyExchange::on_request_body(std::string_view bytes) noexcept {
+  if (waiting_) {
+    waiting_body_.append(bytes);  // this read's rest: the body is paused
+    return;
+  }
+  forward_body(bytes);
+}
+
+void ProxyExchange::forward_body(std::string_view bytes) noexcept {
   if (upstream_ == nullptr || bytes.empty()) return;
   bytes_in_ += bytes.size();
   if (request_framing_ == http1::Framing::kChunked) {
@@ -429,6 +604,10 @@ void ProxyExchange::on_request_body(std::string_view bytes) noexcept {
 
 void ProxyExchange::on_request_end() noexcept {
   request_ended_ = true;
+  if (!waiting_) forward_end();
+}
+
+void ProxyExchange::forward_end() noexcept {
   if (upstream_ == nullptr) return;
   if (request_framing_ == http1::Framing::kChunked)
     send_upstream(chunk_sent_ ? "\r\n0\r\n\r\n"sv : "0\r\n\r\n"sv, {});
@@ -461,6 +640,7 @@ void ProxyExchange::on_upstream_connect_failed(UpstreamConnection& connection,
   (void)cause;
   if (Resilience* resilience = route_->snapshot->resilience)
     resilience->connect_failed(cluster_state().resilience, endpoint_);
+  record_outcome(true);
   let_go_upstream();
   fail(502, ErrorLabel::kUpstreamConnectFailure);
 }
@@ -678,6 +858,15 @@ void ProxyExchange::on_timeout(Timer& timer, void* context) noexcept {
 void ProxyExchange::report_response(bool server_error) noexcept {
   if (Resilience* resilience = route_->snapshot->resilience)
     resilience->responded(cluster_state().resilience, endpoint_, server_error);
+  record_outcome(server_error);
+}
+
+void ProxyExchange::record_outcome(bool error) noexcept {
+  if (std::exchange(reported_, true)) return;
+  const ClusterResilience& shared = cluster_state().resilience;
+  if (!shared.breaker.error_rate) return;
+  shared.health->error_rate.record(*shared.breaker.error_rate, steady_ns(), error, probe_);
+  probe_ = false;
 }
 
 void ProxyExchange::let_go_upstream() noexcept {
@@ -731,6 +920,10 @@ void ProxyExchange::log_exchange() noexcept {
 }
 
 void ProxyExchange::recycle() noexcept {
+  if (route_ != nullptr) {
+    stop_waiting();
+    release_slot();
+  }
   if (logging_ && route_ != nullptr) log_exchange();
   logging_ = false;
   status_ = 0;
@@ -761,6 +954,10 @@ void ProxyExchange::recycle() noexcept {
   client_blocked_ = false;
   response_started_ = false;
   fallback_ = false;
+  reported_ = false;
+  continue_wanted_ = false;
+  key_ = 0;
+  waiting_body_.clear();
   reactor_.release_exchange(this);
 }
 

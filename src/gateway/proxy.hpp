@@ -188,6 +188,14 @@ class ReactorGateway final : public ShardExtension {
   ProxyExchange* acquire_exchange();
   void release_exchange(ProxyExchange* exchange) noexcept;
 
+  // Exchanges waiting for room in their cluster (the circuit breaker's
+  // max_requests, max_connections), oldest first: tried again when a
+  // request of this reactor ends, and every millisecond while any waits
+  // (room freed on another reactor tells no one).
+  void park(ProxyExchange& exchange) noexcept;
+  void unpark(ProxyExchange& exchange) noexcept;
+  void room_freed() noexcept;
+
   // The snapshot generation the balancers belong to.
   std::uint64_t generation() const noexcept { return generation_; }
 
@@ -202,6 +210,11 @@ class ReactorGateway final : public ShardExtension {
   std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools_;
   std::vector<ProxyExchange*> free_;
   std::vector<std::uint64_t> available_;  // availability()'s words, sized by adopt()
+  ProxyExchange* waiting_head_ = nullptr;
+  ProxyExchange* waiting_tail_ = nullptr;
+  Timer wake_timer_;
+
+  static void on_wake(Timer& timer, void* context) noexcept;
 };
 
 // One proxied exchange: the client's request to an upstream endpoint, the
@@ -246,9 +259,30 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
  private:
   static void on_timeout(Timer& timer, void* context) noexcept;
 
-  // An available endpoint of `cluster` for this request (kNoEndpoint: none).
-  std::uint32_t pick(const Snapshot& snapshot, std::uint32_t cluster, const Request& request,
-                     std::string_view target, const sockaddr_storage* peer) noexcept;
+  friend class ReactorGateway;  // its wait list links exchanges
+
+  // Room in the cluster (its circuit breaker) for one more request.
+  enum class Room : std::uint8_t { kYes, kWait, kOpen };
+  enum class Dispatch : std::uint8_t { kSent, kNoEndpoint, kNoConnection, kConnectFailed };
+  // The key ring_hash and maglev pick by (0 for other policies).
+  static std::uint64_t request_key(const ClusterState& state, const Request& request,
+                                   std::string_view target, const sockaddr_storage* peer) noexcept;
+  // Takes a request slot of cluster_ (kYes), or says why not.
+  Room admit() noexcept;
+  void release_slot() noexcept;
+  void give_back_probe() noexcept;
+  // With a slot: an endpoint, a connection, the head (and what body waited) sent.
+  Dispatch dispatch() noexcept;
+  // Waits for room (false: max_pending are waiting already).
+  bool wait_for_room() noexcept;
+  void stop_waiting() noexcept;
+  // A waiting exchange tries again; true when it stopped waiting (sent or failed).
+  bool try_again() noexcept;
+  bool armed(const RouteTarget& route) noexcept;
+  void forward_body(std::string_view bytes) noexcept;
+  void forward_end() noexcept;
+  // The error_rate breaker's count of this request (once).
+  void record_outcome(bool error) noexcept;
   const ClusterState& cluster_state() const noexcept {
     return route_->snapshot->clusters[cluster_];
   }
@@ -316,6 +350,15 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   bool client_eof_ = false;        // tunnel: the client sent its EOF
   bool upstream_eof_ = false;      // tunnel: the upstream sent its EOF
   bool fallback_ = false;          // a canary's request went to the route's own cluster
+  bool holds_slot_ = false;        // counted in its cluster's requests in flight
+  bool probe_ = false;             // a half-open error_rate breaker's probe
+  bool reported_ = false;          // record_outcome() ran
+  bool waiting_ = false;           // parked for room (the body paused)
+  bool continue_wanted_ = false;   // 100 Continue once dispatched
+  std::uint64_t key_ = 0;          // request_key() for cluster_
+  std::string waiting_body_;       // body bytes read while waiting
+  ProxyExchange* wait_prev_ = nullptr;
+  ProxyExchange* wait_next_ = nullptr;
 
   // For the access log (GATEWAY.md's fields), kept only while it is on.
   bool logging_ = false;

@@ -35,7 +35,7 @@ bool same_check(const HealthCheck& a, const HealthCheck& b) noexcept {
 // Ends one ejection when it expires.
 class Resilience::Expiry {
  public:
-  Expiry(Resilience& owner, std::shared_ptr<ClusterHealth> its_cluster,
+  Expiry(Resilience& owner, std::shared_ptr<ClusterShared> its_cluster,
          std::shared_ptr<EndpointHealth> its_endpoint, std::int64_t ends) noexcept
       : owner_(owner),
         cluster(std::move(its_cluster)),
@@ -44,7 +44,7 @@ class Resilience::Expiry {
         timer(&Expiry::on_timer, this) {}
 
   Resilience& owner_;
-  std::shared_ptr<ClusterHealth> cluster;
+  std::shared_ptr<ClusterShared> cluster;
   std::shared_ptr<EndpointHealth> endpoint;
   std::int64_t until;  // the ejection it ends (a later one has its own)
   bool done = false;
@@ -169,9 +169,10 @@ ClusterResilience Resilience::bind(const Cluster& cluster) {
   ClusterResilience out;
   out.check = cluster.health_check;
   out.outlier = cluster.outlier_detection;
+  out.breaker = cluster.circuit_breaker;
   std::lock_guard lock(mutex_);
   const auto found = clusters_.find(cluster.name);
-  out.health = found != clusters_.end() ? found->second : std::make_shared<ClusterHealth>(cluster.name);
+  out.health = found != clusters_.end() ? found->second : std::make_shared<ClusterShared>(cluster.name);
   for (const Endpoint& endpoint : cluster.endpoints) {
     std::shared_ptr<EndpointHealth> health;
     for (const auto& known : out.health->endpoints) {
@@ -189,9 +190,9 @@ void Resilience::install(const std::vector<const ClusterResilience*>& clusters,
                          std::vector<CheckTarget> targets) {
   {
     std::lock_guard lock(mutex_);
-    std::unordered_map<std::string, std::shared_ptr<ClusterHealth>> current;
+    std::unordered_map<std::string, std::shared_ptr<ClusterShared>> current;
     for (const ClusterResilience* cluster : clusters) {
-      ClusterHealth& health = *cluster->health;
+      ClusterShared& health = *cluster->health;
       health.endpoints = cluster->endpoints;
       for (const auto& endpoint : health.endpoints) {
         // Without checks (now), the checks' verdict no longer holds; without
@@ -227,7 +228,7 @@ void Resilience::run_install(std::vector<CheckTarget> targets) {
   probes_ = std::move(probes);  // those not kept close their connections
 }
 
-void Resilience::check_result(ClusterHealth& cluster, EndpointHealth& endpoint,
+void Resilience::check_result(ClusterShared& cluster, EndpointHealth& endpoint,
                               const HealthCheck& check, bool pass, unsigned& passes,
                               unsigned& failures) noexcept {
   const bool healthy = endpoint.healthy.load(std::memory_order_relaxed);
@@ -245,7 +246,7 @@ void Resilience::check_result(ClusterHealth& cluster, EndpointHealth& endpoint,
   refresh(cluster, endpoint);
 }
 
-void Resilience::refresh(ClusterHealth& cluster, EndpointHealth& endpoint) noexcept {
+void Resilience::refresh(ClusterShared& cluster, EndpointHealth& endpoint) noexcept {
   endpoint.available.store(endpoint.healthy.load(std::memory_order_relaxed) &&
                                endpoint.ejected_until_ms.load(std::memory_order_relaxed) == 0,
                            std::memory_order_relaxed);
@@ -253,6 +254,68 @@ void Resilience::refresh(ClusterHealth& cluster, EndpointHealth& endpoint) noexc
   for (const auto& member : cluster.endpoints)
     unavailable += member->available.load(std::memory_order_relaxed) ? 0 : 1;
   cluster.unavailable.store(unavailable, std::memory_order_relaxed);
+}
+
+// ---- the error_rate breaker ------------------------------------------------------------
+
+ErrorRateState::Admit ErrorRateState::admit(const ErrorRateBreaker& settings,
+                                            std::int64_t now) noexcept {
+  (void)settings;
+  State state = state_.load(std::memory_order_acquire);
+  if (state == State::kClosed) return Admit::kYes;
+  if (state == State::kOpen) {
+    if (now < open_until_.load(std::memory_order_relaxed)) return Admit::kNo;
+    state_.compare_exchange_strong(state, State::kHalfOpen, std::memory_order_acq_rel);
+  }
+  std::uint32_t probes = probes_.load(std::memory_order_relaxed);
+  do {
+    if (probes >= kProbes) return Admit::kNo;
+  } while (!probes_.compare_exchange_weak(probes, probes + 1, std::memory_order_relaxed));
+  return Admit::kProbe;
+}
+
+void ErrorRateState::record(const ErrorRateBreaker& settings, std::int64_t now, bool error,
+                            bool probe) noexcept {
+  if (probe) {
+    probes_.fetch_sub(1, std::memory_order_relaxed);
+    if (error) {
+      open(settings, now);
+    } else if (state_.load(std::memory_order_relaxed) == State::kHalfOpen) {
+      for (Slice& slice : slices_) slice.index.store(-1, std::memory_order_relaxed);
+      state_.store(State::kClosed, std::memory_order_release);  // a probe passed
+    }
+    return;
+  }
+  if (state_.load(std::memory_order_relaxed) != State::kClosed) return;
+  const std::int64_t width = std::max<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(settings.window).count() / 10, 1);
+  const std::int64_t index = now / width;
+  Slice& slice = slices_[index % 10];
+  std::int64_t seen = slice.index.load(std::memory_order_relaxed);
+  if (seen != index && slice.index.compare_exchange_strong(seen, index, std::memory_order_relaxed)) {
+    slice.requests.store(0, std::memory_order_relaxed);  // a new slice (a count racing in is lost)
+    slice.errors.store(0, std::memory_order_relaxed);
+  }
+  slice.requests.fetch_add(1, std::memory_order_relaxed);
+  if (!error) return;
+  slice.errors.fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t requests = 0;
+  std::uint64_t errors = 0;
+  for (const Slice& each : slices_) {
+    const std::int64_t at = each.index.load(std::memory_order_relaxed);
+    if (at < 0 || at <= index - 10) continue;  // outside the window
+    requests += each.requests.load(std::memory_order_relaxed);
+    errors += each.errors.load(std::memory_order_relaxed);
+  }
+  if (requests >= settings.min_requests &&
+      static_cast<double>(errors) >= settings.threshold * static_cast<double>(requests))
+    open(settings, now);
+}
+
+void ErrorRateState::open(const ErrorRateBreaker& settings, std::int64_t now) noexcept {
+  open_until_.store(now + std::chrono::duration_cast<std::chrono::nanoseconds>(settings.open_for).count(),
+                    std::memory_order_relaxed);
+  state_.store(State::kOpen, std::memory_order_release);
 }
 
 // ---- passive outlier detection ----------------------------------------------------------

@@ -46,6 +46,7 @@ UpstreamConnection* UpstreamPool::connect_new(UpstreamHandler& handler, bool hea
     return nullptr;
   }
   set(active_, active() + 1);
+  count_open(1);
   connection->connect(reinterpret_cast<const sockaddr*>(&address_), length_, handler,
                       head_request);
   return connection;
@@ -65,6 +66,7 @@ void UpstreamPool::release(UpstreamConnection& connection) noexcept {
     connection.park();
     return;
   }
+  count_open(-1);
   connection.close();
   connection.release_when_unused();
 }
@@ -72,6 +74,7 @@ void UpstreamPool::release(UpstreamConnection& connection) noexcept {
 void UpstreamPool::drop_idle(UpstreamConnection& connection) noexcept {
   unlink(connection);
   set(pooled_, pooled() - 1);
+  count_open(-1);
   connection.close();
   connection.release_when_unused();
 }

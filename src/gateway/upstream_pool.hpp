@@ -11,6 +11,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 
 #include "gateway/upstream_connection.hpp"
 #include "http1/parser.hpp"
@@ -27,6 +29,10 @@ struct UpstreamPoolOptions {
   std::size_t max_idle_per_endpoint = 64;
   // Response head limits (a head past them is upstream_protocol_error).
   http1::Limits limits{};
+  // Counts this pool's open connections (connecting, busy or pooled) with
+  // those of other pools (a cluster's, all reactors: its circuit breaker's
+  // max_connections); none when null.
+  std::shared_ptr<std::atomic<std::uint32_t>> connections;
 };
 
 class UpstreamPool {
@@ -59,6 +65,8 @@ class UpstreamPool {
   // connections it handed out were still busy): it pools again.
   void resume() noexcept { draining_ = false; }
   bool draining() const noexcept { return draining_; }
+  // Whether acquire() would hand out a pooled connection (not open a new one).
+  bool has_idle() const noexcept { return idle_ != nullptr; }
 
   // Connections handed out (connecting or in an exchange), and pooled.
   // Written by the pool's thread only; any thread may read them (/clusters).
@@ -76,6 +84,10 @@ class UpstreamPool {
 
  private:
   void unlink(UpstreamConnection& connection) noexcept;
+  void count_open(int change) noexcept {
+    if (options_.connections) options_.connections->fetch_add(static_cast<std::uint32_t>(change),
+                                                              std::memory_order_relaxed);
+  }
 
   UpstreamIo io_;
   sockaddr_storage address_;

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -32,6 +34,9 @@ struct Upstream {
   std::atomic<int> work_requests{0};
   std::atomic<int> health_requests{0};
   std::atomic<bool> health_agent_ok{true};  // every check said who it is
+  std::atomic<int> held_requests{0};
+  std::mutex held_mutex;
+  std::vector<Completion> held;  // /hold's answers, sent by release()
   std::string name;
   std::unique_ptr<Server> server;
   std::uint16_t port = 0;
@@ -45,6 +50,12 @@ struct Upstream {
     server->get("/work", [this](Request&, Response& res) {
       work_requests.fetch_add(1);
       res.status(status.load()).text(name);
+    });
+    server->post("/echo", [](Request& req, Response& res) { res.body(std::string(req.body())); });
+    server->get("/hold", [this](Request&, Response& res) {
+      std::lock_guard lock(held_mutex);
+      held.push_back(res.defer());
+      held_requests.fetch_add(1);
     });
     server->get("/healthz", [this](Request& req, Response& res) {
       health_requests.fetch_add(1);
@@ -62,6 +73,23 @@ struct Upstream {
     server->wait();
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+  // Answers the oldest held request.
+  void release_one() {
+    std::lock_guard lock(held_mutex);
+    ASSERT_FALSE(held.empty());
+    Completion done = std::move(held.front());
+    held.erase(held.begin());
+    done.write(name);
+    done.done();
+  }
+  void release_all() {
+    std::lock_guard lock(held_mutex);
+    for (Completion& done : held) {
+      done.write(name);
+      done.done();
+    }
+    held.clear();
+  }
 };
 
 // Polls `condition` (state another thread changes: /clusters, an upstream's
@@ -123,7 +151,10 @@ class ResilienceTest : public ::testing::Test {
                              "  users:\n"
                              "    endpoints: [" + endpoints + "]\n" + settings + more +
                              "routes:\n"
-                             "  - {path: /work, cluster: users}\n";
+                             "  - {path: /work, cluster: users}\n"
+                             "  - {path: /hold, cluster: users}\n"
+                             "  - {path: /echo, cluster: users}\n"
+                             "  - {path: /late, cluster: users, timeout: 100ms}\n";
     gateway_ = std::make_unique<Gateway>(parse_config(yaml));
     EXPECT_FALSE(gateway_->start()) << gateway_->setup_error();
     return *gateway_;
@@ -342,6 +373,166 @@ TEST_F(ResilienceTest, CanaryFallsBackToTheRoutesClusterWhenItHasNoHealthyEndpoi
   EXPECT_TRUE(has(second, "\"cluster\":\"canary\"")) << second;
   EXPECT_TRUE(has(second, "\"fallback\":false")) << second;
   std::remove(log.c_str());
+}
+
+// ---- circuit breakers -------------------------------------------------------------------
+
+// A request sent on its own connection, answered later.
+struct Pending {
+  TestClient client;
+  explicit Pending(std::uint16_t port, std::string_view target = "/hold",
+                   std::string_view fields = {})
+      : client(port) {
+    EXPECT_TRUE(client.send(request_bytes("GET", target, fields)));
+  }
+  int status(std::string* body = nullptr) {
+    const ReadResult r = client.read_response();
+    EXPECT_TRUE(r.ok()) << r.error;
+    if (body != nullptr) *body = r.response.body;
+    return r.ok() ? r.response.status : 0;
+  }
+};
+
+TEST_F(ResilienceTest, PastMaxRequestsARequestWaitsAndPastMaxPendingIs503) {
+  start("{address: \"" + a_->address() + "\"}",
+        "    circuit_breaker: {max_requests: 2, max_pending: 1}\n");
+  Pending first(gateway_->port()), second(gateway_->port());
+  ASSERT_TRUE(wait_until([&] { return a_->held_requests.load() == 2; }));
+  Pending third(gateway_->port());  // waits for room
+  ASSERT_TRUE(wait_until([&] { return has(gateway_->clusters_json(), "\"pending\": 1"); }))
+      << gateway_->clusters_json();
+  // Past max_pending: refused at once, never sent.
+  TestClient fourth(gateway_->port());
+  const ReadResult refused = fourth.request(request_bytes("GET", "/hold"));
+  ASSERT_TRUE(refused.ok()) << refused.error;
+  EXPECT_EQ(refused.response.status, 503);
+  EXPECT_EQ(refused.response.header("Retry-After"), "1");
+  EXPECT_TRUE(has(gateway_->clusters_json(), "\"requests_in_flight\": 2, \"pending\": 1"))
+      << gateway_->clusters_json();
+  EXPECT_EQ(a_->held_requests.load(), 2);
+  // One answer makes room: the waiting request goes.
+  a_->release_one();
+  EXPECT_EQ(first.status(), 200);
+  ASSERT_TRUE(wait_until([&] { return a_->held_requests.load() == 3; }));
+  a_->release_all();
+  EXPECT_EQ(second.status(), 200);
+  EXPECT_EQ(third.status(), 200);
+  EXPECT_TRUE(wait_until([&] {
+    return has(gateway_->clusters_json(), "\"requests_in_flight\": 0, \"pending\": 0");
+  })) << gateway_->clusters_json();
+}
+
+TEST_F(ResilienceTest, BodiesSentWhileWaitingReachTheUpstreamWhole) {
+  start("{address: \"" + a_->address() + "\"}",
+        "    circuit_breaker: {max_requests: 1}\n");
+  Pending held(gateway_->port());
+  ASSERT_TRUE(wait_until([&] { return a_->held_requests.load() == 1; }));
+  std::string body(200000, 'x');
+  for (std::size_t i = 0; i < body.size(); i += 997) body[i] = static_cast<char>('a' + i % 26);
+  TestClient sized(gateway_->port());
+  ASSERT_TRUE(sized.send(request_bytes("POST", "/echo", "", body)));
+  TestClient chunked(gateway_->port());
+  ASSERT_TRUE(chunked.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+  ASSERT_TRUE(wait_until([&] { return has(gateway_->clusters_json(), "\"pending\": 2"); }))
+      << gateway_->clusters_json();
+  a_->release_all();
+  EXPECT_EQ(held.status(), 200);
+  ReadResult r = sized.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.status, 200);
+  EXPECT_TRUE(r.response.body == body) << r.response.body.size();
+  r = chunked.read_response();
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.body, "hello world");
+}
+
+TEST_F(ResilienceTest, ARequestStillWaitingAtTheRouteTimeoutIs504) {
+  start("{address: \"" + a_->address() + "\"}",
+        "    circuit_breaker: {max_requests: 1}\n");
+  Pending held(gateway_->port());
+  ASSERT_TRUE(wait_until([&] { return a_->held_requests.load() == 1; }));
+  TestClient late(gateway_->port());
+  const ReadResult r = late.request(request_bytes("GET", "/late"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.status, 504);
+  EXPECT_TRUE(has(gateway_->clusters_json(), "\"pending\": 0")) << gateway_->clusters_json();
+  a_->release_all();
+  EXPECT_EQ(held.status(), 200);
+}
+
+TEST_F(ResilienceTest, MaxConnectionsKeepsNewConnectionsFromOpening) {
+  start("{address: \"" + a_->address() + "\"}",
+        "    circuit_breaker: {max_connections: 1}\n");
+  Pending first(gateway_->port()), second(gateway_->port());
+  ASSERT_TRUE(wait_until([&] { return a_->held_requests.load() == 1; }));
+  ASSERT_TRUE(wait_until([&] { return has(gateway_->clusters_json(), "\"pending\": 1"); }))
+      << gateway_->clusters_json();
+  a_->release_one();
+  EXPECT_EQ(first.status(), 200);
+  // The second went on the first's connection once it was back in the pool.
+  ASSERT_TRUE(wait_until([&] { return a_->held_requests.load() == 2; }));
+  a_->release_all();
+  EXPECT_EQ(second.status(), 200);
+  EXPECT_EQ(a_->server->stats().connections_accepted, 1u);
+}
+
+TEST_F(ResilienceTest, ErrorRateBreakerOpensThenAProbeClosesIt) {
+  a_->status = 500;
+  start("{address: \"" + a_->address() + "\"}",
+        "    circuit_breaker:\n"
+        "      error_rate: {threshold: 0.5, min_requests: 4, window: 10s, open_for: 200ms}\n");
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(get(), 500);
+  EXPECT_TRUE(has(gateway_->clusters_json(), "\"breaker\": \"open\"")) << gateway_->clusters_json();
+  const auto opened = std::chrono::steady_clock::now();
+  EXPECT_EQ(get(), 503);  // not sent
+  EXPECT_EQ(a_->work_requests.load(), 4);
+  a_->status = 200;
+  // After open_for a probe goes through; its success closes the breaker.
+  ASSERT_TRUE(wait_until([&] { return get() == 200; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - opened, 200ms);
+  EXPECT_EQ(a_->work_requests.load(), 5);
+  EXPECT_TRUE(has(gateway_->clusters_json(), "\"breaker\": \"closed\"")) << gateway_->clusters_json();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(get(), 200);
+}
+
+TEST_F(ResilienceTest, AFailedProbeOpensTheBreakerAgain) {
+  a_->status = 500;
+  start("{address: \"" + a_->address() + "\"}",
+        "    circuit_breaker:\n"
+        "      error_rate: {threshold: 1, min_requests: 2, window: 10s, open_for: 100ms}\n");
+  EXPECT_EQ(get() + get(), 1000);
+  ASSERT_TRUE(has(gateway_->clusters_json(), "\"breaker\": \"open\""));
+  ASSERT_TRUE(wait_until([&] { return get() == 500; }));  // the probe, failing
+  EXPECT_EQ(a_->work_requests.load(), 3);
+  EXPECT_TRUE(has(gateway_->clusters_json(), "\"breaker\": \"open\"")) << gateway_->clusters_json();
+  EXPECT_EQ(get(), 503);
+}
+
+TEST_F(ResilienceTest, CanaryAtItsLimitFallsBackToTheRoutesCluster) {
+  const std::string yaml =
+      "listen: {host: 127.0.0.1, port: 0, threads: 1}\n"
+      "clusters:\n"
+      "  stable:\n    endpoints: [{address: \"" + a_->address() + "\"}]\n"
+      "  canary:\n    endpoints: [{address: \"" + b_->address() + "\"}]\n"
+      "    circuit_breaker: {max_requests: 1}\n"
+      "routes:\n"
+      "  - path: /work\n    cluster: stable\n"
+      "    canary: [{header: X-Release-Version, value: v2-beta, cluster: canary}]\n"
+      "  - path: /hold\n    cluster: stable\n"
+      "    canary: [{header: X-Release-Version, value: v2-beta, cluster: canary}]\n";
+  gateway_ = std::make_unique<Gateway>(parse_config(yaml));
+  ASSERT_FALSE(gateway_->start()) << gateway_->setup_error();
+  Pending held(gateway_->port(), "/hold", "X-Release-Version: v2-beta\r\n");
+  ASSERT_TRUE(wait_until([&] { return b_->held_requests.load() == 1; }));
+  std::string body;
+  EXPECT_EQ(get(&body, "X-Release-Version: v2-beta\r\n"), 200);
+  EXPECT_EQ(body, "a");  // the canary is at max_requests: the stable cluster took it
+  b_->release_all();
+  EXPECT_EQ(held.status(&body), 200);
+  EXPECT_EQ(body, "b");
+  EXPECT_EQ(get(&body, "X-Release-Version: v2-beta\r\n"), 200);
+  EXPECT_EQ(body, "b");
 }
 
 }  // namespace
