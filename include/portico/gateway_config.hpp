@@ -304,8 +304,8 @@ struct GatewayConfig {
 };
 
 // What load() and parse() return: the config when there is no error; every
-// error otherwise, in file order. Notices (keys accepted but not active yet)
-// come either way.
+// error otherwise, in file order. Notices (remarks that are not errors; none
+// is made today, every key of GATEWAY.md being active) come either way.
 struct ConfigResult {
   std::optional<GatewayConfig> config;  // set exactly when errors is empty
   std::vector<ConfigDiagnostic> errors;

@@ -56,12 +56,6 @@ class Decoder final : public ReferenceSink, public ItemSink {
 
   // Everything but the streamed routes, once the tree is complete.
   void decode();
-  void emit_notices() {
-    for (const auto& [key, mark] : noticed_) {
-      out_.notices.push_back(
-          {std::string(file_), mark.line, mark.column, key + " is accepted but not active yet"});
-    }
-  }
   void error(const ReferenceSite& site, std::string message) override;
   bool wants(std::string_view top_level_key) override;
   void item(const YamlTree& tree, const YamlNode& item) override;
@@ -70,17 +64,6 @@ class Decoder final : public ReferenceSink, public ItemSink {
   // ---- diagnostics ----
   void error(YamlMark mark, std::string message) {
     out_.errors.push_back({std::string(file_), mark.line, mark.column, std::move(message)});
-  }
-  // One notice per key, at its first place in the file (routes decode
-  // while the file is parsed, before the clusters above them).
-  void notice_not_active(YamlMark mark, std::string_view key) {
-    for (auto& [seen, first] : noticed_) {
-      if (seen != key) continue;
-      if (mark.line < first.line || (mark.line == first.line && mark.column < first.column))
-        first = mark;
-      return;
-    }
-    noticed_.emplace_back(std::string(key), mark);
   }
   std::string describe(const YamlNode& node) const {
     if (node.kind == Kind::kMapping) return "a mapping";
@@ -164,7 +147,6 @@ class Decoder final : public ReferenceSink, public ItemSink {
   std::size_t text_size_;
   bool routes_streamed_ = false;
   // Owned: the tree's text under a key is gone once its route is decoded.
-  std::vector<std::pair<std::string, YamlMark>> noticed_;
   std::vector<RouteMarks> route_marks_;
   std::vector<YamlMark> split_marks_;
   std::vector<YamlMark> canary_marks_;
@@ -458,7 +440,7 @@ void Decoder::cluster(const YamlNode& node, Cluster& out) {
   bool have_endpoints = false;
   const bool mapping = fields(
       "a cluster", node, kKeys,
-      [&](std::string_view key, const YamlNode& key_node, const YamlNode& value) {
+      [&](std::string_view key, const YamlNode&, const YamlNode& value) {
         if (key == "endpoints") {
           have_endpoints = true;
           endpoints(value, out.endpoints);
@@ -498,7 +480,6 @@ void Decoder::cluster(const YamlNode& node, Cluster& out) {
         } else if (key == "circuit_breaker") {
           circuit_breaker(value, out.circuit_breaker);
         } else {
-          notice_not_active(key_node.mark, key);
           retry(value, out.retry.emplace());
         }
       });
@@ -830,7 +811,6 @@ void Decoder::route(const YamlNode& node, Route& out, RouteMarks& marks) {
         } else if (key == "timeout") {
           duration(key, value, true, out.timeout);
         } else if (key == "retry") {
-          notice_not_active(key_node.mark, key);
           retry(value, out.options.emplace().retry.emplace());
         } else if (key == "request_headers") {
           headers(key, value, out.options.emplace().request_headers);
@@ -984,7 +964,6 @@ ConfigResult parse_gateway_config(std::string_view text, std::string_view name,
     return result;
   }
   decoder.decode();
-  decoder.emit_notices();
   // The route marks hold what the check needs; the tree's memory goes first.
   tree.reset();
   // A cluster that failed to decode is still listed by name, so routes naming

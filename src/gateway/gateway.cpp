@@ -570,6 +570,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
         RouteTarget::Extras& more = target.edit();
         for (const CanaryRule& rule : options.canary)
           more.canary.push_back({rule.header, rule.value, snapshot->cluster_index(rule.cluster)});
+        more.retry = options.retry;
         more.strip_prefix = options.strip_prefix;
         more.host_rewrite = options.host_rewrite;
         for (const auto& [name, value] : options.request_headers.add)

@@ -202,16 +202,23 @@ void ReactorGateway::adopt(const Snapshot& snapshot) {
   }
 }
 
-Availability ReactorGateway::availability(const ClusterState& cluster) noexcept {
+Availability ReactorGateway::availability(const ClusterState& cluster,
+                                          std::uint32_t exclude) noexcept {
   const ClusterResilience& shared = cluster.resilience;
-  if (!shared.health || shared.health->unavailable.load(std::memory_order_relaxed) == 0) return {};
+  const bool all = !shared.health || shared.health->unavailable.load(std::memory_order_relaxed) == 0;
+  if (all && exclude == kNoEndpoint) return {};
   const std::size_t count = shared.endpoints.size();
   const std::size_t words = (count + 63) / 64;
   std::fill_n(available_.begin(), words, std::uint64_t{0});
+  std::size_t set = 0;
   for (std::size_t i = 0; i < count; ++i) {
-    if (shared.endpoints[i]->available.load(std::memory_order_relaxed))
+    if (all || shared.endpoints[i]->available.load(std::memory_order_relaxed)) {
       available_[i >> 6] |= std::uint64_t{1} << (i & 63);
+      ++set;
+    }
   }
+  if (exclude < count && set > 1 && (available_[exclude >> 6] >> (exclude & 63) & 1) != 0)
+    available_[exclude >> 6] &= ~(std::uint64_t{1} << (exclude & 63));
   return Availability(std::span<const std::uint64_t>(available_.data(), words));
 }
 
@@ -294,7 +301,9 @@ void ReactorGateway::release_exchange(ProxyExchange* exchange) noexcept {
 // ---- ProxyExchange ----------------------------------------------------------------------
 
 ProxyExchange::ProxyExchange(ReactorGateway& reactor) noexcept
-    : reactor_(reactor), timer_(&ProxyExchange::on_timeout, this) {}
+    : reactor_(reactor),
+      timer_(&ProxyExchange::on_timeout, this),
+      try_timer_(&ProxyExchange::on_try_timeout, this) {}
 
 std::uint64_t ProxyExchange::request_key(const ClusterState& state, const Request& request,
                                          std::string_view target,
@@ -352,8 +361,9 @@ void ProxyExchange::release_slot() noexcept {
 ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
   const Snapshot& snapshot = *route_->snapshot;
   const ClusterState& state = cluster_state();
+  if (attempts_ == 0) retry_ = retry_policy();
   Balancer& balancer = reactor_.balancer(snapshot, cluster_);
-  const std::uint32_t endpoint = balancer.pick(reactor_.availability(state), key_);
+  const std::uint32_t endpoint = balancer.pick(reactor_.availability(state, exclude_), key_);
   if (endpoint == kNoEndpoint) return Dispatch::kNoEndpoint;
   UpstreamPool& pool = reactor_.pool(snapshot, cluster_, endpoint);
   if (!pool.has_idle() && state.pool.connections &&
@@ -371,7 +381,9 @@ ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
   if (logging_ && upstream_->reused()) connect_ms_ = 0;  // taken from the pool
 
   bool sent = upstream_->send(head_);
-  // Body bytes read while the request waited for room, then its end.
+  // A retry's body so far; body bytes read while the request waited for
+  // room; then its end.
+  if (attempts_ > 0 && !retry_body_.empty()) send_body(retry_body_);
   if (!waiting_body_.empty()) {
     forward_body(waiting_body_);
     waiting_body_.clear();
@@ -392,7 +404,59 @@ ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
       continue_due_ = true;  // on_upstream_writable() once the head is out
     }
   }
+  if (retry_ != nullptr && retry_->per_try_timeout)
+    reactor_.io.reactor.arm(try_timer_, *retry_->per_try_timeout);
   return Dispatch::kSent;
+}
+
+const RetryPolicy* ProxyExchange::retry_policy() const noexcept {
+  if (const std::optional<RetryPolicy>& own = route_->more().retry) return &*own;
+  const std::optional<RetryPolicy>& cluster = cluster_state().resilience.retry;
+  return cluster ? &*cluster : nullptr;
+}
+
+bool ProxyExchange::may_retry(RetryOn condition) noexcept {
+  if (retry_ == nullptr || response_started_ || upgrade_sent_ || tunnel_ || !replayable_) return false;
+  if (!retry_->retries_on(condition) || attempts_ >= retry_->attempts) return false;
+  // Past a connect failure nothing was sent; else the request may have had
+  // its effect, and only an idempotent one is sent again.
+  if (condition != RetryOn::kConnectFailure && !idempotent_) return false;
+  if (retrying_) return true;  // counted once, however many tries
+  const ClusterResilience& resilience = cluster_state().resilience;
+  ClusterShared& shared = *resilience.health;
+  const std::size_t in_flight = shared.requests.load(std::memory_order_relaxed);
+  const std::size_t allowed =
+      std::min<std::size_t>(resilience.breaker.max_retries,
+                            std::max<std::size_t>(retry_->min_concurrency,
+                                                  in_flight * retry_->budget_percent / 100));
+  std::uint32_t retries = shared.retries.load(std::memory_order_relaxed);
+  do {
+    if (retries >= allowed) return false;
+  } while (!shared.retries.compare_exchange_weak(retries, retries + 1, std::memory_order_relaxed));
+  retrying_ = true;
+  return true;
+}
+
+void ProxyExchange::redispatch() noexcept {
+  ++attempts_;
+  exclude_ = endpoint_;
+  chunk_sent_ = false;
+  reported_ = false;  // each try counts for the error_rate breaker
+  const bool was_blocked = std::exchange(upstream_blocked_, false);
+  switch (dispatch()) {
+    case Dispatch::kSent:
+      if (was_blocked && !upstream_blocked_) client_.resume_body();
+      return;
+    case Dispatch::kNoEndpoint:
+      fail(503, ErrorLabel::kNoHealthyUpstream);
+      return;
+    case Dispatch::kNoConnection:
+      fail(503, ErrorLabel::kOverflow);
+      return;
+    case Dispatch::kConnectFailed:
+      fail(502, ErrorLabel::kUpstreamConnectFailure);
+      return;
+  }
 }
 
 bool ProxyExchange::wait_for_room() noexcept {
@@ -591,6 +655,18 @@ void ProxyExchange::on_request_body(std::string_view bytes) noexcept {
 void ProxyExchange::forward_body(std::string_view bytes) noexcept {
   if (upstream_ == nullptr || bytes.empty()) return;
   bytes_in_ += bytes.size();
+  if (retry_ != nullptr && replayable_) {
+    if (retry_body_.size() + bytes.size() <= retry_->buffer_bytes) {
+      retry_body_.append(bytes);
+    } else {
+      replayable_ = false;  // past buffer_bytes: this request is not retried
+      retry_body_.clear();
+    }
+  }
+  send_body(bytes);
+}
+
+void ProxyExchange::send_body(std::string_view bytes) noexcept {
   if (request_framing_ == http1::Framing::kChunked) {
     // Each chunk's CRLF goes in front of the next chunk's size line.
     char line[24];
@@ -642,6 +718,10 @@ void ProxyExchange::on_upstream_connect_failed(UpstreamConnection& connection,
     resilience->connect_failed(cluster_state().resilience, endpoint_);
   record_outcome(true);
   let_go_upstream();
+  if (may_retry(RetryOn::kConnectFailure)) {
+    redispatch();
+    return;
+  }
   fail(502, ErrorLabel::kUpstreamConnectFailure);
 }
 
@@ -665,6 +745,13 @@ void ProxyExchange::on_upstream_head(UpstreamConnection& connection,
   how.client_http11 = client_http11_;
   how.client_keep_alive = client_keep_alive_;
   report_response(head.status >= 500);
+  if ((head.status == 502 && may_retry(RetryOn::k502)) ||
+      (head.status == 503 && may_retry(RetryOn::k503)) ||
+      (head.status == 504 && may_retry(RetryOn::k504))) {
+    let_go_upstream();  // the rest of that response unread: the connection closes
+    redispatch();
+    return;
+  }
   if (head.status == 101 && !(upgrade_sent_ && request_ended_ && connection.upgraded())) {
     // Switching protocols unasked (or without the Upgrade fields): no
     // tunnel can follow, and nothing else can either.
@@ -686,6 +773,7 @@ void ProxyExchange::start_tunnel() noexcept {
   // The route's timeout does not apply to a tunnel: the client
   // connection's idle timeout ends one (GATEWAY.md).
   reactor_.io.reactor.cancel(timer_);
+  reactor_.io.reactor.cancel(try_timer_);
   tunnel_ = true;
   upstream_->start_tunnel();
   if (!flush_client()) {  // the 101 head, before any tunnel byte
@@ -811,6 +899,10 @@ void ProxyExchange::on_upstream_error(UpstreamConnection& connection, ErrorLabel
   let_go_upstream();
   if (crossed_idle_close && resend()) return;
   if (!connection.response_started()) report_response(true);  // else the head counted
+  if (label == ErrorLabel::kUpstreamReset && may_retry(RetryOn::kReset)) {
+    redispatch();
+    return;
+  }
   fail(502, label);
 }
 
@@ -869,6 +961,19 @@ void ProxyExchange::record_outcome(bool error) noexcept {
   probe_ = false;
 }
 
+void ProxyExchange::on_try_timeout(Timer& timer, void* context) noexcept {
+  (void)timer;
+  auto* self = static_cast<ProxyExchange*>(context);
+  if (self->tunnel_ || self->upstream_ == nullptr) return;
+  if (!self->upstream_->response_started()) self->report_response(true);
+  self->let_go_upstream();
+  if (self->may_retry(RetryOn::kTimeout)) {
+    self->redispatch();
+    return;
+  }
+  self->fail(504, ErrorLabel::kUpstreamTimeout);
+}
+
 void ProxyExchange::let_go_upstream() noexcept {
   if (upstream_ == nullptr) return;
   if (generation_ == reactor_.generation()) balancer_->request_finished(endpoint_);
@@ -910,6 +1015,7 @@ void ProxyExchange::log_exchange() noexcept {
   entry.upstream_connect_ms = connect_ms_;
   entry.upstream_first_byte_ms = first_byte_ms_;
   entry.fallback = fallback_;
+  entry.retries = attempts_;
   ReactorShard& shard = reactor_.shard;
   try {
     append_proxy_access_log(shard.access_log, shard.core.options().access_log, std::time(nullptr),
@@ -923,6 +1029,8 @@ void ProxyExchange::recycle() noexcept {
   if (route_ != nullptr) {
     stop_waiting();
     release_slot();
+    if (std::exchange(retrying_, false))
+      cluster_state().resilience.health->retries.fetch_sub(1, std::memory_order_relaxed);
   }
   if (logging_ && route_ != nullptr) log_exchange();
   logging_ = false;
@@ -932,6 +1040,7 @@ void ProxyExchange::recycle() noexcept {
   connect_ms_ = first_byte_ms_ = -1;
   client_address_length_ = 0;
   reactor_.io.reactor.cancel(timer_);
+  reactor_.io.reactor.cancel(try_timer_);
   route_ = nullptr;
   balancer_ = nullptr;
   pool_ = nullptr;
@@ -958,6 +1067,11 @@ void ProxyExchange::recycle() noexcept {
   continue_wanted_ = false;
   key_ = 0;
   waiting_body_.clear();
+  retry_ = nullptr;
+  retry_body_.clear();
+  replayable_ = true;
+  attempts_ = 0;
+  exclude_ = kNoEndpoint;
   reactor_.release_exchange(this);
 }
 

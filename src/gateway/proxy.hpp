@@ -92,6 +92,7 @@ struct RouteTarget {
     std::vector<Weighted> split;     // instead of `cluster`
     std::uint32_t split_total = 0;
     std::vector<Canary> canary;
+    std::optional<RetryPolicy> retry;  // replaces the cluster's
     std::string strip_prefix;
     std::string host_rewrite;
     std::vector<OwnedField> request_add, response_add;
@@ -182,8 +183,10 @@ class ReactorGateway final : public ShardExtension {
   UpstreamPool& pool(const Snapshot& snapshot, std::uint32_t cluster, std::uint32_t endpoint);
 
   // Which endpoints of `cluster` a pick may choose now: all, or a copy of
-  // their flags (they change under a pick) made in this reactor's words.
-  Availability availability(const ClusterState& cluster) noexcept;
+  // their flags (they change under a pick) made in this reactor's words;
+  // without `exclude` (a retry's last endpoint) unless it is the only one.
+  Availability availability(const ClusterState& cluster,
+                            std::uint32_t exclude = kNoEndpoint) noexcept;
 
   ProxyExchange* acquire_exchange();
   void release_exchange(ProxyExchange* exchange) noexcept;
@@ -258,6 +261,7 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
 
  private:
   static void on_timeout(Timer& timer, void* context) noexcept;
+  static void on_try_timeout(Timer& timer, void* context) noexcept;
 
   friend class ReactorGateway;  // its wait list links exchanges
 
@@ -279,7 +283,19 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   // A waiting exchange tries again; true when it stopped waiting (sent or failed).
   bool try_again() noexcept;
   bool armed(const RouteTarget& route) noexcept;
+  // Request body bytes to the upstream: counted, kept for a retry, framed.
   void forward_body(std::string_view bytes) noexcept;
+  void send_body(std::string_view bytes) noexcept;
+  // The route's retry policy, else its cluster's (nullptr: none).
+  const RetryPolicy* retry_policy() const noexcept;
+  // Whether this try's failure may be retried (GATEWAY.md, retry): the
+  // condition listed, attempts left, nothing sent to the client, the body
+  // kept, an idempotent method unless nothing was sent, and room in the
+  // retry budget and max_retries (counted from here).
+  bool may_retry(RetryOn condition) noexcept;
+  // The next try, on another endpoint when there is one. REQUIRES:
+  // may_retry(), and the last try's upstream let go.
+  void redispatch() noexcept;
   void forward_end() noexcept;
   // The error_rate breaker's count of this request (once).
   void record_outcome(bool error) noexcept;
@@ -321,6 +337,7 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
 
   ReactorGateway& reactor_;
   Timer timer_;
+  Timer try_timer_;  // per_try_timeout
   ClientStream client_;
   const RouteTarget* route_ = nullptr;
   Balancer* balancer_ = nullptr;
@@ -357,6 +374,12 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   bool continue_wanted_ = false;   // 100 Continue once dispatched
   std::uint64_t key_ = 0;          // request_key() for cluster_
   std::string waiting_body_;       // body bytes read while waiting
+  const RetryPolicy* retry_ = nullptr;  // retry_policy(), set at the first dispatch
+  std::string retry_body_;         // the body forwarded so far, for a retry
+  bool replayable_ = true;         // retry_body_ holds every body byte forwarded
+  bool retrying_ = false;          // counted in its cluster's retries in flight
+  std::uint32_t attempts_ = 0;     // retries made
+  std::uint32_t exclude_ = kNoEndpoint;  // the endpoint the last try went to
   ProxyExchange* wait_prev_ = nullptr;
   ProxyExchange* wait_next_ = nullptr;
 

@@ -170,6 +170,7 @@ ClusterResilience Resilience::bind(const Cluster& cluster) {
   out.check = cluster.health_check;
   out.outlier = cluster.outlier_detection;
   out.breaker = cluster.circuit_breaker;
+  out.retry = cluster.retry;
   std::lock_guard lock(mutex_);
   const auto found = clusters_.find(cluster.name);
   out.health = found != clusters_.end() ? found->second : std::make_shared<ClusterShared>(cluster.name);

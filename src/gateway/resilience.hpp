@@ -111,6 +111,7 @@ struct ClusterResilience {
   std::optional<HealthCheck> check;
   std::optional<OutlierDetection> outlier;
   CircuitBreaker breaker;
+  std::optional<RetryPolicy> retry;  // a route's own replaces it
 };
 
 // What the resilience thread checks: one endpoint of one cluster.

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "portico/gateway.hpp"
+#include "raw_upstream.hpp"
 #include "test_client.hpp"
 
 namespace portico::testing {
@@ -35,6 +36,7 @@ struct Upstream {
   std::atomic<int> health_requests{0};
   std::atomic<bool> health_agent_ok{true};  // every check said who it is
   std::atomic<int> held_requests{0};
+  std::atomic<bool> hold_work{false};  // /work is held like /hold
   std::mutex held_mutex;
   std::vector<Completion> held;  // /hold's answers, sent by release()
   std::string name;
@@ -47,11 +49,20 @@ struct Upstream {
     options.handle_signals = false;
     options.worker_threads = 1;
     server = std::make_unique<Server>(options);
-    server->get("/work", [this](Request&, Response& res) {
+    server->any("/work", [this](Request&, Response& res) {
       work_requests.fetch_add(1);
+      if (hold_work.load()) {
+        std::lock_guard lock(held_mutex);
+        held.push_back(res.defer());
+        held_requests.fetch_add(1);
+        return;
+      }
       res.status(status.load()).text(name);
     });
-    server->post("/echo", [](Request& req, Response& res) { res.body(std::string(req.body())); });
+    server->post("/echo", [this](Request& req, Response& res) {
+      work_requests.fetch_add(1);
+      res.body(std::string(req.body()));
+    });
     server->get("/hold", [this](Request&, Response& res) {
       std::lock_guard lock(held_mutex);
       held.push_back(res.defer());
@@ -533,6 +544,108 @@ TEST_F(ResilienceTest, CanaryAtItsLimitFallsBackToTheRoutesCluster) {
   EXPECT_EQ(body, "b");
   EXPECT_EQ(get(&body, "X-Release-Version: v2-beta\r\n"), 200);
   EXPECT_EQ(body, "b");
+}
+
+// ---- retries ---------------------------------------------------------------------------
+
+TEST_F(ResilienceTest, AConnectFailureIsRetriedOnAnotherEndpointWhateverTheMethod) {
+  const std::string dead = "127.0.0.1:" + std::to_string(refused_port());
+  start("{address: \"" + dead + "\"}, {address: \"" + a_->address() + "\"}",
+        "    retry: {attempts: 1, retry_on: [connect_failure]}\n");
+  for (int i = 0; i < 4; ++i) {
+    TestClient client(gateway_->port());
+    const ReadResult r = client.request(request_bytes("POST", "/echo", "", "hello"));
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.response.status, 200);
+    EXPECT_EQ(r.response.body, "hello");
+  }
+  EXPECT_EQ(a_->work_requests.load(), 4);
+}
+
+TEST_F(ResilienceTest, ABodyPastBufferBytesIsNotSentAgain) {
+  a_->status = 503;
+  start(both(), "    retry: {attempts: 1, retry_on: [503], buffer_bytes: 5}\n");
+  // PUT is idempotent: a 5-byte body fits and is sent again to b; a 6-byte
+  // one was not kept, and a's 503 reaches the client.
+  const auto put = [&](std::string_view body) {
+    TestClient client(gateway_->port());
+    const ReadResult r = client.request(request_bytes("PUT", "/work", "", body));
+    EXPECT_TRUE(r.ok()) << r.error;
+    return r.response.status;
+  };
+  EXPECT_EQ(put("fits!"), 200);  // a, then b
+  EXPECT_EQ(put("fits!"), 200);  // b
+  EXPECT_EQ(put("larger"), 503);  // a
+  EXPECT_EQ(a_->work_requests.load(), 2);
+  EXPECT_EQ(b_->work_requests.load(), 2);
+}
+
+TEST_F(ResilienceTest, AnUpstreamStatusIsRetriedForIdempotentMethodsOnly) {
+  a_->status = 503;
+  start(both(), "    retry: {attempts: 1, retry_on: [503]}\n");
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(get(), 200);
+  EXPECT_EQ(a_->work_requests.load(), 2);
+  EXPECT_EQ(b_->work_requests.load(), 4);  // its own two and a's two
+  // POST may have had its effect: a's 503 goes to the client as it came.
+  int unavailable = 0;
+  for (int i = 0; i < 2; ++i) {
+    TestClient client(gateway_->port());
+    const ReadResult r = client.request(request_bytes("POST", "/work", "", "x"));
+    ASSERT_TRUE(r.ok()) << r.error;
+    unavailable += r.response.status == 503 ? 1 : 0;
+  }
+  EXPECT_EQ(unavailable, 1);
+}
+
+TEST_F(ResilienceTest, AResetAfterTheRequestIsRetriedOnlyForIdempotentMethods) {
+  std::atomic<int> resets{0};
+  RawUpstream resetting([&](RawConnection& connection) {
+    if (connection.read_request().empty()) return;
+    resets.fetch_add(1);
+    connection.reset();
+  });
+  start("{address: \"127.0.0.1:" + std::to_string(resetting.port) + "\"}, {address: \"" +
+            b_->address() + "\"}",
+        "    retry: {attempts: 1, retry_on: [reset]}\n");
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(get(), 200);
+  EXPECT_EQ(resets.load(), 1);
+  EXPECT_EQ(b_->work_requests.load(), 2);
+  // A POST the upstream may have acted on is not sent again: 502.
+  int failed = 0;
+  for (int i = 0; i < 2; ++i) {
+    TestClient client(gateway_->port());
+    const ReadResult r = client.request(request_bytes("POST", "/work", "", "x"));
+    ASSERT_TRUE(r.ok()) << r.error;
+    failed += r.response.status == 502 ? 1 : 0;
+  }
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(resets.load(), 2);
+}
+
+TEST_F(ResilienceTest, MaxRetriesZeroMeansNoRetry) {
+  a_->status = 503;
+  start(both(), "    retry: {attempts: 1, retry_on: [503]}\n    circuit_breaker: {max_retries: 0}\n");
+  EXPECT_EQ(get() + get(), 703);
+}
+
+TEST_F(ResilienceTest, PerTryTimeoutRetriesOnTheOtherEndpoint) {
+  a_->hold_work = true;
+  start(both(), "    retry: {attempts: 1, retry_on: [timeout], per_try_timeout: 100ms}\n");
+  std::string body;
+  const auto sent = std::chrono::steady_clock::now();
+  EXPECT_EQ(get(&body), 200);  // a held it past the per-try timeout; b answered
+  EXPECT_EQ(body, "b");
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 100ms);
+  EXPECT_EQ(a_->held_requests.load(), 1);
+  a_->release_all();
+  // Without retries left (attempts: 1, the next try held as well), 504.
+  b_->hold_work = true;
+  TestClient client(gateway_->port());
+  const ReadResult r = client.request(request_bytes("GET", "/work"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.response.status, 504);
+  a_->release_all();
+  b_->release_all();
 }
 
 }  // namespace
