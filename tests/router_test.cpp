@@ -689,3 +689,42 @@ TEST(RouterTest, IndexCountsFollowLaterRoutes) {
   ASSERT_NE(put, nullptr);
   EXPECT_EQ(*put, 5);
 }
+
+// The static index keeps one record per parent of static endpoints (its
+// text; the endpoint's label completes the path), counted as routes arrive:
+// splits that move an endpoint under a new node, a parent that loses its
+// last endpoint child to a split and gains one back, endpoints below
+// endpoints and a route at the root must leave every path found and every
+// near miss (right record, wrong label; right label, wrong record) not.
+TEST(RouterTest, StaticIndexRecordsFollowSplits) {
+  const std::vector<RouteSpec> routes = {{"POST", "/pkg.v1.Svc/Get"},
+                                         {"POST", "/pkg.v1.Svc/GetMany"},
+                                         {"POST", "/pkg.v1.Svc/Gem"},
+                                         {"POST", "/pkg.v2.Svc/List"},
+                                         {"GET", "/"},
+                                         {"GET", "/pkg.v1.Svc/Get"},
+                                         {"POST", "/pkg.v1.Sv"},
+                                         {"POST", "/other"},
+                                         {"POST", "/pkg.v1.Svc/Ge"},
+                                         {"POST", "/pkg.v2.Svc/Lint"}};
+  expect_cases(routes, {{"POST", "/pkg.v1.Svc/Get", "200 /pkg.v1.Svc/Get"},
+                        {"GET", "/pkg.v1.Svc/Get", "200 /pkg.v1.Svc/Get"},
+                        {"POST", "/pkg.v1.Svc/GetMany", "200 /pkg.v1.Svc/GetMany"},
+                        {"POST", "/pkg.v1.Svc/Gem", "200 /pkg.v1.Svc/Gem"},
+                        {"POST", "/pkg.v1.Svc/Ge", "200 /pkg.v1.Svc/Ge"},
+                        {"POST", "/pkg.v1.Sv", "200 /pkg.v1.Sv"},
+                        {"POST", "/pkg.v2.Svc/List", "200 /pkg.v2.Svc/List"},
+                        {"POST", "/pkg.v2.Svc/Lint", "200 /pkg.v2.Svc/Lint"},
+                        {"GET", "/", "200 /"},
+                        {"POST", "/other", "200 /other"},
+                        {"PUT", "/pkg.v1.Svc/Get", "405 GET,POST"},
+                        {"POST", "/pkg.v1.Svc/G", "404"},
+                        {"POST", "/pkg.v1.Svc/Gex", "404"},
+                        {"POST", "/pkg.v1.Svc/GetManyX", "404"},
+                        {"POST", "/pkg.v1.Svc/List", "404"},
+                        {"POST", "/pkg.v2.Svc/Get", "404"},
+                        {"POST", "/pkg.v2.Svc/Lis", "404"},
+                        {"POST", "/pkg.v1.Svc", "404"},
+                        {"POST", "/pkg.v1.S", "404"},
+                        {"POST", "/otherx", "404"}});
+}
