@@ -20,9 +20,9 @@ inline namespace v0 {
 
 namespace detail {
 // Memory for large blocks straight from the OS, every page mapped up front
-// (Linux: mmap, transparent huge pages where allowed, then every page
-// populated in one system call -- instead of a page fault per 4 KiB page,
-// which dominated building large route tables). Returns
+// (Linux: mmap at a 2 MiB boundary, transparent huge pages where allowed,
+// then every page populated in one system call -- instead of a page fault
+// per 4 KiB page, which dominated building large route tables). Returns
 // nullptr where that is not available or fails; the caller then falls back
 // to operator new. Defined in src/router/router.cpp.
 void* map_populated(std::size_t bytes) noexcept;
