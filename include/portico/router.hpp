@@ -229,10 +229,8 @@ struct TrieResult {
 };
 
 // An exact-match index from a static path to a layout node: open
-// addressing, `mask + 1` entries of {node + 1, offset of a text in `paths`
-// (a 2-byte length, then the bytes)}, load factor <= 1/2. The tail index's
-// text is the whole path; the static index's is the node's parent's path
-// (`paths` is the labels then), which the node's label completes. Two one-word
+// addressing, `mask + 1` entries of {node + 1, offset of the path in `paths`
+// (a 2-byte length, then the bytes)}, load factor <= 1/2. Two one-word
 // filters in front: bit min(length, 63) is set for the length of every path
 // in it, and bit (key & 63) for its key byte, chosen by the index (the
 // static index: the last byte). A path failing either skips hashing
@@ -248,9 +246,7 @@ struct PathIndex {
     return ((lengths >> (length < 63 ? length : 63)) & 1) != 0;
   }
   bool may_hold_key(unsigned key) const noexcept { return ((keys >> (key & 63u)) & 1) != 0; }
-  // The node stored for `path`, plus one; 0 when there is none. For an
-  // index whose texts are whole paths (FrozenTrie::find_static() reads the
-  // other kind).
+  // The node stored for `path`, plus one; 0 when there is none.
   std::uint32_t find(std::string_view path) const noexcept;
 };
 
@@ -286,7 +282,6 @@ class FrozenTrie {
             TrieResult& result) const noexcept;
   bool find_tail(MethodId method, std::string_view path, Params& params,
                  TrieResult& result) const noexcept;
-  std::uint32_t find_static(std::string_view path) const noexcept;
   bool find(MethodId method, std::string_view path, Params& params,
             TrieResult& result) const noexcept;
 

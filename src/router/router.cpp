@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cassert>
 #include <cstring>
 #include <string>
 #include <unordered_map>
@@ -354,23 +353,18 @@ struct BuildSlot {
 // sorted by first label byte, wildcards in priority order.
 struct BuildNode {
   std::uint32_t label_offset = 0;  // into Impl::text
+  std::uint32_t label_length = 0;
   std::uint32_t first_static = kNil;
   std::uint32_t first_wild = kNil;
   std::uint32_t next = kNil;  // next sibling in the parent's list
   std::uint32_t first_slot = kNil;
-  std::uint16_t label_length = 0;  // no pattern is longer than 65535 bytes
   std::uint16_t static_count = 0;
-  // Static children that end fully static routes (at most 256: one per
-  // first byte). A node with any gets a static-index record (see freeze()).
-  std::uint16_t endpoint_children = 0;
   std::uint8_t wild_count = 0;
   std::uint8_t slot_count = 0;
   std::uint8_t kind = kStatic;
   std::uint8_t type = kUntyped;
   unsigned char first_byte = 0;
-  bool static_end = false;  // ends a fully static route
 };
-static_assert(sizeof(BuildNode) == 32);
 
 std::uint32_t wild_rank(const BuildNode& node) {
   if (node.kind == kCatchAll) return 512;
@@ -468,9 +462,7 @@ struct TrieBuilder::Impl {
   // gave the param its first route below (end: the text's length), which
   // freeze() checks for still having that param as its only wildcard.
   std::size_t static_endpoints = 0;
-  // The static index's records: for every node with endpoint_children, its
-  // full text after a 2-byte length (kept exact through splits).
-  std::size_t record_bytes = 0;
+  std::size_t static_path_bytes = 0;
   std::vector<Checkpoint> tail_candidates;
 
   Impl() { nodes.emplace_back(); }
@@ -629,7 +621,7 @@ std::uint32_t TrieBuilder::Impl::insert_static(std::uint32_t node, const char* b
       const auto fresh = static_cast<std::uint32_t>(nodes.size());
       BuildNode leaf;
       leaf.label_offset = static_cast<std::uint32_t>(text.size());
-      leaf.label_length = static_cast<std::uint16_t>(length);
+      leaf.label_length = length;
       leaf.first_byte = want;
       leaf.next = *link;
       *link = fresh;  // before push_back: `link` points into `nodes`
@@ -651,21 +643,14 @@ std::uint32_t TrieBuilder::Impl::insert_static(std::uint32_t node, const char* b
       *link = middle;
       BuildNode split;
       split.label_offset = child_offset;
-      split.label_length = static_cast<std::uint16_t>(common);
+      split.label_length = common;
       split.first_byte = want;
       split.next = nodes[child].next;
       split.first_static = child;
       split.static_count = 1;
-      if (nodes[child].static_end) {
-        // The endpoint moves from `node` to the new node, and so may the
-        // record: the text before the child is all static, `at` bytes long.
-        if (--nodes[node].endpoint_children == 0) record_bytes -= 2 + at;
-        split.endpoint_children = 1;
-        record_bytes += 2 + at + common;
-      }
       BuildNode& rest = nodes[child];
       rest.label_offset = child_offset + common;
-      rest.label_length = static_cast<std::uint16_t>(child_length - common);
+      rest.label_length = child_length - common;
       rest.first_byte = static_cast<unsigned char>(text[child_offset + common]);
       rest.next = kNil;
       nodes.push_back(split);
@@ -890,14 +875,8 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
   if (b.nodes[node].slot_count == 0) {
     const Piece& last = b.pieces.back();
     if (b.route_names.empty()) {
-      // The checkpoints hold every node of this all-static path, in order,
-      // the last one `node`: the one before it is its parent.
       ++b.static_endpoints;
-      b.nodes[node].static_end = true;
-      const std::size_t depth = b.checkpoints.size();
-      assert(depth != 0 && b.checkpoints[depth - 1].node == node);
-      const Impl::Checkpoint up = depth >= 2 ? b.checkpoints[depth - 2] : Impl::Checkpoint{0, 0};
-      if (b.nodes[up.node].endpoint_children++ == 0) b.record_bytes += 2 + up.end;
+      b.static_path_bytes += pattern.size() + 2;
     } else if (b.route_names.size() == 1 && last.kind == kParam && last.type == kUntyped) {
       // The param is a route's only wildcard, so all before it is static.
       b.tail_candidates.push_back({static_cast<std::uint32_t>(last.position), parent});
@@ -912,19 +891,17 @@ RouteError TrieBuilder::add(MethodId method, std::string_view method_text, std::
 
 namespace {
 
-// An index being filled: open addressing into `table`; `key` is the byte it
-// filters on besides the length. An entry refers to its text by an offset:
-// the tail index copies each path into `paths` (copy_path()), the static
-// index refers to records among the labels. A table of 100k+ entries is
-// megabytes: each insert's first probe would be a cache miss, waited for one
-// at a time. So insert() prefetches the entry's home slot and queues it; it
-// is placed kLookahead inserts later, in the same order (the same table as
-// placing it at once).
+// An index being filled: open addressing into `table`, paths appended to
+// `paths`; `key` is the byte it filters on besides the length. A table of
+// 100k+ entries is megabytes: each insert's first probe would be a cache
+// miss, waited for one at a time. So insert() prefetches the entry's home
+// slot and queues it; it is placed kLookahead inserts later, in the same
+// order (the same table as placing it at once).
 struct IndexFill {
   struct Queued {
     std::uint32_t slot;  // home slot
     std::uint32_t node;
-    std::uint32_t text;  // offset of its text
+    std::uint32_t path;  // offset in `paths`
   };
   static constexpr std::size_t kLookahead = 16;
   PathIndex index;
@@ -935,41 +912,33 @@ struct IndexFill {
   unsigned (*key)(std::string_view) = nullptr;
   std::array<Queued, kLookahead> queue{};
 
-  // `texts`: where entries' offsets point; null to copy paths into a block
-  // of `path_bytes` of the arena.
-  void start(Arena& arena, std::size_t entries, const char* texts, std::size_t path_bytes,
+  void start(Arena& arena, std::size_t entries, std::size_t path_bytes,
              unsigned (*key_of)(std::string_view)) {
     if (entries == 0) return;
     table = arena.allocate_array<std::uint32_t>(entries * 2);
     std::memset(table, 0, entries * 8);
-    if (texts == nullptr) texts = paths = arena.allocate_array<char>(path_bytes);
+    paths = arena.allocate_array<char>(path_bytes);
     key = key_of;
     index.entries = table;
-    index.paths = texts;
+    index.paths = paths;
     index.mask = static_cast<std::uint32_t>(entries - 1);
-  }
-  // Copies `text` (2-byte length, then the bytes) into `paths`; returns its offset.
-  std::uint32_t copy_path(std::string_view text) {
-    const auto at = static_cast<std::uint32_t>(cursor);
-    const auto length = static_cast<std::uint16_t>(text.size());
-    std::memcpy(paths + cursor, &length, 2);
-    std::memcpy(paths + cursor + 2, text.data(), text.size());
-    cursor += text.size() + 2;
-    return at;
   }
   void place(const Queued& entry) {
     std::uint32_t slot = entry.slot;
     while (table[slot * 2] != 0) slot = (slot + 1) & index.mask;
     table[slot * 2] = entry.node + 1;
-    table[slot * 2 + 1] = entry.text;
+    table[slot * 2 + 1] = entry.path;
   }
-  // Adds `text` -> `node`, whose entry refers to offset `at`.
-  void insert(std::string_view text, std::uint32_t node, std::uint32_t at) {
+  void insert(std::string_view text, std::uint32_t node) {
     const auto slot = static_cast<std::uint32_t>(hash_path(text.data(), text.size()) & index.mask);
     __builtin_prefetch(table + std::size_t{slot} * 2, 1);
     Queued& oldest = queue[count % kLookahead];
     if (count >= kLookahead) place(oldest);
-    oldest = {slot, node, at};
+    oldest = {slot, node, static_cast<std::uint32_t>(cursor)};
+    const auto length = static_cast<std::uint16_t>(text.size());
+    std::memcpy(paths + cursor, &length, 2);
+    std::memcpy(paths + cursor + 2, text.data(), text.size());
+    cursor += text.size() + 2;
     index.lengths |= std::uint64_t{1} << std::min<std::size_t>(text.size(), 63);
     index.keys |= std::uint64_t{1} << (key(text) & 63u);
     ++count;
@@ -1026,6 +995,7 @@ FrozenTrie TrieBuilder::freeze() const {
   // the exact size holds the whole table and the layout pass below fills
   // the indexes as it goes (counted by add(); no path exceeds 65535 bytes).
   const std::size_t static_endpoints = b.static_endpoints;
+  std::size_t static_path_bytes = b.static_path_bytes;
   std::size_t tail_parents = 0;
   std::size_t tail_path_bytes = 0;
   for (const Impl::Checkpoint& candidate : b.tail_candidates) {
@@ -1035,13 +1005,10 @@ FrozenTrie TrieBuilder::freeze() const {
     }
   }
   // The static fast path: every endpoint reached through static text only,
-  // by its full path (load factor <= 1/2; 8 bytes per entry). An entry
-  // holds the node and its parent's record: the parent's full text, written
-  // once among the labels just before the labels of its children. A path is
-  // that text and the node's label, so siblings share one copy and a lookup
-  // finds the label next to the record. Worth it when most routes are
-  // static: then most lookups end in one probe, while on parameterised
-  // tables the probe would only add a miss to every lookup (bench/README.md).
+  // by its full path (load factor <= 1/2; 8 bytes per entry plus the path).
+  // Worth it when most routes are static: then most lookups end in one
+  // probe, while on parameterised tables the probe would only add a miss to
+  // every lookup (bench/README.md).
   const bool build_static_index = static_endpoints != 0 && static_endpoints * 2 >= b.route_count;
   const bool build_tail_index = tail_parents != 0;
   auto index_entries = [](bool build, std::size_t items) -> std::size_t {
@@ -1052,7 +1019,7 @@ FrozenTrie TrieBuilder::freeze() const {
   };
   const std::size_t static_entries = index_entries(build_static_index, static_endpoints);
   const std::size_t tail_entries = index_entries(build_tail_index, tail_parents);
-  const std::size_t record_bytes = build_static_index ? b.record_bytes : 0;
+  if (!build_static_index) static_path_bytes = 0;
 
   std::size_t name_bytes = 0;
   for (const std::string& n : b.names) name_bytes += n.size();
@@ -1065,8 +1032,8 @@ FrozenTrie TrieBuilder::freeze() const {
       alignof(TrieSlot) + b.names.size() * sizeof(std::string_view) + alignof(std::string_view) +
       b.predicates.size() * sizeof(ParamPredicate) + alignof(ParamPredicate) +
       b.custom_methods.size() * sizeof(std::string_view) + alignof(std::string_view) + node_count +
-      label_bytes + record_bytes + name_bytes + custom_bytes + (static_entries + tail_entries) * 8 +
-      2 * alignof(std::uint32_t) + tail_path_bytes + 64;
+      label_bytes + name_bytes + custom_bytes + (static_entries + tail_entries) * 8 +
+      2 * alignof(std::uint32_t) + static_path_bytes + tail_path_bytes + 64;
   t.arena_ = Arena(total);
 
   auto* nodes = t.arena_.allocate_array<TrieNode>(node_count);
@@ -1075,38 +1042,29 @@ FrozenTrie TrieBuilder::freeze() const {
   auto* predicates = t.arena_.allocate_array<ParamPredicate>(b.predicates.size());
   auto* customs = t.arena_.allocate_array<std::string_view>(b.custom_methods.size());
   auto* first_bytes = t.arena_.allocate_array<unsigned char>(node_count);
-  // The labels, with the static index's records among them.
-  const std::size_t label_region = label_bytes + record_bytes;
-  auto* labels = t.arena_.allocate_array<char>(label_region == 0 ? 1 : label_region);
+  auto* labels = t.arena_.allocate_array<char>(label_bytes == 0 ? 1 : label_bytes);
 
   IndexFill statics;
   IndexFill tails;
-  statics.start(t.arena_, static_entries, labels, 0, last_byte);
-  tails.start(t.arena_, tail_entries, nullptr, tail_path_bytes, second_byte);
+  statics.start(t.arena_, static_entries, static_path_bytes, last_byte);
+  tails.start(t.arena_, tail_entries, tail_path_bytes, second_byte);
   const bool fill_indexes = build_static_index || build_tail_index;
 
   // Layout, in one depth-first pass: a node's children get one contiguous
-  // block of indices, and their labels one run of bytes, when the node is
-  // laid out, and its first child is laid out next, so the nodes a lookup
-  // touches along a path sit close together. A node reached through static
-  // text alone carries the length of the text before its label, so its full
-  // text is at hand for the indexes: `path` holds the text of the last such
-  // node visited, whose first `before` bytes are this node's parent's
-  // (depth-first order).
+  // block of indices when the node is laid out, and its first child is laid
+  // out next, so the nodes a lookup touches along a path sit close together.
+  // A node reached through static text alone carries the length of the text
+  // before its label, so its full text is at hand for the indexes: `path`
+  // holds the text of the last such node visited, whose first `before`
+  // bytes are this node's parent's (depth-first order).
   constexpr std::uint32_t kBelowWildcard = kNil;
   struct Pending {
     std::uint32_t node;    // build node
     std::uint32_t layout;  // its index in `nodes`
     std::uint32_t before;  // length of the static text before it, or kBelowWildcard
-    std::uint32_t label;   // where its label is in `labels`
-    std::uint32_t record;  // its parent's static-index record in `labels`, or kNil
   };
-  std::vector<Pending> stack{{0, 0, 0, 0, kNil}};
-  struct Child {
-    std::uint32_t node;
-    std::uint32_t label;
-  };
-  std::vector<Child> children;
+  std::vector<Pending> stack{{0, 0, 0}};
+  std::vector<std::uint32_t> children;
   std::string path;
   std::uint32_t next_index = 1;
   std::uint32_t label_cursor = 0;
@@ -1120,8 +1078,12 @@ FrozenTrie TrieBuilder::freeze() const {
     const std::uint32_t text_node = fused_text(src);
     const BuildNode& below = text_node != kNil ? b.nodes[text_node] : src;
     TrieNode& dst = nodes[at.layout];
-    dst.label_offset = at.label;
-    dst.label_length = below.label_length;
+    dst.label_offset = label_cursor;
+    dst.label_length = static_cast<std::uint16_t>(below.label_length);
+    if (below.label_length > 0) {
+      std::memcpy(labels + label_cursor, b.text.data() + below.label_offset, below.label_length);
+    }
+    label_cursor += below.label_length;
     first_bytes[at.layout] = src.kind == kStatic && src.label_length > 0 ? src.first_byte : 0;
     dst.first_child = next_index;
     dst.static_count = below.static_count;
@@ -1149,51 +1111,21 @@ FrozenTrie TrieBuilder::freeze() const {
       length = at.before + src.label_length;
       path.resize(at.before);
       path.append(b.text.data() + src.label_offset, src.label_length);
-      if (build_static_index && src.slot_count != 0) {
-        assert(at.record != kNil);  // the parent counted this endpoint
-        statics.insert(path, at.layout, at.record);
+      if (length <= 0xFFFF) {
+        if (build_static_index && src.slot_count != 0) statics.insert(path, at.layout);
+        if (build_tail_index && tail_parent(src)) tails.insert(path, at.layout);
       }
-      if (build_tail_index && tail_parent(src)) {
-        tails.insert(path, at.layout, tails.copy_path(path));
-      }
-    }
-    // This node's record (its children include static endpoints), then its
-    // children's labels.
-    std::uint32_t record = kNil;
-    if (build_static_index && src.endpoint_children != 0 && length != kBelowWildcard) {
-      record = label_cursor;
-      const auto record_length = static_cast<std::uint16_t>(length);
-      std::memcpy(labels + label_cursor, &record_length, 2);
-      std::memcpy(labels + label_cursor + 2, path.data(), length);
-      label_cursor += 2 + length;
     }
     children.clear();
-    for (std::uint32_t c = below.first_static; c != kNil; c = b.nodes[c].next) {
-      children.push_back({c, label_cursor});
-      const BuildNode& child = b.nodes[c];
-      std::memcpy(labels + label_cursor, b.text.data() + child.label_offset, child.label_length);
-      label_cursor += child.label_length;
-    }
+    for (std::uint32_t c = below.first_static; c != kNil; c = b.nodes[c].next) children.push_back(c);
     const std::size_t static_children = children.size();
-    for (std::uint32_t c = below.first_wild; c != kNil; c = b.nodes[c].next) {
-      children.push_back({c, label_cursor});
-      // A fused param's label is the text after it.
-      const std::uint32_t fused_node = fused_text(b.nodes[c]);
-      if (fused_node != kNil) {
-        const BuildNode& text = b.nodes[fused_node];
-        std::memcpy(labels + label_cursor, b.text.data() + text.label_offset, text.label_length);
-        label_cursor += text.label_length;
-      }
-    }
+    for (std::uint32_t c = below.first_wild; c != kNil; c = b.nodes[c].next) children.push_back(c);
     for (std::size_t k = children.size(); k-- > 0;) {
-      const bool static_child = k < static_children;
-      stack.push_back({children[k].node, next_index + static_cast<std::uint32_t>(k),
-                       static_child ? length : kBelowWildcard, children[k].label,
-                       static_child ? record : kNil});
+      stack.push_back({children[k], next_index + static_cast<std::uint32_t>(k),
+                       k < static_children ? length : kBelowWildcard});
     }
     next_index += static_cast<std::uint32_t>(children.size());
   }
-  assert(label_cursor == label_region);  // record_bytes was exact
   for (std::size_t i = 0; i < b.names.size(); ++i) names[i] = t.arena_.copy(b.names[i]);
   for (std::size_t i = 0; i < b.predicates.size(); ++i) predicates[i] = b.predicates[i];
   for (std::size_t i = 0; i < b.custom_methods.size(); ++i) {
@@ -1467,26 +1399,6 @@ inline std::uint32_t PathIndex::find(std::string_view path) const noexcept {
   }
 }
 
-inline std::uint32_t FrozenTrie::find_static(std::string_view path) const noexcept {
-  const PathIndex& index = static_index_;
-  std::uint32_t slot = static_cast<std::uint32_t>(hash_path(path.data(), path.size())) & index.mask;
-  for (;;) {
-    const std::uint32_t node = index.entries[slot * 2];
-    if (node == 0) return 0;
-    // The parent's text, then the node's label.
-    const char* record = index.paths + index.entries[slot * 2 + 1];
-    std::uint16_t length;
-    std::memcpy(&length, record, 2);
-    const TrieNode& found = nodes_[node - 1];
-    if (std::size_t{length} + found.label_length == path.size() &&
-        same_bytes(record + 2, path.data(), length) &&
-        same_bytes(labels_ + found.label_offset, path.data() + length, found.label_length)) {
-      return node;
-    }
-    slot = (slot + 1) & index.mask;
-  }
-}
-
 // The common REST shape, `/users/:id`, without a walk: the path up to its
 // last '/' names, through tail_index_, the node whose only wildcard child is
 // a plain parameter with routes, and the rest of the path is that parameter.
@@ -1525,7 +1437,7 @@ bool FrozenTrie::find(MethodId method, std::string_view path, Params& params,
   if (static_index_.entries != nullptr) {
     const std::uint32_t node =
         static_index_.may_hold_length(path.size()) && static_index_.may_hold_key(last_byte(path))
-            ? find_static(path)
+            ? static_index_.find(path)
             : 0;
     if (node != 0) {
       if (endpoint(nodes_[node - 1], method, params, 0, result)) return true;
@@ -1821,12 +1733,7 @@ std::string FrozenTrie::check_invariants() const {
       if (node > node_count_) return "index entry past the nodes";
       std::uint16_t length;
       std::memcpy(&length, index.paths + index.entries[slot * 2 + 1], 2);
-      std::string path(index.paths + index.entries[slot * 2 + 1] + 2, length);
-      if (!tail) {
-        // The parent's text, then the node's label.
-        const TrieNode& x = nodes_[node - 1];
-        path.append(labels_ + x.label_offset, x.label_length);
-      }
+      std::string_view path(index.paths + index.entries[slot * 2 + 1] + 2, length);
       const std::string where =
           (tail ? "tail index entry " : "static index entry ") + std::string(path);
       if (!index.may_hold_length(path.size()) ||
