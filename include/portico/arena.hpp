@@ -27,6 +27,12 @@ namespace detail {
 // to operator new. Defined in src/router/router.cpp.
 void* map_populated(std::size_t bytes) noexcept;
 void unmap_populated(void* memory, std::size_t bytes) noexcept;
+// Makes the whole pages inside [memory, memory + bytes) present for
+// writing, in one system call (Linux 5.14+; elsewhere, and for less than
+// kPopulateMin bytes, nothing): for memory from operator new that is about
+// to be filled, instead of a page fault per page.
+void populate(void* memory, std::size_t bytes) noexcept;
+inline constexpr std::size_t kPopulateMin = std::size_t{64} << 10;
 // Blocks at least this large go to map_populated().
 inline constexpr std::size_t kMapPopulatedMin = std::size_t{1} << 20;
 }  // namespace detail

@@ -261,6 +261,21 @@ void* map_populated(std::size_t bytes) noexcept {
 #endif
 }
 
+void populate(void* memory, std::size_t bytes) noexcept {
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+  if (bytes < kPopulateMin) return;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<std::uintptr_t>(memory) + page - 1) & ~(page - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(memory) + bytes) & ~(page - 1);
+  if (end > begin) {
+    (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+  }
+#else
+  (void)memory;
+  (void)bytes;
+#endif
+}
+
 void unmap_populated(void* memory, std::size_t bytes) noexcept {
 #if defined(__linux__) && defined(MAP_POPULATE)
   (void)::munmap(memory, bytes);
