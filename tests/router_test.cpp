@@ -689,3 +689,39 @@ TEST(RouterTest, IndexCountsFollowLaterRoutes) {
   ASSERT_NE(put, nullptr);
   EXPECT_EQ(*put, 5);
 }
+
+// The static index against splits that move an endpoint under a new node,
+// endpoints below endpoints, a route at the root, and near misses that
+// share all but a few bytes with a route (a sibling's text, a cousin's).
+TEST(RouterTest, StaticIndexFollowsSplits) {
+  const std::vector<RouteSpec> routes = {{"POST", "/pkg.v1.Svc/Get"},
+                                         {"POST", "/pkg.v1.Svc/GetMany"},
+                                         {"POST", "/pkg.v1.Svc/Gem"},
+                                         {"POST", "/pkg.v2.Svc/List"},
+                                         {"GET", "/"},
+                                         {"GET", "/pkg.v1.Svc/Get"},
+                                         {"POST", "/pkg.v1.Sv"},
+                                         {"POST", "/other"},
+                                         {"POST", "/pkg.v1.Svc/Ge"},
+                                         {"POST", "/pkg.v2.Svc/Lint"}};
+  expect_cases(routes, {{"POST", "/pkg.v1.Svc/Get", "200 /pkg.v1.Svc/Get"},
+                        {"GET", "/pkg.v1.Svc/Get", "200 /pkg.v1.Svc/Get"},
+                        {"POST", "/pkg.v1.Svc/GetMany", "200 /pkg.v1.Svc/GetMany"},
+                        {"POST", "/pkg.v1.Svc/Gem", "200 /pkg.v1.Svc/Gem"},
+                        {"POST", "/pkg.v1.Svc/Ge", "200 /pkg.v1.Svc/Ge"},
+                        {"POST", "/pkg.v1.Sv", "200 /pkg.v1.Sv"},
+                        {"POST", "/pkg.v2.Svc/List", "200 /pkg.v2.Svc/List"},
+                        {"POST", "/pkg.v2.Svc/Lint", "200 /pkg.v2.Svc/Lint"},
+                        {"GET", "/", "200 /"},
+                        {"POST", "/other", "200 /other"},
+                        {"PUT", "/pkg.v1.Svc/Get", "405 GET,POST"},
+                        {"POST", "/pkg.v1.Svc/G", "404"},
+                        {"POST", "/pkg.v1.Svc/Gex", "404"},
+                        {"POST", "/pkg.v1.Svc/GetManyX", "404"},
+                        {"POST", "/pkg.v1.Svc/List", "404"},
+                        {"POST", "/pkg.v2.Svc/Get", "404"},
+                        {"POST", "/pkg.v2.Svc/Lis", "404"},
+                        {"POST", "/pkg.v1.Svc", "404"},
+                        {"POST", "/pkg.v1.S", "404"},
+                        {"POST", "/otherx", "404"}});
+}

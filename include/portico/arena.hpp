@@ -20,13 +20,19 @@ inline namespace v0 {
 
 namespace detail {
 // Memory for large blocks straight from the OS, every page mapped up front
-// (Linux: mmap, transparent huge pages where allowed, then every page
-// populated in one system call -- instead of a page fault per 4 KiB page,
-// which dominated building large route tables). Returns
+// (Linux: mmap at a 2 MiB boundary, transparent huge pages where allowed,
+// then every page populated in one system call -- instead of a page fault
+// per 4 KiB page, which dominated building large route tables). Returns
 // nullptr where that is not available or fails; the caller then falls back
 // to operator new. Defined in src/router/router.cpp.
 void* map_populated(std::size_t bytes) noexcept;
 void unmap_populated(void* memory, std::size_t bytes) noexcept;
+// Makes the whole pages inside [memory, memory + bytes) present for
+// writing, in one system call (Linux 5.14+; elsewhere, and for less than
+// kPopulateMin bytes, nothing): for memory from operator new that is about
+// to be filled, instead of a page fault per page.
+void populate(void* memory, std::size_t bytes) noexcept;
+inline constexpr std::size_t kPopulateMin = std::size_t{64} << 10;
 // Blocks at least this large go to map_populated().
 inline constexpr std::size_t kMapPopulatedMin = std::size_t{1} << 20;
 }  // namespace detail

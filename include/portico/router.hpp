@@ -368,11 +368,15 @@ class Router {
   // Preallocates for about `routes` more routes whose patterns total about
   // `pattern_bytes`, so a large table builds without regrowing its vectors.
   // On Linux blocks of 1 MiB and more are mapped with their pages present
-  // (huge pages where allowed): reserved memory is committed at once, not on
+  // (huge pages where allowed), and the handlers' storage from 64 KiB has
+  // its pages made present: reserved memory is committed at once, not on
   // first use.
   void reserve(std::size_t routes, std::size_t pattern_bytes = 0) {
     trie_.reserve(routes, pattern_bytes);
     handlers_.reserve(handlers_.size() + routes);
+    // The handlers are written next: their pages present at once.
+    detail::populate(handlers_.data() + handlers_.size(),
+                     (handlers_.capacity() - handlers_.size()) * sizeof(H));
   }
 
   // Gives back spare capacity: for a builder kept beside its frozen table
