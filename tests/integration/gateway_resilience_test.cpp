@@ -53,6 +53,7 @@ struct Upstream {
       work_requests.fetch_add(1);
       if (hold_work.load()) {
         std::lock_guard lock(held_mutex);
+        res.status(status.load());
         held.push_back(res.defer());
         held_requests.fetch_add(1);
         return;
@@ -80,6 +81,7 @@ struct Upstream {
     port = server->port();
   }
   ~Upstream() {
+    release_all();  // a held answer keeps the server's drain waiting
     server->stop();
     server->wait();
   }
@@ -620,6 +622,31 @@ TEST_F(ResilienceTest, AResetAfterTheRequestIsRetriedOnlyForIdempotentMethods) {
   }
   EXPECT_EQ(failed, 1);
   EXPECT_EQ(resets.load(), 2);
+}
+
+TEST_F(ResilienceTest, TheRetryBudgetCapsRetriesInFlight) {
+  // a takes nearly every first try; both fail at once, and only as many
+  // retries as the budget allows (min_concurrency 1, no share) go to b.
+  start("{address: \"" + a_->address() + "\", weight: 1000}, {address: \"" + b_->address() + "\"}",
+        "    retry: {attempts: 1, retry_on: [503], budget_percent: 0, min_concurrency: 1}\n");
+  a_->status = 503;
+  a_->hold_work = true;
+  b_->hold_work = true;
+  Pending first(gateway_->port(), "/work"), second(gateway_->port(), "/work");
+  ASSERT_TRUE(wait_until([&] { return a_->held_requests.load() == 2; }));
+  a_->release_all();  // two 503s at once
+  ASSERT_TRUE(wait_until([&] { return b_->held_requests.load() == 1; }));
+  // The one not retried has its 503; the retried one waits on b.
+  ASSERT_TRUE(wait_until([&] {
+    return first.client.readable_within(0ms) || second.client.readable_within(0ms);
+  }));
+  Pending& refused = first.client.readable_within(0ms) ? first : second;
+  Pending& retried = &refused == &first ? second : first;
+  EXPECT_EQ(refused.status(), 503);
+  b_->release_all();
+  EXPECT_EQ(retried.status(), 200);
+  EXPECT_EQ(b_->held_requests.load(), 1);
+  EXPECT_EQ(a_->held_requests.load(), 2);
 }
 
 TEST_F(ResilienceTest, MaxRetriesZeroMeansNoRetry) {
