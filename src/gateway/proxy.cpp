@@ -351,11 +351,11 @@ void ProxyExchange::give_back_probe() noexcept {
   if (std::exchange(probe_, false)) cluster_state().resilience.health->error_rate.abandon_probe();
 }
 
-void ProxyExchange::release_slot() noexcept {
+void ProxyExchange::release_slot(bool announce) noexcept {
   give_back_probe();
   if (!std::exchange(holds_slot_, false)) return;
   cluster_state().resilience.health->requests.fetch_sub(1, std::memory_order_relaxed);
-  reactor_.room_freed();
+  if (announce) reactor_.room_freed();
 }
 
 ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
@@ -495,7 +495,7 @@ bool ProxyExchange::try_again() noexcept {
       if (!upstream_blocked_) client_.resume_body();
       return true;
     case Dispatch::kNoConnection:
-      release_slot();
+      release_slot(false);  // taken back at once: no room was made
       return false;
     case Dispatch::kNoEndpoint:
       stop_waiting();
@@ -583,7 +583,7 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
     key_ = request_key(cluster_state(), request, target, client_ip);
     if (admit() == Room::kYes) {
       if (dispatch() == Dispatch::kSent) return armed(route);
-      release_slot();
+      release_slot(false);
     }
     fallback_ = true;
     break;
@@ -610,15 +610,15 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
       case Dispatch::kSent:
         return armed(route);
       case Dispatch::kNoEndpoint:
-        release_slot();
+        release_slot(false);
         answer(exchange, 503, ErrorLabel::kNoHealthyUpstream);
         return false;
       case Dispatch::kConnectFailed:
-        release_slot();
+        release_slot(false);
         answer(exchange, 502, ErrorLabel::kUpstreamConnectFailure);
         return false;
       case Dispatch::kNoConnection:
-        release_slot();
+        release_slot(false);
         break;
     }
   }

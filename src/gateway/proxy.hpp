@@ -273,7 +273,9 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
                                    std::string_view target, const sockaddr_storage* peer) noexcept;
   // Takes a request slot of cluster_ (kYes), or says why not.
   Room admit() noexcept;
-  void release_slot() noexcept;
+  // Gives the slot back; `announce`: waiting exchanges look again (not
+  // when it was taken back at once, which would have them spin).
+  void release_slot(bool announce = true) noexcept;
   void give_back_probe() noexcept;
   // With a slot: an endpoint, a connection, the head (and what body waited) sent.
   Dispatch dispatch() noexcept;

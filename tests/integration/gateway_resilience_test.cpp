@@ -3,6 +3,7 @@
 // gateway, and what clients and upstreams saw — which endpoint got how many
 // requests, when an endpoint left the rotation and came back (/clusters).
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -481,6 +482,18 @@ TEST_F(ResilienceTest, MaxConnectionsKeepsNewConnectionsFromOpening) {
   ASSERT_TRUE(wait_until([&] { return a_->held_requests.load() == 1; }));
   ASSERT_TRUE(wait_until([&] { return has(gateway_->clusters_json(), "\"pending\": 1"); }))
       << gateway_->clusters_json();
+  // Waiting spins nothing: over 300 ms the process uses a fraction of that
+  // in CPU (the reactor looks again every millisecond; a request slot taken
+  // and given back at once must not wake it at once, again and again).
+  const auto cpu = [] {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+  };
+  const auto cpu_before = cpu();
+  std::this_thread::sleep_for(300ms);  // elapsed time is what this measures
+  EXPECT_LT(cpu() - cpu_before, 150ms);
   a_->release_one();
   EXPECT_EQ(first.status(), 200);
   // The second went on the first's connection once it was back in the pool.
