@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <random>
 #include <regex>
 #include <set>
 #include <span>
@@ -275,6 +277,43 @@ TEST(GatewayForwardTest, RequestIdKeptWhenSaneElseGenerated) {
   const Forwarded a = forward("GET / HTTP/1.1\r\nHost: h\r\n\r\n", from("192.0.2.7"));
   const Forwarded b = forward("GET / HTTP/1.1\r\nHost: h\r\n\r\n", from("192.0.2.7"));
   EXPECT_NE(a.request_id, b.request_id);
+}
+
+// The ids' hex writer against printf, for every nibble in every position
+// (one nibble set in a value of zeros, or cleared in one of ones) and
+// values from a seeded generator.
+TEST(GatewayForwardTest, HexDigitsMatchPrintf) {
+  const auto reference = [](std::uint64_t value) {
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+    return std::string(text, 16);
+  };
+  std::vector<std::uint64_t> values = {
+      0, ~0ULL, 0x0123456789abcdefULL, 0xfedcba9876543210ULL, 0x8000000000000000ULL, 1};
+  for (int shift = 0; shift < 64; shift += 4) {
+    for (std::uint64_t nibble = 1; nibble < 16; ++nibble) {
+      values.push_back(nibble << shift);
+      values.push_back(~(nibble << shift));
+    }
+  }
+  std::mt19937_64 random(14);
+  for (int i = 0; i < 1000; ++i) values.push_back(random());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::uint64_t high = values[i];
+    const std::uint64_t low = values[values.size() - 1 - i];
+    char one[18];
+    std::memset(one, '#', sizeof one);
+    gw::write_hex(one + 1, high);
+    EXPECT_EQ(std::string(one + 1, 16), reference(high));
+    EXPECT_EQ(one[0], '#');  // nothing written outside the digits
+    EXPECT_EQ(one[17], '#');
+    char two[34];
+    std::memset(two, '#', sizeof two);
+    gw::write_hex(two + 1, high, low);
+    EXPECT_EQ(std::string(two + 1, 32), reference(high) + reference(low));
+    EXPECT_EQ(two[0], '#');
+    EXPECT_EQ(two[33], '#');
+  }
 }
 
 TEST(GatewayForwardTest, TraceparentKeptReplacedOrStarted) {
