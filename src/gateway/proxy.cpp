@@ -373,7 +373,17 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
       continue_due_ = true;  // on_upstream_writable() once the head is out
     }
   }
-  if (route.timeout.count() > 0) reactor_.io.reactor.arm(timer_, route.timeout);
+  if (route.timeout.count() > 0) {
+    // Lazy: a timer still armed by an earlier exchange of this object, for
+    // no later than this deadline, stays; on_timeout() arms it for the rest.
+    Reactor& reactor = reactor_.io.reactor;
+    deadline_ = reactor.now() + route.timeout;
+    timed_ = true;
+    if (!timer_.armed() || deadline_ < armed_for_) {
+      armed_for_ = deadline_;
+      reactor.arm(timer_, route.timeout);
+    }
+  }
   return true;
 }
 
@@ -474,6 +484,7 @@ void ProxyExchange::start_tunnel() noexcept {
   // The route's timeout does not apply to a tunnel: the client
   // connection's idle timeout ends one (GATEWAY.md).
   reactor_.io.reactor.cancel(timer_);
+  timed_ = false;
   tunnel_ = true;
   upstream_->start_tunnel();
   if (!flush_client()) {  // the 101 head, before any tunnel byte
@@ -636,6 +647,15 @@ void ProxyExchange::on_timeout(Timer& timer, void* context) noexcept {
     self->end_tunnel();
     return;
   }
+  // Armed lazily: for an exchange that ended, or one with a later deadline.
+  if (!self->timed_) return;
+  Reactor& reactor = self->reactor_.io.reactor;
+  if (reactor.now() < self->deadline_) {
+    self->armed_for_ = self->deadline_;
+    reactor.arm(self->timer_,
+                std::chrono::ceil<std::chrono::milliseconds>(self->deadline_ - reactor.now()));
+    return;
+  }
   self->let_go_upstream();
   self->fail(504, ErrorLabel::kUpstreamTimeout);
 }
@@ -697,7 +717,7 @@ void ProxyExchange::recycle() noexcept {
   bytes_in_ = bytes_out_ = 0;
   connect_ms_ = first_byte_ms_ = -1;
   client_address_length_ = 0;
-  reactor_.io.reactor.cancel(timer_);
+  timed_ = false;  // the timer stays armed (start() may keep it): on_timeout() skips it
   route_ = nullptr;
   balancer_ = nullptr;
   pool_ = nullptr;

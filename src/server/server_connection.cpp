@@ -553,12 +553,11 @@ void ServerConnection::update_timer() noexcept {
   // input_due()'s zero timer is out: on_timer() updates it after.
   if (stream_.closed() || input_due_) return;
   const auto due = deadline();
-  if (!due) {
-    shard_.reactor.cancel(timer_);
-    return;
-  }
-  // Lazy: a later deadline leaves the armed (earlier) one in place; when it
-  // fires, on_timer re-arms for the remainder. No wheel work per request.
+  // Lazy: no deadline, or a later one, leaves the armed (earlier) one in
+  // place; when it fires, on_timer finds none, or re-arms for the
+  // remainder. An exchange that the taker times (a proxied request) and
+  // the idle time after it then cost no wheel work.
+  if (!due) return;
   if (!timer_.armed() || ticks_before(*due, armed_deadline_)) {
     armed_deadline_ = *due;
     const auto delay = static_cast<std::int32_t>(*due - now_ticks());
