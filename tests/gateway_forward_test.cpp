@@ -511,6 +511,58 @@ TEST(GatewayForwardTest, CleanPathIsTheInputItself) {
   EXPECT_EQ(rewritten->data(), scratch.data());
 }
 
+// normalize_target() looks at a word at a time before the exact scan: a
+// target is returned as it is exactly when a plain reading of its path
+// finds no %2e and no dot segment. Targets from a small alphabet, every
+// length to 40 (word edges, overlaps), and a dot segment at each offset.
+TEST(GatewayForwardTest, CleanPathCheckAgreesWithAPlainReading) {
+  const auto needs_rewrite = [](std::string_view target) {
+    const std::string_view path = target.substr(0, target.find('?'));
+    for (std::size_t i = 0; i + 2 < path.size(); ++i) {
+      if (path[i] == '%' && path[i + 1] == '2' && (path[i + 2] == 'e' || path[i + 2] == 'E'))
+        return true;
+    }
+    std::size_t start = 1;  // each segment, after its '/'
+    while (start <= path.size()) {
+      std::size_t end = path.find('/', start);
+      if (end == std::string_view::npos) end = path.size();
+      const std::string_view segment = path.substr(start, end - start);
+      if (segment == "." || segment == "..") return true;
+      start = end + 1;
+    }
+    return false;
+  };
+  std::vector<std::string> targets;
+  for (std::size_t length = 1; length <= 40; ++length) {
+    for (std::size_t at = 0; at + 2 <= length; ++at) {
+      std::string dotted(length, 'a');
+      dotted[0] = '/';
+      dotted[at] = '/';
+      dotted[at + 1] = '.';
+      targets.push_back(dotted);  // "." at the end, or "/.a" (no dot segment)
+      if (at + 2 < length) {
+        dotted[at + 2] = '/';
+        targets.push_back(dotted);  // "/./"
+      }
+    }
+  }
+  std::mt19937 random(14);
+  const std::string_view alphabet = "/.%2eEa?";
+  for (int i = 0; i < 20000; ++i) {
+    std::string target = "/";
+    const std::size_t length = random() % 40;
+    for (std::size_t j = 0; j < length; ++j) target += alphabet[random() % alphabet.size()];
+    targets.push_back(target);
+  }
+  std::string scratch;
+  for (const std::string& target : targets) {
+    const auto got = http1::normalize_target(target, scratch);
+    const bool as_is =
+        got.has_value() && got->data() == target.data() && got->size() == target.size();
+    EXPECT_EQ(as_is, !needs_rewrite(target)) << target;
+  }
+}
+
 TEST(GatewayForwardTest, StripPrefixBySegment) {
   struct Row {
     std::string_view target, prefix, expected;
