@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <random>
 #include <regex>
 #include <set>
 #include <span>
@@ -277,6 +279,43 @@ TEST(GatewayForwardTest, RequestIdKeptWhenSaneElseGenerated) {
   EXPECT_NE(a.request_id, b.request_id);
 }
 
+// The ids' hex writer against printf, for every nibble in every position
+// (one nibble set in a value of zeros, or cleared in one of ones) and
+// values from a seeded generator.
+TEST(GatewayForwardTest, HexDigitsMatchPrintf) {
+  const auto reference = [](std::uint64_t value) {
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+    return std::string(text, 16);
+  };
+  std::vector<std::uint64_t> values = {
+      0, ~0ULL, 0x0123456789abcdefULL, 0xfedcba9876543210ULL, 0x8000000000000000ULL, 1};
+  for (int shift = 0; shift < 64; shift += 4) {
+    for (std::uint64_t nibble = 1; nibble < 16; ++nibble) {
+      values.push_back(nibble << shift);
+      values.push_back(~(nibble << shift));
+    }
+  }
+  std::mt19937_64 random(14);
+  for (int i = 0; i < 1000; ++i) values.push_back(random());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const std::uint64_t high = values[i];
+    const std::uint64_t low = values[values.size() - 1 - i];
+    char one[18];
+    std::memset(one, '#', sizeof one);
+    gw::write_hex(one + 1, high);
+    EXPECT_EQ(std::string(one + 1, 16), reference(high));
+    EXPECT_EQ(one[0], '#');  // nothing written outside the digits
+    EXPECT_EQ(one[17], '#');
+    char two[34];
+    std::memset(two, '#', sizeof two);
+    gw::write_hex(two + 1, high, low);
+    EXPECT_EQ(std::string(two + 1, 32), reference(high) + reference(low));
+    EXPECT_EQ(two[0], '#');
+    EXPECT_EQ(two[33], '#');
+  }
+}
+
 TEST(GatewayForwardTest, TraceparentKeptReplacedOrStarted) {
   const std::string valid = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
   struct Row {
@@ -470,6 +509,58 @@ TEST(GatewayForwardTest, CleanPathIsTheInputItself) {
   const auto rewritten = http1::normalize_target(dotted, scratch);
   ASSERT_TRUE(rewritten.has_value());
   EXPECT_EQ(rewritten->data(), scratch.data());
+}
+
+// normalize_target() looks at a word at a time before the exact scan: a
+// target is returned as it is exactly when a plain reading of its path
+// finds no %2e and no dot segment. Targets from a small alphabet, every
+// length to 40 (word edges, overlaps), and a dot segment at each offset.
+TEST(GatewayForwardTest, CleanPathCheckAgreesWithAPlainReading) {
+  const auto needs_rewrite = [](std::string_view target) {
+    const std::string_view path = target.substr(0, target.find('?'));
+    for (std::size_t i = 0; i + 2 < path.size(); ++i) {
+      if (path[i] == '%' && path[i + 1] == '2' && (path[i + 2] == 'e' || path[i + 2] == 'E'))
+        return true;
+    }
+    std::size_t start = 1;  // each segment, after its '/'
+    while (start <= path.size()) {
+      std::size_t end = path.find('/', start);
+      if (end == std::string_view::npos) end = path.size();
+      const std::string_view segment = path.substr(start, end - start);
+      if (segment == "." || segment == "..") return true;
+      start = end + 1;
+    }
+    return false;
+  };
+  std::vector<std::string> targets;
+  for (std::size_t length = 1; length <= 40; ++length) {
+    for (std::size_t at = 0; at + 2 <= length; ++at) {
+      std::string dotted(length, 'a');
+      dotted[0] = '/';
+      dotted[at] = '/';
+      dotted[at + 1] = '.';
+      targets.push_back(dotted);  // "." at the end, or "/.a" (no dot segment)
+      if (at + 2 < length) {
+        dotted[at + 2] = '/';
+        targets.push_back(dotted);  // "/./"
+      }
+    }
+  }
+  std::mt19937 random(14);
+  const std::string_view alphabet = "/.%2eEa?";
+  for (int i = 0; i < 20000; ++i) {
+    std::string target = "/";
+    const std::size_t length = random() % 40;
+    for (std::size_t j = 0; j < length; ++j) target += alphabet[random() % alphabet.size()];
+    targets.push_back(target);
+  }
+  std::string scratch;
+  for (const std::string& target : targets) {
+    const auto got = http1::normalize_target(target, scratch);
+    const bool as_is =
+        got.has_value() && got->data() == target.data() && got->size() == target.size();
+    EXPECT_EQ(as_is, !needs_rewrite(target)) << target;
+  }
 }
 
 TEST(GatewayForwardTest, StripPrefixBySegment) {

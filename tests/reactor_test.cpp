@@ -284,6 +284,7 @@ TEST(ReactorTimer, ReArmMovesTheDeadline) {
   reactor.arm(t.timer, milliseconds(5));
   reactor.arm(t.timer, milliseconds(40));
   EXPECT_EQ(reactor.stats().timers_armed, 1u);
+  EXPECT_EQ(reactor.stats().timer_arms, 2u);  // each arm() counts, a moved deadline too
   ASSERT_TRUE(run_until(reactor, [&] { return !fired.order.empty(); }));
   EXPECT_GE(fired.at[0], milliseconds(40));
   for (int i = 0; i < 3; ++i) reactor.run_once(milliseconds(0));

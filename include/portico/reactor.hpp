@@ -92,6 +92,7 @@ struct ReactorStats {
   std::uint64_t io_events = 0;
   std::uint64_t timers_fired = 0;
   std::uint64_t tasks_run = 0;
+  std::uint64_t timer_arms = 0;  // arm() calls (a deadline moved counts too)
   std::size_t timers_armed = 0;
   std::size_t fds_watched = 0;
 };
@@ -194,7 +195,8 @@ class Reactor {
   std::vector<IoHandler*> handlers_;  // indexed by fd; what remove() looks up
   std::unique_ptr<Wheel> wheel_;
   // Counters written by the loop thread, read relaxed by stats().
-  std::atomic<std::uint64_t> iterations_{0}, io_events_{0}, timers_fired_{0}, tasks_run_{0};
+  std::atomic<std::uint64_t> iterations_{0}, io_events_{0}, timers_fired_{0}, tasks_run_{0},
+      timer_arms_{0};
   std::atomic<std::size_t> fds_watched_{0}, timers_armed_{0};
 };
 

@@ -213,6 +213,10 @@ struct ServerStats {
   std::uint64_t rejected_503 = 0;  // worker queue full
   std::uint64_t timeouts = 0;
   std::uint64_t bad_requests = 0;  // parse errors and limits
+  // Timers armed by the server's reactors (ReactorStats::timer_arms): the
+  // deadlines of connections, exchanges and pools are moved lazily, so a
+  // steady keep-alive load arms few, not some per request.
+  std::uint64_t timer_arms = 0;
   // Route tables replaced by routes()/add_route() and not freed yet: each is
   // freed once every reactor has passed a quiescent point (within a loop
   // iteration) and the next change comes; this stays small under route churn.

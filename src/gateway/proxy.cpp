@@ -631,7 +631,17 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
 }
 
 bool ProxyExchange::armed(const RouteTarget& route) noexcept {
-  if (route.timeout.count() > 0) reactor_.io.reactor.arm(timer_, route.timeout);
+  if (route.timeout.count() > 0) {
+    // Lazy: a timer still armed by an earlier exchange of this object, for
+    // no later than this deadline, stays; on_timeout() arms it for the rest.
+    Reactor& reactor = reactor_.io.reactor;
+    deadline_ = reactor.now() + route.timeout;
+    timed_ = true;
+    if (!timer_.armed() || deadline_ < armed_for_) {
+      armed_for_ = deadline_;
+      reactor.arm(timer_, route.timeout);
+    }
+  }
   return true;
 }
 
@@ -774,6 +784,7 @@ void ProxyExchange::start_tunnel() noexcept {
   // connection's idle timeout ends one (GATEWAY.md).
   reactor_.io.reactor.cancel(timer_);
   reactor_.io.reactor.cancel(try_timer_);
+  timed_ = false;
   tunnel_ = true;
   upstream_->start_tunnel();
   if (!flush_client()) {  // the 101 head, before any tunnel byte
@@ -941,6 +952,15 @@ void ProxyExchange::on_timeout(Timer& timer, void* context) noexcept {
     self->end_tunnel();
     return;
   }
+  // Armed lazily: for an exchange that ended, or one with a later deadline.
+  if (!self->timed_) return;
+  Reactor& reactor = self->reactor_.io.reactor;
+  if (reactor.now() < self->deadline_) {
+    self->armed_for_ = self->deadline_;
+    reactor.arm(self->timer_,
+                std::chrono::ceil<std::chrono::milliseconds>(self->deadline_ - reactor.now()));
+    return;
+  }
   if (self->upstream_ != nullptr && !self->upstream_->response_started())
     self->report_response(true);
   self->let_go_upstream();
@@ -1039,8 +1059,8 @@ void ProxyExchange::recycle() noexcept {
   bytes_in_ = bytes_out_ = 0;
   connect_ms_ = first_byte_ms_ = -1;
   client_address_length_ = 0;
-  reactor_.io.reactor.cancel(timer_);
   reactor_.io.reactor.cancel(try_timer_);
+  timed_ = false;  // the timer stays armed (start() may keep it): on_timeout() skips it
   route_ = nullptr;
   balancer_ = nullptr;
   pool_ = nullptr;

@@ -338,7 +338,11 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   void log_exchange() noexcept;
 
   ReactorGateway& reactor_;
+  // The route's timeout, armed lazily (start()), or a tunnel's end.
   Timer timer_;
+  Reactor::Clock::time_point deadline_{};   // the route's timeout ends then, when timed_
+  Reactor::Clock::time_point armed_for_{};  // timer_ fires then (lazily: maybe earlier)
+  bool timed_ = false;
   Timer try_timer_;  // per_try_timeout
   ClientStream client_;
   const RouteTarget* route_ = nullptr;

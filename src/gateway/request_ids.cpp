@@ -6,13 +6,16 @@
 #include <cstring>
 #include <ctime>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace portico {
 inline namespace v0 {
 namespace detail {
 namespace gateway {
 
 namespace {
-
 
 bool is_lower_hex(std::string_view s) noexcept {
   for (const char c : s) {
@@ -70,6 +73,34 @@ class Xoshiro256 {
   std::uint64_t s_[4];
 };
 
+// This thread's generator, constructed (seeded) on first use. Callers take
+// it once per request: each access to a thread_local with a constructor
+// goes through its initialisation check.
+Xoshiro256& generator() noexcept {
+  thread_local Xoshiro256 generator;
+  return generator;
+}
+
+#if defined(__SSE2__)
+// Bytes of nibbles (0-15) as lowercase hex digits: '0' added to each, and
+// 'a' - '0' - 10 more where it is above 9.
+inline __m128i hex_ascii(__m128i nibbles) noexcept {
+  const __m128i letters =
+      _mm_and_si128(_mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+  return _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')), letters);
+}
+// The high and the low nibble of each byte of `bytes`.
+inline __m128i high_nibbles(__m128i bytes) noexcept {
+  return _mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(0x0f));
+}
+inline __m128i low_nibbles(__m128i bytes) noexcept {
+  return _mm_and_si128(bytes, _mm_set1_epi8(0x0f));
+}
+// A value's bytes as they are written: the most significant first.
+inline long long digit_order(std::uint64_t value) noexcept {
+  return static_cast<long long>(__builtin_bswap64(value));
+}
+#else
 // Eight lowercase hex digits of `value`, a word at a time: each nibble
 // spread into a byte, then '0' added, and 'a' - '0' - 10 more where it is
 // 10 or above.
@@ -84,22 +115,51 @@ void write_hex8(char* out, std::uint32_t value) noexcept {
     x = __builtin_bswap64(x);  // the most significant digit first
   std::memcpy(out, &x, 8);
 }
+#endif
 
+}  // namespace
+
+// With SSE2, one register holds a value's 16 digits (two values' 32): the
+// nibbles of each byte are split, interleaved high first, and turned into
+// ASCII 16 bytes at a time.
 void write_hex(char* out, std::uint64_t value) noexcept {
+#if defined(__SSE2__)
+  const __m128i bytes = _mm_cvtsi64_si128(digit_order(value));
+  const __m128i digits = _mm_unpacklo_epi8(high_nibbles(bytes), low_nibbles(bytes));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), hex_ascii(digits));
+#else
   write_hex8(out, static_cast<std::uint32_t>(value >> 32));
   write_hex8(out + 8, static_cast<std::uint32_t>(value));
+#endif
 }
 
-// `count` hex digits (a multiple of 16) of fresh randomness, never all zeros.
-void random_hex(char* out, std::size_t count) noexcept {
+void write_hex(char* out, std::uint64_t high, std::uint64_t low) noexcept {
+#if defined(__SSE2__)
+  const __m128i bytes = _mm_set_epi64x(digit_order(low), digit_order(high));
+  const __m128i highs = high_nibbles(bytes);
+  const __m128i lows = low_nibbles(bytes);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), hex_ascii(_mm_unpacklo_epi8(highs, lows)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), hex_ascii(_mm_unpackhi_epi8(highs, lows)));
+#else
+  write_hex(out, high);
+  write_hex(out + 16, low);
+#endif
+}
+
+namespace {
+
+// `count` hex digits (16 or 32) of fresh randomness, never all zeros.
+void random_hex(Xoshiro256& random, char* out, std::size_t count) noexcept {
   for (;;) {
-    bool zero = true;
-    for (std::size_t i = 0; i < count; i += 16) {
-      const std::uint64_t r = random_u64();
-      zero = zero && r == 0;
-      write_hex(out + i, r);
+    const std::uint64_t high = random.next();
+    if (count == 16) {
+      write_hex(out, high);
+      if (high != 0) return;
+      continue;
     }
-    if (!zero) return;
+    const std::uint64_t low = random.next();
+    write_hex(out, high, low);
+    if ((high | low) != 0) return;
   }
 }
 
@@ -127,16 +187,18 @@ bool parse_traceparent(std::string_view value, TraceParent& out) noexcept {
 }
 
 std::uint64_t random_u64() noexcept {
-  thread_local Xoshiro256 generator;
-  return generator.next();
+  return generator().next();
 }
 
 void RequestIds::decide(std::string_view client_request_id,
                         std::string_view client_traceparent) noexcept {
+  // A copy in registers: the digits' stores could alias the thread's state.
+  Xoshiro256& thread_generator = generator();
+  Xoshiro256 random = thread_generator;
   generated_request_id_ = !request_id_is_sane(client_request_id);
   if (generated_request_id_) {
     client_request_id_ = {};
-    random_hex(request_id_digits_, 32);
+    random_hex(random, request_id_digits_, 32);
   } else {
     client_request_id_ = client_request_id;
   }
@@ -147,13 +209,14 @@ void RequestIds::decide(std::string_view client_request_id,
   TraceParent parent;
   trace_started_ = !parse_traceparent(client_traceparent, parent);
   if (trace_started_) {
-    random_hex(traceparent_ + 3, 32);
+    random_hex(random, traceparent_ + 3, 32);
     std::memcpy(traceparent_ + 53, "00", 2);
   } else {
     std::memcpy(traceparent_ + 3, parent.trace_id.data(), 32);
     std::memcpy(traceparent_ + 53, parent.flags.data(), 2);
   }
-  random_hex(traceparent_ + 36, 16);
+  random_hex(random, traceparent_ + 36, 16);
+  thread_generator = random;
 }
 
 }  // namespace gateway

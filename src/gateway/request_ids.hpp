@@ -34,6 +34,11 @@ bool parse_traceparent(std::string_view value, TraceParent& out) noexcept;
 // 64 bits from this thread's generator (xoshiro256**, seeded by getrandom).
 std::uint64_t random_u64() noexcept;
 
+// `value` as 16 lowercase hex digits at `out`, the most significant first.
+void write_hex(char* out, std::uint64_t value) noexcept;
+// `high` then `low` as 32 lowercase hex digits at `out`.
+void write_hex(char* out, std::uint64_t high, std::uint64_t low) noexcept;
+
 // The ids of one request. Copyable: the generated digits live inside it.
 class RequestIds {
  public:

@@ -74,7 +74,8 @@ void UpstreamConnection::fail_connect(ConnectFailure cause) noexcept {
 // ---- exchanges ----------------------------------------------------------------
 
 void UpstreamConnection::begin_exchange(UpstreamHandler& handler, bool head_request) noexcept {
-  pool_.io().reactor.cancel(timer_);  // the idle timeout
+  // The idle timeout's timer stays armed: firing while busy, it does nothing
+  // (park() arms it again only if it is not armed).
   start_exchange(handler, head_request);
   reused_ = true;
   state_ = State::kBusy;
@@ -113,8 +114,15 @@ void UpstreamConnection::park() noexcept {
   // Still reading: the upstream's FIN (or a stray byte) while idle closes it
   // at once, so it is never handed out.
   update_interest();
-  if (pool_.options().idle_timeout.count() > 0)
-    pool_.io().reactor.arm(timer_, pool_.options().idle_timeout);
+  // Lazy: a timer still armed from an earlier park() fires before this
+  // deadline, and on_timer() arms it again for the rest. A connection
+  // reused at once costs no wheel work.
+  const std::chrono::milliseconds idle_timeout = pool_.options().idle_timeout;
+  if (idle_timeout.count() > 0) {
+    Reactor& reactor = pool_.io().reactor;
+    idle_until_ = reactor.now() + idle_timeout;
+    if (!timer_.armed()) reactor.arm(timer_, idle_timeout);
+  }
 }
 
 bool UpstreamConnection::poolable() const noexcept {
@@ -516,10 +524,19 @@ void UpstreamConnection::on_timer(Timer& timer, void* context) noexcept {
     case State::kConnecting:
       self.fail_connect(self.connect_failure_);
       break;
-    case State::kIdle:
+    case State::kIdle: {
+      Reactor& reactor = self.pool_.io().reactor;
+      if (reactor.now() < self.idle_until_) {
+        // Armed at an earlier park(): parked again since.
+        reactor.arm(self.timer_,
+                    std::chrono::ceil<std::chrono::milliseconds>(self.idle_until_ - reactor.now()));
+        break;
+      }
       self.pool_.drop_idle(self);  // idle_timeout
       break;
+    }
     case State::kBusy:
+      // Else the idle timeout's timer, armed before this exchange: nothing.
       if (self.deferred_error_ != ErrorLabel::kNone) self.fail(self.deferred_error_);
       break;
     case State::kClosed:

@@ -235,6 +235,7 @@ class UpstreamConnection final : public StreamHandler {
   UpstreamPool& pool_;
   UpstreamHandler* handler_ = nullptr;
   Timer timer_;
+  Reactor::Clock::time_point idle_until_{};  // parked: the idle timeout ends then
   ByteStream stream_;
   ReadBuffer in_;
   std::uint32_t parsed_ = 0;  // bytes of in_ fed to the parser

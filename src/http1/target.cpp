@@ -1,6 +1,11 @@
 #include "http1/target.hpp"
 
+#include <bit>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "portico/detail/swar.hpp"
 
 namespace portico {
 inline namespace v0 {
@@ -28,6 +33,50 @@ bool needs_normalizing(std::string_view path) noexcept {
     }
   }
   return false;
+}
+
+// The first min(n, 8) bytes of `s` as a little-endian word, without
+// reading past them: two overlapping loads for 4-7 bytes. Absent bytes are
+// 0, which matches none of the bytes looked for.
+std::uint64_t load_upto8(const char* s, std::size_t n) noexcept {
+  std::uint64_t word = 0;
+  if (n >= 8) return load64(s);
+  if (n >= 4) {
+    std::uint32_t low, high;
+    std::memcpy(&low, s, 4);
+    std::memcpy(&high, s + n - 4, 4);
+    return low | (static_cast<std::uint64_t>(high) << (8 * (n - 4)));
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    word |= std::uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
+  return word;
+}
+
+// Whether a little-endian word holds a '%', or a '/' with a '.' in the
+// byte after it.
+bool word_may_need_normalizing(std::uint64_t word) noexcept {
+  const std::uint64_t percent = zero_bytes(word ^ (kOnes * '%'));
+  const std::uint64_t slash = zero_bytes(word ^ (kOnes * '/'));
+  const std::uint64_t dot = zero_bytes(word ^ (kOnes * '.'));
+  return (percent | (slash & (dot >> 8))) != 0;
+}
+
+// False when `target` (path and query) holds no '%' and no "/.": then no
+// part of its path needs normalizing, and it is returned as it is without
+// looking for the query. A word at a time, words overlapping by a byte so
+// that every pair of adjacent bytes lies within one word.
+bool may_need_normalizing(std::string_view target) noexcept {
+  if constexpr (std::endian::native != std::endian::little) {
+    return true;  // the exact scan decides
+  } else {
+    const char* s = target.data();
+    const std::size_t n = target.size();
+    if (n <= 8) return word_may_need_normalizing(load_upto8(s, n));
+    for (std::size_t i = 0; i + 8 < n; i += 7) {
+      if (word_may_need_normalizing(load64(s + i))) return true;
+    }
+    return word_may_need_normalizing(load64(s + n - 8));
+  }
 }
 
 // How many dots a segment is made of once "%2e" is decoded: 1 for "." and
@@ -131,6 +180,7 @@ std::optional<std::string_view> normalize_target(std::string_view target, std::s
       return std::string_view(scratch);
     }
   }
+  if (!may_need_normalizing(target)) return target;
   const std::size_t query = target.find('?');
   const std::string_view path = target.substr(0, query);
   if (!needs_normalizing(path)) return target;

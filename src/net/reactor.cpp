@@ -212,6 +212,7 @@ std::error_code Reactor::remove(int fd) noexcept {
 
 void Reactor::arm(Timer& timer, std::chrono::milliseconds delay) noexcept {
   Wheel& wheel = *wheel_;
+  timer_arms_.store(timer_arms_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (timer.reactor_ != nullptr) {
     wheel.unlink(timer);
   } else {
@@ -319,6 +320,7 @@ ReactorStats Reactor::stats() const noexcept {
   s.io_events = io_events_.load(std::memory_order_relaxed);
   s.timers_fired = timers_fired_.load(std::memory_order_relaxed);
   s.tasks_run = tasks_run_.load(std::memory_order_relaxed);
+  s.timer_arms = timer_arms_.load(std::memory_order_relaxed);
   s.timers_armed = timers_armed_.load(std::memory_order_relaxed);
   s.fds_watched = fds_watched_.load(std::memory_order_relaxed);
   return s;

@@ -90,14 +90,19 @@ void ServerConnection::handle_io(std::uint32_t events) noexcept {
       return;
     }
     if (exchange_ != nullptr && phase_ == Phase::kDeferred) {
-      // Not reading while a deferred response is out. A hang-up means the
-      // peer is gone: close the fd and wait for the completion. A half-close
-      // still lets the response go out.
+      // Not reading while a deferred response is out, but still interested
+      // (no epoll_ctl per deferred response): the edge is kept for
+      // on_completion(), as a taken exchange's. A hang-up means the peer is
+      // gone: close the fd and wait for the completion. A half-close still
+      // lets the response go out.
       if (events & EPOLLHUP) {
         close();
-      } else if (events & EPOLLRDHUP) {
-        stream_.set_peer_eof();
-        update_interest();
+      } else {
+        if (events & EPOLLIN) readable_ = true;
+        if (events & EPOLLRDHUP) {
+          stream_.set_peer_eof();
+          update_interest();
+        }
       }
       return;
     }
@@ -179,11 +184,12 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
   }
   in_.commit(static_cast<std::size_t>(result));
   process_input();
-  if (stream_.closed() || close_after_write_ || phase_ == Phase::kDeferred || stream_.has_pending())
-    return false;
-  if (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused)) {
+  if (stream_.closed() || close_after_write_ || stream_.has_pending()) return false;
+  if (phase_ == Phase::kDeferred ||
+      (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused))) {
     // A full read may have left bytes in the socket, and their edge is
-    // spent: read again when the exchange wants input.
+    // spent: read again when the exchange wants input (a deferred one is
+    // done).
     if (static_cast<std::size_t>(result) == asked) readable_ = true;
     return false;
   }
@@ -331,6 +337,9 @@ void ServerConnection::on_completion(ServerExchange* exchange) noexcept {
   process_input();  // requests pipelined behind the deferred one
   flush();
   if (!stream_.closed()) {
+    // Bytes that came meanwhile, from the loop (unless another deferred
+    // exchange is out: its completion comes back here).
+    if (readable_ && !close_after_write_ && phase_ < Phase::kDeferred) input_due();
     update_interest();
     update_timer();
   }
@@ -497,13 +506,12 @@ void ServerConnection::start_linger() noexcept {
 
 void ServerConnection::update_interest() noexcept {
   if (stream_.closed()) return;
-  // A taken exchange that reads no more keeps its interest: handle_io()
-  // notes a readable edge instead (readable_).
+  // A taken or deferred exchange that reads no more keeps its interest:
+  // handle_io() notes a readable edge instead (readable_).
   // A tunnel reads whatever its output does: its two directions are apart.
   const bool reading = phase_ == Phase::kLinger ||
                        (phase_ == Phase::kTunnel && !stream_.peer_eof()) ||
-                       (phase_ != Phase::kDeferred && !stream_.has_pending() &&
-                        !close_after_write_ && !stream_.peer_eof());
+                       (!stream_.has_pending() && !close_after_write_ && !stream_.peer_eof());
   if (!stream_.update_interest(shard_.reactor, this, reading)) close();
 }
 
@@ -553,12 +561,11 @@ void ServerConnection::update_timer() noexcept {
   // input_due()'s zero timer is out: on_timer() updates it after.
   if (stream_.closed() || input_due_) return;
   const auto due = deadline();
-  if (!due) {
-    shard_.reactor.cancel(timer_);
-    return;
-  }
-  // Lazy: a later deadline leaves the armed (earlier) one in place; when it
-  // fires, on_timer re-arms for the remainder. No wheel work per request.
+  // Lazy: no deadline, or a later one, leaves the armed (earlier) one in
+  // place; when it fires, on_timer finds none, or re-arms for the
+  // remainder. An exchange that the taker times (a proxied request) and
+  // the idle time after it then cost no wheel work.
+  if (!due) return;
   if (!timer_.armed() || ticks_before(*due, armed_deadline_)) {
     armed_deadline_ = *due;
     const auto delay = static_cast<std::int32_t>(*due - now_ticks());

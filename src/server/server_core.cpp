@@ -209,6 +209,7 @@ ServerStats ServerCore::stats() const noexcept {
     s.rejected_503 += c.rejected_503.load(r);
     s.timeouts += c.timeouts.load(r);
     s.bad_requests += c.bad_requests.load(r);
+    s.timer_arms += shard->reactor.stats().timer_arms;
     for (std::size_t i = 0; i < kErrorLabelCount; ++i)
       s.replies_by_label[i] += c.replies[i].load(r);
   }

@@ -286,6 +286,41 @@ TEST_F(GatewayHostileTest, StallPastTheRouteTimeoutIs504AndTheUpstreamConnection
   EXPECT_EQ(upstream_end.load(), PeerEnd::kClosed) << to_string(upstream_end.load());
 }
 
+// The route timeout counts from each request, also on a client connection
+// (and a proxied exchange object) that served one before: the timer armed
+// for the first request's deadline fires while the second waits, and is
+// armed again for the rest rather than ending the second early.
+TEST_F(GatewayHostileTest, RouteTimeoutCountsFromEachRequestOfAConnection) {
+  std::atomic<int> requests{0};
+  RawUpstream upstream([&](RawConnection& connection) {
+    while (!connection.read_request().empty()) {
+      if (++requests == 1) {
+        connection.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        continue;
+      }
+      connection.wait_end();  // stalls until the gateway gives up on it
+      return;
+    }
+  });
+  start_gateway(upstream.port, "400ms");
+  TestClient client(port());
+  const ReadResult first = client.request(request_bytes("GET", "/r/fast"));
+  ASSERT_TRUE(first.ok()) << first.error;
+  ASSERT_EQ(first.response.status, 200);
+  // Half the timeout passes before the next request (time passing is the
+  // case here; nothing waits on another thread).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto sent = std::chrono::steady_clock::now();
+  const ReadResult second = client.request(request_bytes("GET", "/r/slow"));
+  const auto waited = std::chrono::steady_clock::now() - sent;
+  ASSERT_TRUE(second.ok()) << second.error;
+  EXPECT_EQ(second.response.status, 504);
+  // Timers never fire early: at least the whole timeout, from this request.
+  EXPECT_GE(waited, std::chrono::milliseconds(400));
+  EXPECT_EQ(replies(ErrorLabel::kUpstreamTimeout), 1u);
+  ASSERT_TRUE(upstream.wait_finished(1));
+}
+
 TEST_F(GatewayHostileTest, ChunkedResponseCutBeforeTheLastChunkClosesTheClient) {
   RawUpstream upstream([&](RawConnection& connection) {
     if (connection.read_request().empty()) return;

@@ -8,10 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "portico/gateway.hpp"
 #include "raw_upstream.hpp"
@@ -211,6 +213,50 @@ TEST_F(GatewayProxyTest, KeepAliveRequestsShareOneUpstreamConnection) {
     EXPECT_EQ(r.response.body, "users v1: user " + std::to_string(i));
   }
   EXPECT_EQ(v1_->accepted(), 1u);
+}
+
+// Deadlines move lazily (the client connection's, the route timeout's, the
+// pooled upstream connection's idle timeout): a timer armed for an earlier
+// deadline stays, and is armed again only when it fires. Keep-alive
+// proxying then arms none per request (it armed three before).
+TEST_F(GatewayProxyTest, KeepAliveProxyingArmsNoTimerPerRequest) {
+  start_gateway(config_yaml(v1_->port, v2_->port));
+  TestClient client(port());
+  constexpr int kWarmup = 10;
+  constexpr int kMeasured = 300;
+  std::uint64_t before = 0;
+  for (int i = 0; i < kWarmup + kMeasured; ++i) {
+    if (i == kWarmup) before = gateway_->server().stats().timer_arms;
+    const ReadResult r = client.request(request_bytes("GET", "/api/users/" + std::to_string(i)));
+    ASSERT_TRUE(r.ok()) << r.error;
+    ASSERT_EQ(r.response.status, 200);
+  }
+  // Timers firing meanwhile (none of these deadlines is due) may re-arm.
+  EXPECT_LT(gateway_->server().stats().timer_arms - before, std::uint64_t{kMeasured / 10});
+  EXPECT_EQ(v1_->accepted(), 1u);
+}
+
+// A pooled connection's idle timeout counts from its last use: the timer
+// armed when it was first parked fires while it is parked again, and must
+// not drop it (the pool keeps it: the upstream sees one connection).
+TEST_F(GatewayProxyTest, IdleTimeoutCountsFromTheLastTimeTheConnectionWasParked) {
+  // users-v2, reached with the canary header, closes idle connections after 1 s.
+  start_gateway(config_yaml(v1_->port, v2_->port, "    idle_timeout: 1s\n"));
+  TestClient client(port());
+  const auto canary = [&client](int id) {
+    const ReadResult r = client.request(
+        request_bytes("GET", "/api/users/" + std::to_string(id), "X-Release-Version: v2-beta\r\n"));
+    EXPECT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.response.body, "users v2: user " + std::to_string(id));
+  };
+  // Parked at 0 (its timer: 1 s), at 0.6 s (idle until 1.6 s); asked again
+  // at 1.2 s, after the first timer fired.
+  canary(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  canary(2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  canary(3);
+  EXPECT_EQ(v2_->accepted(), 1u);
 }
 
 TEST_F(GatewayProxyTest, PipelinedRequestsAreAnsweredInOrder) {
