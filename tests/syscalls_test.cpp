@@ -8,9 +8,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
-#include <mutex>
-#include <optional>
 #include <string>
 #include <system_error>
 
@@ -48,13 +45,6 @@ ssize_t injecting_send(int fd, const void* buffer, size_t count, int flags) {
     return -1;
   }
   return detail::default_syscalls().send(fd, buffer, count, flags);
-}
-
-// epoll_ctl(EPOLL_CTL_MOD) calls, counted (the reactor's thread writes).
-std::atomic<int> g_epoll_mods{0};
-int counting_epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
-  if (op == EPOLL_CTL_MOD) g_epoll_mods.fetch_add(1, std::memory_order_relaxed);
-  return detail::default_syscalls().epoll_ctl(epfd, op, fd, event);
 }
 
 // Puts the libc table back (tables are replaced only while no reactor runs:
@@ -134,58 +124,6 @@ class SyscallsServerTest : public ServerFixture {
     EXPECT_EQ(server().stats().connections_open, 1u);
   }
 };
-
-// A deferred response keeps the connection's read interest (epoll's edge
-// is noted, and read once the response is done): no epoll_ctl per request.
-// Requests sent while one is deferred are still read and answered.
-TEST_F(SyscallsServerTest, DeferredResponsesChangeNoEpollInterest) {
-  detail::syscall_table().epoll_ctl = &counting_epoll_ctl;
-  std::mutex mutex;
-  std::condition_variable handled;
-  std::optional<Completion> held;  // the first request's, finished by the test
-  start_server(one_thread(), [&](Server& server) {
-    server.get("/deferred", [](Request&, Response& res) {
-      Completion done = res.defer();
-      res.text("deferred");
-      done.done();
-    });
-    server.get("/held", [&](Request&, Response& res) {
-      Completion done = res.defer();
-      res.text("held");
-      std::lock_guard lock(mutex);
-      held.emplace(std::move(done));
-      handled.notify_all();
-    });
-  });
-  TestClient client(port());
-  ASSERT_TRUE(client.request(request_bytes("GET", "/deferred")).ok());
-  const int before = g_epoll_mods.load();
-  constexpr int kRequests = 100;
-  for (int i = 0; i < kRequests; ++i) {
-    const ReadResult r = client.request(request_bytes("GET", "/deferred"));
-    ASSERT_TRUE(r.ok()) << r.error;
-    ASSERT_EQ(r.response.body, "deferred");
-  }
-  EXPECT_LT(g_epoll_mods.load() - before, kRequests / 10);  // two each before
-
-  // The next request arrives while a response is deferred.
-  ASSERT_TRUE(client.send(request_bytes("GET", "/held")));
-  {
-    std::unique_lock lock(mutex);
-    handled.wait(lock, [&] { return held.has_value(); });
-  }
-  ASSERT_TRUE(client.send(request_bytes("GET", "/deferred")));
-  {
-    std::lock_guard lock(mutex);
-    held->done();
-  }
-  ReadResult r = client.read_response();
-  ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_EQ(r.response.body, "held");
-  r = client.read_response();
-  ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_EQ(r.response.body, "deferred");
-}
 
 TEST_F(SyscallsServerTest, ResetOnRecvClosesTheConnection) {
   expect_error_closes_connection([](detail::SyscallTable& table) { table.recv = &injecting_recv; },

@@ -1059,8 +1059,8 @@ void ProxyExchange::recycle() noexcept {
   bytes_in_ = bytes_out_ = 0;
   connect_ms_ = first_byte_ms_ = -1;
   client_address_length_ = 0;
+  timed_ = false;  // the timer stays armed (armed() may keep it): on_timeout() skips it
   reactor_.io.reactor.cancel(try_timer_);
-  timed_ = false;  // the timer stays armed (start() may keep it): on_timeout() skips it
   route_ = nullptr;
   balancer_ = nullptr;
   pool_ = nullptr;

@@ -338,7 +338,7 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   void log_exchange() noexcept;
 
   ReactorGateway& reactor_;
-  // The route's timeout, armed lazily (start()), or a tunnel's end.
+  // The route's timeout, armed lazily (armed()), or a tunnel's end.
   Timer timer_;
   Reactor::Clock::time_point deadline_{};   // the route's timeout ends then, when timed_
   Reactor::Clock::time_point armed_for_{};  // timer_ fires then (lazily: maybe earlier)

@@ -90,19 +90,14 @@ void ServerConnection::handle_io(std::uint32_t events) noexcept {
       return;
     }
     if (exchange_ != nullptr && phase_ == Phase::kDeferred) {
-      // Not reading while a deferred response is out, but still interested
-      // (no epoll_ctl per deferred response): the edge is kept for
-      // on_completion(), as a taken exchange's. A hang-up means the peer is
-      // gone: close the fd and wait for the completion. A half-close still
-      // lets the response go out.
+      // Not reading while a deferred response is out. A hang-up means the
+      // peer is gone: close the fd and wait for the completion. A half-close
+      // still lets the response go out.
       if (events & EPOLLHUP) {
         close();
-      } else {
-        if (events & EPOLLIN) readable_ = true;
-        if (events & EPOLLRDHUP) {
-          stream_.set_peer_eof();
-          update_interest();
-        }
+      } else if (events & EPOLLRDHUP) {
+        stream_.set_peer_eof();
+        update_interest();
       }
       return;
     }
@@ -184,12 +179,11 @@ bool ServerConnection::take_read(ssize_t result, std::size_t asked, std::uint32_
   }
   in_.commit(static_cast<std::size_t>(result));
   process_input();
-  if (stream_.closed() || close_after_write_ || stream_.has_pending()) return false;
-  if (phase_ == Phase::kDeferred ||
-      (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused))) {
+  if (stream_.closed() || close_after_write_ || phase_ == Phase::kDeferred || stream_.has_pending())
+    return false;
+  if (phase_ == Phase::kTaken && (exchange_->request_done || exchange_->body_paused)) {
     // A full read may have left bytes in the socket, and their edge is
-    // spent: read again when the exchange wants input (a deferred one is
-    // done).
+    // spent: read again when the exchange wants input.
     if (static_cast<std::size_t>(result) == asked) readable_ = true;
     return false;
   }
@@ -337,9 +331,6 @@ void ServerConnection::on_completion(ServerExchange* exchange) noexcept {
   process_input();  // requests pipelined behind the deferred one
   flush();
   if (!stream_.closed()) {
-    // Bytes that came meanwhile, from the loop (unless another deferred
-    // exchange is out: its completion comes back here).
-    if (readable_ && !close_after_write_ && phase_ < Phase::kDeferred) input_due();
     update_interest();
     update_timer();
   }
@@ -506,12 +497,13 @@ void ServerConnection::start_linger() noexcept {
 
 void ServerConnection::update_interest() noexcept {
   if (stream_.closed()) return;
-  // A taken or deferred exchange that reads no more keeps its interest:
-  // handle_io() notes a readable edge instead (readable_).
+  // A taken exchange that reads no more keeps its interest: handle_io()
+  // notes a readable edge instead (readable_).
   // A tunnel reads whatever its output does: its two directions are apart.
   const bool reading = phase_ == Phase::kLinger ||
                        (phase_ == Phase::kTunnel && !stream_.peer_eof()) ||
-                       (!stream_.has_pending() && !close_after_write_ && !stream_.peer_eof());
+                       (phase_ != Phase::kDeferred && !stream_.has_pending() &&
+                        !close_after_write_ && !stream_.peer_eof());
   if (!stream_.update_interest(shard_.reactor, this, reading)) close();
 }
 

@@ -181,9 +181,8 @@ class ServerConnection final : public StreamHandler {
   // With the three stamps and phase_ it fills 16 bytes.
   bool close_after_write_ = false;
   bool input_due_ = false;  // input_due(): on_timer() processes input
-  // Taken and not reading (the body done or paused), or deferred: epoll
-  // said readable. Interest stays as it was (no epoll_ctl per exchange);
-  // the read waits.
+  // Taken and not reading (the body done or paused): epoll said readable.
+  // Interest stays as it was (no epoll_ctl per exchange); the read waits.
   bool readable_ = false;
 };
 
