@@ -358,6 +358,19 @@ void ProxyExchange::release_slot(bool announce) noexcept {
   if (announce) reactor_.room_freed();
 }
 
+ProxyExchange::Refusal ProxyExchange::refusal(Dispatch outcome) noexcept {
+  switch (outcome) {
+    case Dispatch::kNoEndpoint:
+      return {503, ErrorLabel::kNoHealthyUpstream};
+    case Dispatch::kConnectFailed:
+      return {502, ErrorLabel::kUpstreamConnectFailure};
+    case Dispatch::kNoConnection:
+    case Dispatch::kSent:
+      break;
+  }
+  return {503, ErrorLabel::kOverflow};
+}
+
 ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
   const Snapshot& snapshot = *route_->snapshot;
   const ClusterState& state = cluster_state();
@@ -443,20 +456,13 @@ void ProxyExchange::redispatch() noexcept {
   chunk_sent_ = false;
   reported_ = false;  // each try counts for the error_rate breaker
   const bool was_blocked = std::exchange(upstream_blocked_, false);
-  switch (dispatch()) {
-    case Dispatch::kSent:
-      if (was_blocked && !upstream_blocked_) client_.resume_body();
-      return;
-    case Dispatch::kNoEndpoint:
-      fail(503, ErrorLabel::kNoHealthyUpstream);
-      return;
-    case Dispatch::kNoConnection:
-      fail(503, ErrorLabel::kOverflow);
-      return;
-    case Dispatch::kConnectFailed:
-      fail(502, ErrorLabel::kUpstreamConnectFailure);
-      return;
+  const Dispatch outcome = dispatch();
+  if (outcome == Dispatch::kSent) {
+    if (was_blocked && !upstream_blocked_) client_.resume_body();
+    return;
   }
+  const Refusal refused = refusal(outcome);  // a retry does not wait for room
+  fail(refused.status, refused.label);
 }
 
 bool ProxyExchange::wait_for_room() noexcept {
@@ -489,24 +495,19 @@ bool ProxyExchange::try_again() noexcept {
     case Room::kYes:
       break;
   }
-  switch (dispatch()) {
-    case Dispatch::kSent:
-      stop_waiting();
-      if (!upstream_blocked_) client_.resume_body();
-      return true;
-    case Dispatch::kNoConnection:
-      release_slot(false);  // taken back at once: no room was made
-      return false;
-    case Dispatch::kNoEndpoint:
-      stop_waiting();
-      fail(503, ErrorLabel::kNoHealthyUpstream);
-      return true;
-    case Dispatch::kConnectFailed:
-      stop_waiting();
-      fail(502, ErrorLabel::kUpstreamConnectFailure);
-      return true;
+  const Dispatch outcome = dispatch();
+  if (outcome == Dispatch::kNoConnection) {
+    release_slot(false);  // taken back at once: no room was made
+    return false;
   }
-  return false;
+  stop_waiting();
+  if (outcome == Dispatch::kSent) {
+    if (!upstream_blocked_) client_.resume_body();
+  } else {
+    const Refusal refused = refusal(outcome);
+    fail(refused.status, refused.label);
+  }
+  return true;
 }
 
 bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
@@ -606,20 +607,13 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
     return false;
   }
   if (room == Room::kYes) {
-    switch (dispatch()) {
-      case Dispatch::kSent:
-        return armed(route);
-      case Dispatch::kNoEndpoint:
-        release_slot(false);
-        answer(exchange, 503, ErrorLabel::kNoHealthyUpstream);
-        return false;
-      case Dispatch::kConnectFailed:
-        release_slot(false);
-        answer(exchange, 502, ErrorLabel::kUpstreamConnectFailure);
-        return false;
-      case Dispatch::kNoConnection:
-        release_slot(false);
-        break;
+    const Dispatch outcome = dispatch();
+    if (outcome == Dispatch::kSent) return armed(route);
+    release_slot(false);
+    if (outcome != Dispatch::kNoConnection) {
+      const Refusal refused = refusal(outcome);
+      answer(exchange, refused.status, refused.label);
+      return false;
     }
   }
   // At max_requests or max_connections: wait for room, or 503 past max_pending.

@@ -279,6 +279,13 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   void give_back_probe() noexcept;
   // With a slot: an endpoint, a connection, the head (and what body waited) sent.
   Dispatch dispatch() noexcept;
+  // The answer to a dispatch that did not send (kNoConnection: overflow,
+  // for a retry, which does not wait; a first try waits for room instead).
+  struct Refusal {
+    int status;
+    ErrorLabel label;
+  };
+  static Refusal refusal(Dispatch outcome) noexcept;
   // Waits for room (false: max_pending are waiting already).
   bool wait_for_room() noexcept;
   void stop_waiting() noexcept;
