@@ -13,7 +13,9 @@
 #   big      A --routes N (120000) route file from gen_routes_config.py
 #            --endpoint (every cluster's endpoint the "a" server), served:
 #            the time from exec to the `listening on` line, then VmRSS and
-#            VmHWM (/proc/PID/status) once they stop moving (goal: 64 MiB).
+#            VmHWM (/proc/PID/status) once they stop moving (goal: VmRSS at
+#            most 64 MiB once settled, as issue 14 sets it; VmHWM, the peak
+#            while the file was parsed and built, is reported beside).
 #   big-reload  wrk -t1 -c --connections (8) for --big-duration S (20) on
 #            a route of that file while it is reloaded --big-reloads N (3)
 #            times, spaced over the run; each reload is waited for before
@@ -312,8 +314,8 @@ settle
 rss=$(vm VmRSS)
 hwm=$(vm VmHWM)
 say "big: $routes routes served; start to \`listening on\` $start_ms ms;" \
-    "VmRSS $(mib "$rss") MiB, VmHWM $(mib "$hwm") MiB once settled (goal: 64 MiB)"
-((rss <= 65536 && hwm <= 65536)) || missed=$((missed + 1))
+    "VmRSS $(mib "$rss") MiB once settled (goal: 64 MiB), VmHWM $(mib "$hwm") MiB"
+((rss <= 65536)) || missed=$((missed + 1))
 
 # --- big-reload: reloading it under load -----------------------------------------
 under_load "http://127.0.0.1:$gw_port$big_url_path" "$big_duration" "$big_reloads"

@@ -144,6 +144,8 @@ enum class RouteErrc {
   kTooManyParams,       // more than Params::kCapacity
   kDuplicateRoute,      // same method and the same pattern (up to param names)
   kLimitExceeded,       // a pattern longer than 65535 bytes, too many custom methods/types
+  kFrozen,              // the table takes no more routes (a server's table published
+                        // with RouteRetention::kFrozenOnly)
 };
 const std::error_category& route_category() noexcept;
 inline std::error_code make_error_code(RouteErrc e) noexcept {

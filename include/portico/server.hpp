@@ -67,6 +67,12 @@ struct RouteOptions {
 
 // A set of routes, built off to the side and published in one step with
 // Server::routes(). The same route-adding calls as Server.
+// What Server::routes() keeps of a table it publishes.
+enum class RouteRetention : std::uint8_t {
+  kBuilder,     // the table itself, for routes added later
+  kFrozenOnly,  // only the frozen table: one always replaced whole
+};
+
 class Routes {
  public:
   Routes();
@@ -261,8 +267,14 @@ class Server {
   Server& use(Middleware middleware);
 
   // Replaces the whole route table while serving: requests already routed
-  // finish on the old table; no request fails during the swap.
-  void routes(Routes table);
+  // finish on the old table; no request fails during the swap. With
+  // RouteRetention::kBuilder (the default) the server keeps `table`, so
+  // routes added later (add_route(), get(), ...) join it; with kFrozenOnly
+  // it keeps only the frozen table, not what building it took (for 120,000
+  // routes about 10 MiB: a gateway replaces its table whole on each reload),
+  // and adding a route then fails with RouteErrc::kFrozen until the next
+  // routes() call with kBuilder.
+  void routes(Routes table, RouteRetention retention = RouteRetention::kBuilder);
 
   // Binds the listeners and starts the reactor threads; returns once the
   // server accepts connections. Errors: address in use, bad host, a route

@@ -222,7 +222,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     install_resilience(*snapshot);
     snapshot_ = std::move(snapshot);
     route_set_ = std::move(set);
-    server_.routes(std::move(routes));
+    server_.routes(std::move(routes), RouteRetention::kFrozenOnly);
     release_free_memory();
   }
 
@@ -288,7 +288,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     install_resilience(*snapshot);
     snapshot_ = std::move(snapshot);
     route_set_ = std::move(set);
-    server_.routes(std::move(routes));
+    server_.routes(std::move(routes), RouteRetention::kFrozenOnly);
     reloads_ok_.fetch_add(1, std::memory_order_relaxed);
     release_free_memory();
     return {};

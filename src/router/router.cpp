@@ -127,6 +127,8 @@ class RouteCategory final : public std::error_category {
         return "duplicate route";
       case RouteErrc::kLimitExceeded:
         return "router limit exceeded";
+      case RouteErrc::kFrozen:
+        return "route table frozen";
     }
     return "unknown router error";
   }

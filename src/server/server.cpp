@@ -132,8 +132,8 @@ Server& Server::use(Middleware middleware) {
   return *this;
 }
 
-void Server::routes(Routes table) {
-  core_->replace_routes(std::move(table));
+void Server::routes(Routes table, RouteRetention retention) {
+  core_->replace_routes(std::move(table), retention);
 }
 
 std::error_code Server::start() {

@@ -21,11 +21,12 @@ namespace portico {
 inline namespace v0 {
 namespace detail {
 
-void ServerCore::replace_routes(Routes table) {
+void ServerCore::replace_routes(Routes table, RouteRetention retention) {
   std::lock_guard lock(routes_mutex_);
   routes_ = std::move(table);
+  routes_frozen_only_ = retention == RouteRetention::kFrozenOnly;
   // Kept for routes added later, without the room it grew into.
-  routes_.impl_->router.shrink_to_fit();
+  if (!routes_frozen_only_) routes_.impl_->router.shrink_to_fit();
   if (!started_.load(std::memory_order_acquire)) return;
   publish_locked();
   // A whole table replaced (a gateway's reload) is often large: free it once
@@ -43,11 +44,18 @@ void ServerCore::replace_routes(Routes table) {
   }
 }
 
-void ServerCore::publish_locked() {
+FrozenRouter<RouteRef> ServerCore::freeze_routes_locked() {
   // Set before the table that needs it: a request is routed at its head
   // only when some route streams.
   if (routes_.impl_->streaming > 0) streaming_routes_.store(true, std::memory_order_relaxed);
-  table_->publish(routes_.impl_->router.freeze());
+  if (!routes_frozen_only_) return routes_.impl_->router.freeze();
+  FrozenRouter<RouteRef> frozen = std::move(routes_.impl_->router).freeze();
+  routes_ = Routes();
+  return frozen;
+}
+
+void ServerCore::publish_locked() {
+  table_->publish(freeze_routes_locked());
   // Wake every reactor so it passes a quiescent point soon; the old table is
   // freed by a later publish (or when the server goes).
   for (auto& shard : shards_) (void)shard->reactor.try_post([] {});
@@ -103,8 +111,7 @@ std::error_code ServerCore::start(std::string& message, std::uint16_t& bound_por
   try {
     {
       std::lock_guard lock(routes_mutex_);
-      if (routes_.impl_->streaming > 0) streaming_routes_.store(true, std::memory_order_relaxed);
-      table_ = std::make_unique<RouteTable>(routes_.impl_->router.freeze(), threads + 8);
+      table_ = std::make_unique<RouteTable>(freeze_routes_locked(), threads + 8);
     }
     for (unsigned i = 0; i < threads; ++i) {
       auto shard = std::make_unique<ReactorShard>(*this, options_);

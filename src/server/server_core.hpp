@@ -42,12 +42,17 @@ class ServerCore {
   template <class Change>
   RouteError change_routes(Change&& change) {
     std::lock_guard lock(routes_mutex_);
+    if (routes_frozen_only_) {
+      return RouteError(RouteErrc::kFrozen, 0,
+                        "the route table was published with RouteRetention::kFrozenOnly: "
+                        "build a Routes and publish it whole with routes()");
+    }
     RouteError error = change(routes_);
     if (!error && started_.load(std::memory_order_acquire)) publish_locked();
     return error;
   }
   void use(Middleware middleware) { middleware_.push_back(std::move(middleware)); }
-  void replace_routes(Routes table);
+  void replace_routes(Routes table, RouteRetention retention);
   std::error_code start(std::string& message, std::uint16_t& port);
   void stop() noexcept;
   void wait();
@@ -79,6 +84,12 @@ class ServerCore {
   std::vector<Middleware> middleware_;
   mutable std::mutex routes_mutex_;  // serialises route changes and publishing
   Routes routes_;
+  // routes_ is published by moving its builder into the frozen table, then
+  // emptied (RouteRetention::kFrozenOnly): no route can be added to it.
+  bool routes_frozen_only_ = false;
+  // The frozen table of routes_ (consumed with routes_frozen_only_).
+  // REQUIRES: routes_mutex_ held.
+  FrozenRouter<RouteRef> freeze_routes_locked();
   std::unique_ptr<RouteTable> table_;
   std::vector<std::unique_ptr<ReactorShard>> shards_;
   std::unique_ptr<MpmcQueue<ServerExchange*>> jobs_;

@@ -936,6 +936,58 @@ TEST_F(ServerHttpTest, RoutesSwappedWhileServing) {
   EXPECT_EQ(r.response.body, "later");
 }
 
+// A table published with RouteRetention::kFrozenOnly (before start and while
+// serving) routes like any other, takes no route added one by one (nothing
+// of it is kept to add to), and a table published with kBuilder takes them
+// again.
+TEST_F(ServerHttpTest, FrozenOnlyTableServesAndRefusesAddedRoutes) {
+  auto text_route = [](std::string_view body) {
+    return [body = std::string(body)](Request&, Response& res) { res.text(body); };
+  };
+  Routes first;
+  ASSERT_FALSE(first.add(Method::Get, "/plaintext", text_route("v1")));
+  ASSERT_FALSE(first.add(Method::Get, "/users/:id",
+                         [](Request& req, Response& res) { res.format("user {}", req.param("id")); }));
+  start_server({}, [&](Server& s) { s.routes(std::move(first), RouteRetention::kFrozenOnly); });
+  TestClient client(port());
+  const std::string plain = request_bytes("GET", "/plaintext");
+  const std::string user = request_bytes("GET", "/users/7");
+  ReadResult r = client.request(plain);
+  ASSERT_RESPONSE(r, plain);
+  EXPECT_EQ(r.response.body, "v1");
+  r = client.request(user);
+  ASSERT_RESPONSE(r, user);
+  EXPECT_EQ(r.response.body, "user 7");
+
+  const RouteError refused = server().add_route(Method::Get, "/later", text_route("later"));
+  EXPECT_EQ(refused.code(), RouteErrc::kFrozen) << refused.message();
+  const std::string later = request_bytes("GET", "/later");
+  r = client.request(later);
+  ASSERT_RESPONSE(r, later);
+  EXPECT_EQ(r.response.status, 404);
+
+  Routes second;
+  ASSERT_FALSE(second.add(Method::Get, "/plaintext", text_route("v2")));
+  server().routes(std::move(second), RouteRetention::kFrozenOnly);
+  r = client.request(plain);
+  ASSERT_RESPONSE(r, plain);
+  EXPECT_EQ(r.response.body, "v2");
+  r = client.request(user);
+  ASSERT_RESPONSE(r, user);
+  EXPECT_EQ(r.response.status, 404);
+
+  Routes third;
+  ASSERT_FALSE(third.add(Method::Get, "/plaintext", text_route("v3")));
+  server().routes(std::move(third));
+  EXPECT_FALSE(server().add_route(Method::Get, "/later", text_route("later")));
+  r = client.request(later);
+  ASSERT_RESPONSE(r, later);
+  EXPECT_EQ(r.response.body, "later");
+  r = client.request(plain);
+  ASSERT_RESPONSE(r, plain);
+  EXPECT_EQ(r.response.body, "v3");
+}
+
 // ---- limits and malformed input -------------------------------------------------
 
 TEST_F(ServerHttpTest, RequestLineTooLongIs414AndCloses) {
