@@ -40,8 +40,11 @@
 #
 # Writes bench/results/proxies.md (medians, ratios to the best of nginx,
 # HAProxy and h2o, issue 14's goals) and the raw rows in
-# bench/results/proxies*.tsv. Needs .ci/setup --bench and the release build
-# of stub_proxy and upload_sink (built here when missing).
+# bench/results/proxies*.tsv; with matplotlib (python3-matplotlib) also
+# bench/results/proxies_keepalive.svg and proxies_bulk.svg of the same
+# figures (bench/lib/charts.py; without it, a note says they are skipped).
+# Needs .ci/setup --bench and the release build of stub_proxy and
+# upload_sink (built here when missing).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -64,7 +67,7 @@ modes=()
 all_proxies=(portico-gateway nginx haproxy h2o stub)
 peers=(nginx haproxy h2o)   # the best of these is what the ratios are to
 
-usage() { sed -n '2,44p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,47p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --gateway) gateway=$2; shift 2 ;;
@@ -471,6 +474,9 @@ version() { "$@" 2>&1 | head -1 || true; }
   [[ -f $ka_tsv ]] && args+=(--keepalive "$ka_tsv")
   [[ -f $bulk_tsv ]] && args+=(--bulk "$bulk_tsv")
   [[ -f $cg_tsv ]] && args+=(--callgrind "$cg_tsv")
-  python3 "$here/proxy_summary.py" --peers "$(IFS=,; echo "${peers[*]}")" "${args[@]}"
+  # With matplotlib, also bench/results/proxies_keepalive.svg and
+  # proxies_bulk.svg (bench/lib/charts.py).
+  python3 "$here/proxy_summary.py" --peers "$(IFS=,; echo "${peers[*]}")" "${args[@]}" \
+    --charts "$results" --run "bench/gateway/proxy_compare.sh$(printf ' --%s' "${modes[@]}") --rounds $rounds --duration $duration${only:+ --only $only}, $started_at, portico $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 } >"$results/proxies.md"
 cat "$results/proxies.md"
