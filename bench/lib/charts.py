@@ -15,6 +15,7 @@ as text (no embedded glyphs) and is the same file for the same figures:
 fixed ids (svg.hashsalt) and no date.
 """
 
+import io
 import math
 import sys
 import textwrap
@@ -119,8 +120,15 @@ def draw(path, title, note, panels, columns=1):
         _panel(ax, p, labels=not same_as_left)
     fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold", color=INK)
     fig.supxlabel(note, x=0.01, ha="left", fontsize=7.5, color=MUTED, linespacing=1.4)
-    fig.savefig(path, format="svg", metadata={"Date": None, "Creator": "portico bench/lib/charts.py"})
+    out = io.StringIO()
+    fig.savefig(out, format="svg", metadata={"Date": None, "Creator": "portico bench/lib/charts.py"})
     plt.close(fig)
+    # Text is laid out with DejaVu Sans' metrics; where a browser lacks the
+    # font (GitHub shows the file as an image, with the viewer's fonts),
+    # Verdana is close to it in width, then any sans-serif.
+    svg = out.getvalue().replace("'DejaVu Sans'", "'DejaVu Sans', Verdana, sans-serif")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(svg)
     print(f"charts: wrote {path}", file=sys.stderr)
 
 
