@@ -258,7 +258,7 @@ def main():
         if bulk_panels:
             panels = [p for d in ("upload", "download") if d in bulk_panels for p in bulk_panels[d]]
             charts.draw(os.path.join(args.charts, "proxies_bulk.svg"),
-                        "Reverse proxies, one bulk transfer each way through a freshly started proxy: portico vs "
+                        "Reverse proxies, bulk transfers through a freshly started proxy: portico vs "
                         + versus,
                         f"{args.run}\n{setup}; medians of {bulk_rounds} rounds; throughput ratio to nginx"
                         " paired by round (the goal), CPU ratio to the best peer's median."

@@ -30,18 +30,20 @@ INK = "#212529"
 MUTED = "#5c636a"
 
 _plt = None
+_ticker = None
 _checked = False
 
 
 def available():
     """Whether matplotlib can be imported; says why not, once, on stderr."""
-    global _plt, _checked
+    global _plt, _ticker, _checked
     if not _checked:
         _checked = True
         try:
             import matplotlib
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
+            import matplotlib.ticker as ticker
         except ImportError as e:
             print(f"charts: no SVG charts ({e}; apt-get install python3-matplotlib, or"
                   f" .ci/setup --bench; {sys.executable} is the python3 that needs it);"
@@ -59,7 +61,7 @@ def available():
             "axes.spines.top": False,
             "axes.spines.right": False,
         })
-        _plt = plt
+        _plt, _ticker = plt, ticker
     return _plt is not None
 
 
@@ -83,23 +85,28 @@ class Panel:
     log: bool = False
 
 
-def _limits(values, log):
-    """x range leaving room after the longest bar for its text."""
-    top = max(values) if values else 1.0
-    if log:
-        bottom = min(values) if values else 1.0
-        lo = 10 ** math.floor(math.log10(bottom) - 0.3)
-        span = math.log10(top) - math.log10(lo)
-        return lo, 10 ** (math.log10(top) + max(0.4 * span, 0.8))
-    return 0, top * 1.5
+def _fit(ax, lo, hi, log, labels, renderer):
+    """Widens ax's x range until every bar's text ends inside the axes."""
+    width = ax.get_window_extent(renderer).width
+    need = hi
+    for value, text in labels:
+        room = width - text.get_window_extent(renderer).width - 8
+        if room <= width * 0.15:
+            room = width * 0.15
+        if log:
+            need = max(need, 10 ** (math.log10(lo) + (math.log10(value) - math.log10(lo)) * width / room))
+        else:
+            need = max(need, value * width / room)
+    ax.set_xlim(lo, need)
 
 
-def draw(path, title, note, panels, columns=1):
+def draw(path, title, note, panels, columns=1, column_width=4.6):
     """Writes panels (a list of Panel) as one SVG at path, columns panels
-    a row, the title above and the note (how it was measured, which run)
-    below. Panels on one row that list the same bars name them once."""
+    a row (each column_width inches wide), the title above and the note (how
+    it was measured, which run) below. Panels on one row that list the same
+    bars name them once."""
     plt = _plt
-    width = 4.6 * columns if columns > 1 else 7.2
+    width = column_width * columns if columns > 1 else 7.2
     # About 15 characters an inch at the note's size.
     note = "\n".join(textwrap.fill(line, int(width * 15)) for line in note.split("\n"))
     rows = math.ceil(len(panels) / columns)
@@ -109,6 +116,7 @@ def draw(path, title, note, panels, columns=1):
     fig, axes = plt.subplots(rows, columns, figsize=(width, height),
                              squeeze=False, layout="constrained",
                              gridspec_kw={"height_ratios": [n + 1.5 for n in per_row]})
+    drawn = []
     for i, ax in enumerate(axes.flat):
         if i >= len(panels):
             ax.set_visible(False)
@@ -117,9 +125,19 @@ def draw(path, title, note, panels, columns=1):
         first_in_row = i % columns == 0
         same_as_left = (not first_in_row and
                         [_name(b) for b in p.bars] == [_name(b) for b in panels[i - 1].bars])
-        _panel(ax, p, labels=not same_as_left)
-    fig.suptitle(title, x=0.01, ha="left", fontsize=11, fontweight="bold", color=INK)
+        # About 13 characters an inch at the panel title's size.
+        drawn.append((ax, p.log) + _panel(ax, p, labels=not same_as_left,
+                                           title_chars=int((width / columns - 0.8) * 13)))
+    # About 11 characters an inch at the title's size.
+    fig.suptitle(textwrap.fill(title, int(width * 11)), x=0.01, ha="left", fontsize=11, fontweight="bold", color=INK)
     fig.supxlabel(note, x=0.01, ha="left", fontsize=7.5, color=MUTED, linespacing=1.4)
+    # The texts after the bars take what room they take: lay out, widen the
+    # x ranges to fit them, lay out again (tick labels may move the axes).
+    for _ in range(2):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax, log, lo, hi, labels in drawn:
+            _fit(ax, lo, hi, log, labels, renderer)
     out = io.StringIO()
     fig.savefig(out, format="svg", metadata={"Date": None, "Creator": "portico bench/lib/charts.py"})
     plt.close(fig)
@@ -136,11 +154,18 @@ def _name(b):
     return b if isinstance(b, str) else b.label
 
 
-def _panel(ax, p, labels):
+def _panel(ax, p, labels, title_chars):
+    """Draws p on ax; returns (lo, hi, [(value, text artist)]) for _fit."""
     n = len(p.bars)
     ys = list(range(n))[::-1]
     values = [b.value for b in p.bars if not isinstance(b, str) and b.value]
-    lo, hi = _limits(values, p.log)
+    top = max(values) if values else 1.0
+    if p.log:
+        lo = 10 ** math.floor(math.log10(min(values) if values else 1.0) - 0.3)
+        hi = top * 1.5
+    else:
+        lo, hi = 0, top * 1.1
+    texts = []
     if p.log:
         ax.set_xscale("log")
     ax.set_xlim(lo, hi)
@@ -160,10 +185,11 @@ def _panel(ax, p, labels):
                  "floor": dict(color=FLOOR, edgecolor=FLOOR_EDGE, linewidth=0.6, hatch="////"),
                  }.get(b.kind, dict(color=PEER))
         ax.barh(y, b.value - (lo if p.log else 0), left=lo if p.log else 0, height=0.72, **style)
-        ax.text(b.value * (1.06 if p.log else 1) + (0 if p.log else hi * 0.01), y, b.text,
-                va="center", fontsize=8,
-                color=PORTICO if b.kind == "portico" else INK,
-                fontweight="bold" if b.kind == "portico" else "normal")
+        t = ax.annotate(b.text, (b.value, y), xytext=(3, 0), textcoords="offset points",
+                        va="center", fontsize=8,
+                        color=PORTICO if b.kind == "portico" else INK,
+                        fontweight="bold" if b.kind == "portico" else "normal")
+        texts.append((b.value, t))
     ax.set_yticks(ticks, names if labels else [""] * len(names))
     ax.tick_params(axis="y", length=0)
     if labels:
@@ -174,13 +200,16 @@ def _panel(ax, p, labels):
             elif b.kind == "portico":
                 t.set_fontweight("bold")
                 t.set_color(PORTICO)
-    ax.set_title(p.title, loc="left", fontsize=9, color=INK)
+    ax.set_title(textwrap.fill(p.title, title_chars), loc="left", fontsize=9, color=INK)
     if p.unit:
         ax.set_xlabel(p.unit, fontsize=8)
     ax.tick_params(axis="x", labelsize=7.5)
+    # Few ticks: the bars carry their figures.
+    ax.xaxis.set_major_locator(_ticker.LogLocator(numticks=6) if p.log else _ticker.MaxNLocator(4))
     if p.log:
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:,.{max(0, -math.floor(math.log10(v)))}f}")
     else:
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:,.{0 if hi >= 10 else 1}f}")
     ax.grid(axis="x", color="#eef0f2", linewidth=0.6)
     ax.set_axisbelow(True)
+    return lo, hi, texts

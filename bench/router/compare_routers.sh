@@ -281,6 +281,6 @@ if "portico" in routers and charts.available():
                 " that differ from the reference matcher's; a router that refuses some routes answers"
                 " their requests wrong." + (" portico answers every request right."
                                             if all(diffs.get(t) == 0 for t in order) else ""),
-                panels, columns=2)
+                panels, columns=2, column_width=5.4)
 PY
 cat "$results/compare.md"
