@@ -123,6 +123,7 @@ ulimit -n "$(ulimit -Hn)"
 nofile=$(ulimit -n)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')   # before anything can move it
 tmp=$(mktemp -d /tmp/proxy_compare.XXXXXX)
 results="$root/bench/results"
 mkdir -p "$results"
@@ -467,7 +468,7 @@ version() { "$@" 2>&1 | head -1 || true; }
        "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(uname -r);" \
        "$(version nginx -v | sed 's/.*: //'), $(version haproxy -v | awk '{print "HAProxy " $3}')," \
        "$(version h2o --version), $(version wrk -v | awk '{print "wrk " $2}');" \
-       "portico $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?');" \
+       "portico $commit;" \
        "load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
   echo
   args=()
@@ -477,6 +478,6 @@ version() { "$@" 2>&1 | head -1 || true; }
   # With matplotlib, also bench/results/proxies_keepalive.svg and
   # proxies_bulk.svg (bench/lib/charts.py).
   python3 "$here/proxy_summary.py" --peers "$(IFS=,; echo "${peers[*]}")" "${args[@]}" \
-    --charts "$results" --run "bench/gateway/proxy_compare.sh$(printf ' --%s' "${modes[@]}") --rounds $rounds --duration $duration${only:+ --only $only}, $started_at, portico $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+    --charts "$results" --run "bench/gateway/proxy_compare.sh$(printf ' --%s' "${modes[@]}") --rounds $rounds --duration $duration${only:+ --only $only}, $started_at, portico $commit, load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 } >"$results/proxies.md"
 cat "$results/proxies.md"

@@ -125,6 +125,7 @@ raw="$results/compare.raw"
 : >"$raw"
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')   # before anything can move it
 # One line per run: table router key=value...
 run_one() { # table base router
   local out
@@ -159,7 +160,7 @@ done
 
 # --- report --------------------------------------------------------------------
 run_text="bench/router/compare_routers.sh --runs $runs --cpu $cpu${only_tables:+ --tables $only_tables},"
-run_text+=" $started_at, portico $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'),"
+run_text+=" $started_at, portico $commit,"
 run_text+=" load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 python3 - "$raw" "$runs" "$cpu" "$results" "$run_text" "$root/bench/lib" >"$results/compare.md" <<'PY'
 import statistics
