@@ -453,7 +453,8 @@ callgrind() {
 
 # --- run ---------------------------------------------------------------------
 start_upstream
-rm -f "$ka_tsv" "$bulk_tsv" "$cg_tsv"
+# The last run's charts go too: a chart left from it would pass for this one's.
+rm -f "$ka_tsv" "$bulk_tsv" "$cg_tsv" "$results/proxies_keepalive.svg" "$results/proxies_bulk.svg"
 for m in "${modes[@]}"; do "$m"; done
 stop_tree "$up_pid"; up_pid=""
 [[ -n $sink_pid ]] && { stop_tree "$sink_pid"; sink_pid=""; }

@@ -123,6 +123,7 @@ routers=(httprouter gin r3)
 
 raw="$results/compare.raw"
 : >"$raw"
+rm -f "$results/routers.svg"   # the last run's chart would pass for this one's
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')   # before anything can move it

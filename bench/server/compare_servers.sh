@@ -232,6 +232,7 @@ start_server() {
 # --- throughput --------------------------------------------------------------
 workloads=(keepalive:/plaintext pipelined:/plaintext keepalive:/users/123 pipelined:/users/123)
 tsv="$results/servers.tsv"
+rm -f "$results/servers.svg"   # the last run's chart would pass for this one's
 printf 'run\tworkload\tserver\trps\tp50_us\tp99_us\tcpu_us_per_req\trequests\terrors\n' >"$tsv"
 hz=$(getconf CLK_TCK)
 
