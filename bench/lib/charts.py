@@ -129,7 +129,8 @@ def draw(path, title, note, panels, columns=1, column_width=4.6):
         drawn.append((ax, p.log) + _panel(ax, p, labels=not same_as_left,
                                            title_chars=int((width / columns - 0.8) * 13)))
     # About 11 characters an inch at the title's size.
-    fig.suptitle(textwrap.fill(title, int(width * 11)), x=0.01, ha="left", fontsize=11, fontweight="bold", color=INK)
+    fig.suptitle(textwrap.fill(title, int(width * 11)), x=0.01, ha="left", fontsize=11,
+                 fontweight="bold", color=INK)
     fig.supxlabel(note, x=0.01, ha="left", fontsize=7.5, color=MUTED, linespacing=1.4)
     # The texts after the bars take what room they take: lay out, widen the
     # x ranges to fit them, lay out again (tick labels may move the axes).
@@ -158,7 +159,7 @@ def _panel(ax, p, labels, title_chars):
     """Draws p on ax; returns (lo, hi, [(value, text artist)]) for _fit."""
     n = len(p.bars)
     ys = list(range(n))[::-1]
-    values = [b.value for b in p.bars if not isinstance(b, str) and b.value]
+    values = [b.value for b in p.bars if not isinstance(b, str) and b.value and b.value > 0]
     top = max(values) if values else 1.0
     if p.log:
         lo = 10 ** math.floor(math.log10(min(values) if values else 1.0) - 0.3)
@@ -178,8 +179,8 @@ def _panel(ax, p, labels, title_chars):
             continue
         ticks.append(y)
         names.append(b.label)
-        if b.value is None:
-            ax.text(lo, y, "  –", va="center", fontsize=8, color=MUTED)
+        if b.value is None or (p.log and b.value <= 0):   # nothing a log axis can place
+            ax.text(lo, y, f"  {b.text or '–'}", va="center", fontsize=8, color=MUTED)
             continue
         style = {"portico": dict(color=PORTICO), "variant": dict(color=VARIANT),
                  "floor": dict(color=FLOOR, edgecolor=FLOOR_EDGE, linewidth=0.6, hatch="////"),
