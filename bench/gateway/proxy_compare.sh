@@ -40,8 +40,11 @@
 #
 # Writes bench/results/proxies.md (medians, ratios to the best of nginx,
 # HAProxy and h2o, issue 14's goals) and the raw rows in
-# bench/results/proxies*.tsv. Needs .ci/setup --bench and the release build
-# of stub_proxy and upload_sink (built here when missing).
+# bench/results/proxies*.tsv; with matplotlib (python3-matplotlib) also
+# bench/results/proxies_keepalive.svg and proxies_bulk.svg of the same
+# figures (bench/lib/charts.py; without it, a note says they are skipped).
+# Needs .ci/setup --bench and the release build of stub_proxy and
+# upload_sink (built here when missing).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -64,7 +67,7 @@ modes=()
 all_proxies=(portico-gateway nginx haproxy h2o stub)
 peers=(nginx haproxy h2o)   # the best of these is what the ratios are to
 
-usage() { sed -n '2,44p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,47p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --gateway) gateway=$2; shift 2 ;;
@@ -120,6 +123,7 @@ ulimit -n "$(ulimit -Hn)"
 nofile=$(ulimit -n)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')   # before anything can move it
 tmp=$(mktemp -d /tmp/proxy_compare.XXXXXX)
 results="$root/bench/results"
 mkdir -p "$results"
@@ -449,7 +453,8 @@ callgrind() {
 
 # --- run ---------------------------------------------------------------------
 start_upstream
-rm -f "$ka_tsv" "$bulk_tsv" "$cg_tsv"
+# The last run's charts go too: a chart left from it would pass for this one's.
+rm -f "$ka_tsv" "$bulk_tsv" "$cg_tsv" "$results/proxies_keepalive.svg" "$results/proxies_bulk.svg"
 for m in "${modes[@]}"; do "$m"; done
 stop_tree "$up_pid"; up_pid=""
 [[ -n $sink_pid ]] && { stop_tree "$sink_pid"; sink_pid=""; }
@@ -464,13 +469,16 @@ version() { "$@" 2>&1 | head -1 || true; }
        "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(uname -r);" \
        "$(version nginx -v | sed 's/.*: //'), $(version haproxy -v | awk '{print "HAProxy " $3}')," \
        "$(version h2o --version), $(version wrk -v | awk '{print "wrk " $2}');" \
-       "portico $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?');" \
+       "portico $commit;" \
        "load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
   echo
   args=()
   [[ -f $ka_tsv ]] && args+=(--keepalive "$ka_tsv")
   [[ -f $bulk_tsv ]] && args+=(--bulk "$bulk_tsv")
   [[ -f $cg_tsv ]] && args+=(--callgrind "$cg_tsv")
-  python3 "$here/proxy_summary.py" --peers "$(IFS=,; echo "${peers[*]}")" "${args[@]}"
+  # With matplotlib, also bench/results/proxies_keepalive.svg and
+  # proxies_bulk.svg (bench/lib/charts.py).
+  python3 "$here/proxy_summary.py" --peers "$(IFS=,; echo "${peers[*]}")" "${args[@]}" \
+    --charts "$results" --run "bench/gateway/proxy_compare.sh$(printf ' --%s' "${modes[@]}") --rounds $rounds --duration $duration${only:+ --only $only}, $started_at, portico $commit, load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 } >"$results/proxies.md"
 cat "$results/proxies.md"

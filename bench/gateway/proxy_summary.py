@@ -3,11 +3,15 @@
 
     proxy_summary.py --peers nginx,haproxy,h2o [--keepalive proxies.tsv]
                      [--bulk proxies_bulk.tsv] [--callgrind proxies_callgrind.tsv]
+                     [--charts DIR --run TEXT]
 
 Medians over rounds per proxy, each beside its ratio to the best of the peers
 (the highest req/s or throughput, the lowest CPU, p99, RSS growth or
 instruction count among them), and issue 14's goals for portico-gateway,
-paired by round. Python 3 standard library only.
+paired by round. Python 3 standard library only; with --charts, also
+DIR/proxies_keepalive.svg and DIR/proxies_bulk.svg of the same figures
+(bench/lib/charts.py, matplotlib; skipped with a note without it), TEXT
+naming the run under them.
 """
 
 import argparse
@@ -17,9 +21,17 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from tables import fmt, load, median, ratio  # noqa: E402  (bench/lib/tables.py)
+import charts  # noqa: E402  (bench/lib/charts.py)
 
 ORDER = ["portico-gateway", "nginx", "haproxy", "h2o", "stub"]
 GATEWAY = "portico-gateway"
+LABELS = {"portico-gateway": "portico", "haproxy": "HAProxy", "stub": "stub (floor)"}
+
+
+def bar(name, value, text):
+    """A chart bar for a proxy: portico in colour, the stub as the floor."""
+    kind = "portico" if name == GATEWAY else "floor" if name == "stub" else "peer"
+    return charts.Bar(LABELS.get(name, name), value, kind, text)
 
 
 def ordered(names):
@@ -98,11 +110,28 @@ def keepalive(rows, peers):
                 text = (f"keep-alive CPU/req <= 0.75x the best peer's and req/s >= its: CPU {x(cpu)},"
                         f" req/s {x(rps)} (stub floor {x(floor)})")
             goals.append((ok, text + ", medians of per-round ratios"))
-    return goals
+
+    # The chart: the medians of the table, portico's ratios paired by round
+    # (as its goal line and the README give them).
+    by_round = lambda r: r["round"]
+    cpu = paired_to_best(rows, by_round, "cpu_us_per_req", peers, False)
+    rps = paired_to_best(rows, by_round, "rps", peers, True)
+    panels = [
+        charts.Panel("Proxy CPU per request (lower is better)", [
+            bar(s, med[s]["cpu_us_per_req"], f"{fmt(med[s]['cpu_us_per_req'], 1)} µs"
+                + (f" · {x(cpu)} the best peer" if s == GATEWAY and cpu is not None else ""))
+            for s in proxies], unit="µs of the proxy's CPU time per request"),
+        charts.Panel("Requests/s (client-bound: one wrk thread)", [
+            bar(s, med[s]["rps"], fmt(med[s]["rps"])
+                + (f" · {x(rps)} the best peer" if s == GATEWAY and rps is not None else ""))
+            for s in proxies], unit="requests/s"),
+    ]
+    return goals, panels
 
 
 def bulk(rows, peers):
     goals = []
+    panels = {}
     for d in ("upload", "download"):
         mine = [r for r in rows if r["direction"] == d]
         if not mine:
@@ -144,7 +173,24 @@ def bulk(rows, peers):
                    and tput is not None and tput >= 1.0)
             goals.append((met, f"{d}: RSS growth <= 8 MiB (max {fmt(g['max_growth_mib'], 1)} MiB) and"
                                f" throughput >= nginx's ({x(tput)}, median of per-round ratios)"))
-    return goals
+        else:
+            tput = None
+        # The chart: throughput with portico's ratio to nginx paired by round
+        # (its goal), CPU with its ratio to the best peer's median (the table's).
+        gib = size / (1 << 30)
+        size_text = f"{gib:g} GiB" if gib >= 1 else f"{size:,} bytes"
+        panels[d] = [
+            charts.Panel(f"{size_text} {d}: throughput (higher is better)", [
+                bar(s, med[s]["mib_per_s"], fmt(med[s]["mib_per_s"])
+                    + (f" · {x(tput)} nginx" if s == GATEWAY and tput is not None else ""))
+                for s in proxies], unit="MiB/s"),
+            charts.Panel(f"{size_text} {d}: proxy CPU (lower is better)", [
+                bar(s, med[s]["cpu"], fmt(med[s]["cpu"], 2)
+                    + (f" · {ratio(med[s]['cpu'], best['cpu'])}x the best peer"
+                       if s == GATEWAY and med[s]["cpu"] is not None and best["cpu"] else ""))
+                for s in proxies], unit="CPU seconds per GiB"),
+        ]
+    return goals, panels
 
 
 def callgrind(rows, peers):
@@ -167,17 +213,24 @@ def main():
     ap.add_argument("--keepalive")
     ap.add_argument("--bulk")
     ap.add_argument("--callgrind")
+    ap.add_argument("--charts", help="directory for the SVG charts")
+    ap.add_argument("--run", default="", help="the run, as the charts name it")
     args = ap.parse_args()
     peers = args.peers.split(",")
     goals = []
+    ka_panels, bulk_panels = None, None
     if args.keepalive:
         rows = load(args.keepalive)
         if rows:
-            goals += keepalive(rows, peers)
+            more, ka_panels = keepalive(rows, peers)
+            goals += more
+            ka_rounds = len({r["round"] for r in rows})
     if args.bulk:
         rows = load(args.bulk)
         if rows:
-            goals += bulk(rows, peers)
+            more, bulk_panels = bulk(rows, peers)
+            goals += more
+            bulk_rounds = len({r["round"] for r in rows})
     if args.callgrind:
         rows = load(args.callgrind)
         if rows:
@@ -191,6 +244,26 @@ def main():
     else:
         print("No issue 14 goal checked: portico-gateway or every peer is missing from this run.")
         print()
+    if args.charts and (ka_panels or bulk_panels) and charts.available():
+        versus = ", ".join(LABELS.get(p, p) for p in peers)
+        setup = ("each proxy pinned to one core with one worker and a keep-alive pool to one upstream"
+                 " nginx; the client and the upstream on the other core")
+        if ka_panels:
+            charts.draw(os.path.join(args.charts, "proxies_keepalive.svg"),
+                        "Reverse proxies, keep-alive GET /plaintext (13 bytes): portico vs " + versus,
+                        f"{args.run}\n{setup}; medians of {ka_rounds} rounds, wrk -t1, each proxy"
+                        " in turn; portico's ratios are medians of per-round ratios to the best peer."
+                        "\nThe stub relays bytes between the sockets without parsing HTTP: the kernel's floor.",
+                        ka_panels, columns=2)
+        if bulk_panels:
+            panels = [p for d in ("upload", "download") if d in bulk_panels for p in bulk_panels[d]]
+            charts.draw(os.path.join(args.charts, "proxies_bulk.svg"),
+                        "Reverse proxies, bulk transfers through a freshly started proxy: portico vs "
+                        + versus,
+                        f"{args.run}\n{setup}; medians of {bulk_rounds} rounds; throughput ratio to nginx"
+                        " paired by round (the goal), CPU ratio to the best peer's median."
+                        "\nThe stub relays bytes between the sockets without parsing HTTP: the kernel's floor.",
+                        panels, columns=2)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@
 # the ratios portico/best peer and portico/httprouter, and correctness: every
 # router's answers are checked against the table's .expected file (written by
 # bench/router/tables/gen_tables.py from its own reference matcher), and
-# `portico-route ROUTES REQUESTS` is diffed against it.
+# `portico-route ROUTES REQUESTS` is diffed against it. With matplotlib
+# (python3-matplotlib) it also draws bench/results/routers.svg from the same
+# medians (bench/lib/charts.py); without it, a note says the chart is skipped.
 #
 # It installs nothing: it names the Debian packages to apt-get install when
 # something is missing. Every run has a time limit, so the script stops by
@@ -33,7 +35,7 @@ gateway_requests=20000
 with_portico=1
 only_tables=""
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -121,6 +123,10 @@ routers=(httprouter gin r3)
 
 raw="$results/compare.raw"
 : >"$raw"
+rm -f "$results/routers.svg"   # the last run's chart would pass for this one's
+started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')   # before anything can move it
 # One line per run: table router key=value...
 run_one() { # table base router
   local out
@@ -154,11 +160,16 @@ PY
 done
 
 # --- report --------------------------------------------------------------------
-python3 - "$raw" "$runs" "$cpu" >"$results/compare.md" <<'PY'
+run_text="bench/router/compare_routers.sh --runs $runs --cpu $cpu${only_tables:+ --tables $only_tables},"
+run_text+=" $started_at, portico $commit,"
+run_text+=" load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+python3 - "$raw" "$runs" "$cpu" "$results" "$run_text" "$root/bench/lib" >"$results/compare.md" <<'PY'
 import statistics
 import sys
 
-raw, runs, cpu = sys.argv[1], sys.argv[2], sys.argv[3]
+raw, runs, cpu, chart_dir, run_text = sys.argv[1:6]
+sys.path.insert(0, sys.argv[6])
+import charts  # bench/lib/charts.py
 rows = {}      # (table, router) -> {metric: [values]}
 order = []     # tables in order
 routers = []
@@ -187,6 +198,7 @@ def fmt(v, digits=0):
         return "n/a"
     return f"{v:,.{digits}f}"
 
+print(f"{run_text}\n")
 print(f"Medians of {runs} interleaved runs per router, each pinned to CPU {cpu}.")
 print("ns/lookup: best of 5 timed passes over all requests after a warm-up;")
 print("build: time to add all routes; memory: heap bytes the built router holds;")
@@ -229,5 +241,48 @@ if "portico" in routers:
               f"{ratio(p('ns_per_lookup'), h('ns_per_lookup'))} | "
               f"{ratio(p('memory_bytes'), h('memory_bytes'))} | "
               f"{ratio(p('build_ms'), h('build_ms'))} |")
+
+# The chart: the medians above, one group of bars per table, on log axes
+# (the tables span two orders of magnitude); portico's bars carry its ratios.
+if "portico" in routers and charts.available():
+    def group(key, unit, digits, versus):
+        bars = []
+        for table in order:
+            routes = med(table, "portico", "routes")
+            bars.append(f"{table} ({fmt(routes)} routes)" if routes else table)
+            best_ns, best = min(((med(table, r, "ns_per_lookup"), r) for r in routers
+                                 if r != "portico" and med(table, r, "ns_per_lookup") is not None),
+                                default=(None, None))
+            for router in routers:
+                if (table, router) not in rows or med(table, router, "failed") is not None:
+                    bars.append(charts.Bar(router, None))
+                    continue
+                v = med(table, router, key)
+                text = f"{fmt(v, digits)} {unit}"
+                if router == "portico":
+                    other = best if versus == "fastest" else "httprouter"
+                    o = med(table, other, key) if other else None
+                    if o:
+                        text += f" · {v / o:.2f}x {other}"
+                elif versus == "fastest":
+                    wrong = med(table, router, "wrong")
+                    if wrong:
+                        text += f" ({fmt(wrong)} wrong)"
+                bars.append(charts.Bar(router, v, "portico" if router == "portico" else "peer", text))
+        return bars
+    panels = [
+        charts.Panel("Lookup: ns per request (log scale, lower is better)",
+                     group("ns_per_lookup", "ns", 1, "fastest"), unit="ns per lookup", log=True),
+        charts.Panel("Build: ms to add every route (log scale)",
+                     group("build_ms", "ms", 2, "httprouter"), unit="ms", log=True),
+    ]
+    charts.draw(f"{chart_dir}/routers.svg",
+                "Routers: portico vs Go's httprouter and gin and C's r3, same route tables",
+                f"{run_text}\nMedians of {runs} interleaved runs, each router pinned to CPU {cpu}; lookup ="
+                " best of 5 timed passes over the table's requests after a warm-up. (N wrong): answers"
+                " that differ from the reference matcher's; a router that refuses some routes answers"
+                " their requests wrong." + (" portico answers every request right."
+                                            if all(diffs.get(t) == 0 for t in order) else ""),
+                panels, columns=2, column_width=5.4)
 PY
 cat "$results/compare.md"

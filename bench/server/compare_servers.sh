@@ -27,6 +27,8 @@
 # server's CPU time (utime+stime of all its processes and threads) per request.
 # It prints, and writes to bench/results/servers.md, the medians and the
 # ratios portico/nginx and portico/h2o; raw rows go to bench/results/servers.tsv.
+# With matplotlib (python3-matplotlib) it also draws bench/results/servers.svg
+# from the same figures (bench/lib/charts.py); without it, a note says so.
 #
 # --idle N (default 0 = skip) then restarts each server and measures what N
 # idle keep-alive connections cost it in memory (bench/server/idle_memory.py).
@@ -47,7 +49,7 @@ idle=0
 base_port=18080
 all_servers=(portico portico-unbatched nginx nginx-regex50 h2o stub)
 
-usage() { sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --portico) portico=$2; shift 2 ;;
@@ -90,6 +92,8 @@ if ((idle > 0 && nofile < idle + 100)); then
 fi
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')   # before anything can move it
 tmp=$(mktemp -d /tmp/compare_servers.XXXXXX)
 results="$root/bench/results"
 mkdir -p "$results"
@@ -228,6 +232,7 @@ start_server() {
 # --- throughput --------------------------------------------------------------
 workloads=(keepalive:/plaintext pipelined:/plaintext keepalive:/users/123 pipelined:/users/123)
 tsv="$results/servers.tsv"
+rm -f "$results/servers.svg"   # the last run's chart would pass for this one's
 printf 'run\tworkload\tserver\trps\tp50_us\tp99_us\tcpu_us_per_req\trequests\terrors\n' >"$tsv"
 hz=$(getconf CLK_TCK)
 
@@ -296,16 +301,22 @@ if ((idle > 0)); then
 fi
 
 # --- summary -----------------------------------------------------------------
+command="bench/server/compare_servers.sh --runs $runs --duration $duration --server-cpu $server_cpu"
+command+=" --client-cpu $client_cpu${only:+ --only $only}"
+((idle > 0)) && command+=" --idle $idle"
+finished_at=$(date -u '+%Y-%m-%d %H:%M UTC')
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 {
-  echo "# compare_servers.sh, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "# compare_servers.sh, $finished_at"
   echo
-  echo "\`bench/server/compare_servers.sh --runs $runs --duration $duration --server-cpu $server_cpu" \
-       "--client-cpu $client_cpu${only:+ --only $only}$( ((idle > 0)) && echo " --idle $idle")\`," \
+  echo "\`$command\`, portico $commit," \
        "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))," \
        "$(uname -r); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), nginx $(nginx -v 2>&1 | sed 's/.*\///')," \
        "h2o $(h2o --version 2>/dev/null | head -1 | awk '{print $3}');" \
-       "load average $load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+       "load average $load_before at the start, $load_after at the end"
   echo
-  python3 "$here/summarize.py" "$tsv" "$idle_tsv"
+  # With matplotlib, also bench/results/servers.svg (bench/lib/charts.py).
+  python3 "$here/summarize.py" "$tsv" "$idle_tsv" --charts "$results" \
+    --run "$command, $started_at to ${finished_at#* }, portico $commit, load average $load_before at the start, $load_after at the end"
 } >"$results/servers.md"
 cat "$results/servers.md"

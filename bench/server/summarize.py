@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """summarize.py: the markdown tables of bench/server/compare_servers.sh.
 
-    summarize.py servers.tsv [servers_idle.tsv]
+    summarize.py servers.tsv [servers_idle.tsv] [--charts DIR --run TEXT]
 
 Medians over runs of each (workload, server), ratios of portico to nginx and
 to h2o, the routing cost (/users/123 over /plaintext CPU per request) and the
-idle-connection memory. Python 3 standard library only.
+idle-connection memory. Python 3 standard library only; with --charts, also
+DIR/servers.svg of the same figures (bench/lib/charts.py, matplotlib; skipped
+with a note without it), TEXT naming the run under it.
 """
 
+import argparse
 import math
 import os
 import statistics
@@ -15,6 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from tables import fmt, load, median, ratio  # noqa: E402  (bench/lib/tables.py)
+import charts  # noqa: E402  (bench/lib/charts.py)
 
 ORDER = ["portico", "portico-unbatched", "nginx", "nginx-regex50", "h2o", "stub"]
 FIELDS = ["rps", "p50_us", "p99_us", "cpu_us_per_req"]
@@ -83,9 +87,73 @@ def goals(rows, med, idle):
         print()
 
 
+LABELS = {"stub": "stub (floor)"}
+KINDS = {"portico": "portico", "portico-unbatched": "variant", "stub": "floor"}
+WORKLOADS = {"keepalive:/plaintext": "keep-alive /plaintext, 64 connections",
+             "pipelined:/plaintext": "pipelined /plaintext, 256 connections x 16",
+             "keepalive:/users/123": "keep-alive /users/123, 64 connections",
+             "pipelined:/users/123": "pipelined /users/123, 256 connections x 16"}
+
+
+def chart(path, run, rows, med, idle, workloads, servers):
+    """servers.svg: the medians of the tables, per workload; portico's CPU
+    ratios paired by run (as its goal and the README give them), its req/s
+    ratios those of the medians (the ratio table's)."""
+    def bars(key, digits, unit, paired_ratio):
+        out = []
+        for w in workloads:
+            out.append(WORKLOADS.get(w, w))
+            for s in servers:
+                m = med.get((w, s))
+                v = None if m is None else m[key]
+                text = "" if v is None else f"{fmt(v, digits)}{unit}"
+                if s == "portico" and v is not None:
+                    vs = []
+                    for peer in ("nginx", "h2o"):
+                        if paired_ratio:
+                            r = paired(rows, (w, s), (w, peer), key)
+                        else:
+                            q = med.get((w, peer))
+                            r = v / q[key] if q and q[key] else None
+                        if r is not None:
+                            vs.append(f"{r:.2f}x {peer}")
+                    if vs:
+                        text += " · " + ", ".join(vs)
+                out.append(charts.Bar(LABELS.get(s, s), v, KINDS.get(s, "peer"), text))
+        return out
+    panels = [
+        charts.Panel("Server CPU per request (log scale, lower is better)",
+                     bars("cpu_us_per_req", 2, " µs", True), unit="µs of the server's CPU time per request",
+                     log=True),
+        charts.Panel("Requests/s (keep-alive: client-bound, one wrk thread)",
+                     bars("rps", 0, "", False), unit="requests/s"),
+    ]
+    if idle:
+        panels.append(charts.Panel(
+            f"Memory per idle keep-alive connection, {int(idle[0]['connections']):,} open",
+            [charts.Bar(LABELS.get(r["server"], r["server"]), float(r["private_per_conn"]),
+                        KINDS.get(r["server"], "peer"), f"{fmt(float(r['private_per_conn']))} B")
+             for r in sorted(idle, key=lambda r: ORDER.index(r["server"]) if r["server"] in ORDER else 99)],
+            unit="bytes of private memory per connection (smaps_rollup)"))
+    panels = [p for p in panels if p.bars]
+    nruns = max((m["runs"] for m in med.values()), default=0)
+    charts.draw(path, "HTTP servers, one worker each: portico vs nginx and h2o",
+                f"{run}\nEach server pinned to one core, wrk -t1 on the other; medians of {nruns} runs, every"
+                " server measured in turn within each. portico's CPU ratios are medians of per-run ratios,"
+                " its req/s ratios those of the medians. The stub answers every request with canned"
+                " bytes, parsing nothing: the floor.",
+                panels, columns=2, column_width=6.0)
+
+
 def main():
-    rows = load(sys.argv[1])
-    idle = load(sys.argv[2]) if len(sys.argv) > 2 else []
+    ap = argparse.ArgumentParser()
+    ap.add_argument("servers_tsv")
+    ap.add_argument("idle_tsv", nargs="?")
+    ap.add_argument("--charts", help="directory for servers.svg")
+    ap.add_argument("--run", default="", help="the run, as the chart names it")
+    args = ap.parse_args()
+    rows = load(args.servers_tsv)
+    idle = load(args.idle_tsv) if args.idle_tsv else []
     workloads = list(dict.fromkeys(r["workload"] for r in rows))
     servers = sorted({r["server"] for r in rows}, key=lambda s: ORDER.index(s) if s in ORDER else 99)
 
@@ -154,6 +222,9 @@ def main():
             print(f"| {r['server']} | {r['connections']} | {r['pss_per_conn']} | {r['private_per_conn']}"
                   f" | {r['rss_per_conn']} | {r['closed']} |")
         print()
+
+    if args.charts and (rows or idle) and charts.available():
+        chart(os.path.join(args.charts, "servers.svg"), args.run, rows, med, idle, workloads, servers)
 
 
 if __name__ == "__main__":
