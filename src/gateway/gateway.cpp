@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "gateway/proxy.hpp"
+#include "gateway/status_page.hpp"
 
 namespace portico {
 inline namespace v0 {
@@ -699,6 +700,10 @@ class Gateway::Impl final : public detail::gateway::Runtime {
       } else {
         res.status(503).text("draining\n");
       }
+    });
+    admin.get("/", [](Request&, Response& res) {
+      res.header("Cache-Control", "no-store");
+      res.body(detail::status_page_html(), "text/html; charset=utf-8");
     });
     admin.get("/clusters", [this](Request&, Response& res) { res.json(clusters_json()); });
     admin.get("/routes", [this](Request&, Response& res) { res.json(routes_json()); });
