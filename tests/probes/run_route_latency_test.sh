@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# probes.route_latency: bench/trace/route_latency.bt attached with bpftrace
+# to a running portico-hello (server probes) and portico-gateway's built-in
+# demo (gateway probes, and the demo's in-process upstreams' server probes):
+# requests sent with curl must show up counted by route pattern, exactly.
+#
+#   run_route_latency_test.sh SCRIPT.bt PORTICO-HELLO PORTICO-GATEWAY
+#
+# Exits 77 (ctest: skipped) with the reason when bpftrace cannot attach
+# here: not installed, not root, or the kernel refuses BPF/uprobes.
+#
+# No sleeps: bpftrace runs BEGIN only once every probe is attached, so the
+# requests go after its first line; each request_done fires before the
+# response leaves (local answers), or before the next request on the same
+# connection is read (proxied ones: a last local 404 on that connection
+# closes the set).
+set -euo pipefail
+script=$1 hello=$2 gateway=$3
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+command -v bpftrace >/dev/null || skip "bpftrace not installed (apt-get install bpftrace)"
+[[ $(id -u) == 0 ]] || skip "bpftrace needs root (running as uid $(id -u))"
+if ! probe_check=$(timeout 60 bpftrace -e 'BEGIN { printf("ready\n"); exit(); }' 2>&1) ||
+   [[ $probe_check != *ready* ]]; then
+  skip "bpftrace cannot run BPF programs here: $(tr '\n' ' ' <<<"$probe_check")"
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# trace PID BINARY: starts the script on PID; returns once it is attached
+# (its BEGIN line read). Sets $tracer and $trace_out.
+trace() {
+  local pid=$1 bin=$2 line
+  trace_out="$work/trace.$pid"
+  mkfifo "$trace_out.fifo"
+  bpftrace -p "$pid" "$script" "$bin" >"$trace_out.fifo" 2>"$trace_out.err" &
+  tracer=$!
+  pids+=("$tracer")
+  exec {trace_fd}<"$trace_out.fifo"
+  while IFS= read -r -t 120 -u "$trace_fd" line; do
+    [[ $line == Tracing* ]] && return 0
+  done
+  fail "bpftrace did not attach: $(cat "$trace_out.err")"
+}
+
+# finish: stops the tracer (SIGINT prints the maps) and keeps its output.
+finish() {
+  kill -INT "$tracer"
+  cat <&"$trace_fd" >"$trace_out" || true
+  wait "$tracer" || fail "bpftrace exited with $?: $(cat "$trace_out.err")"
+  exec {trace_fd}<&-
+  echo "--- bpftrace printed:"
+  cat "$trace_out"
+}
+
+# expect_count ROUTE N: the script counted N requests of ROUTE.
+expect_count() {
+  local got
+  got=$(awk -v key="@requests[$1]:" 'index($0, key) == 1 { print $NF }' "$trace_out")
+  [[ $got == "$2" ]] || fail "@requests[$1]: got '${got}', want $2"
+  grep -qF "@latency_us[$1]:" "$trace_out" || fail "no histogram for $1"
+  echo "ok: $1 counted $2"
+}
+
+# ---- portico-hello: the server's probes ----------------------------------------
+exec {out}< <(exec "$hello" --port 0 --threads 1)
+server=$!
+pids+=("$server")
+IFS= read -r -t 30 -u "$out" line || fail "no listening line from portico-hello"
+[[ $line =~ http://127\.0\.0\.1:([0-9]+)/ ]] || fail "unexpected first line: $line"
+base="http://127.0.0.1:${BASH_REMATCH[1]}"
+trace "$server" "$hello"
+curl -sS --max-time 10 "$base/plaintext" "$base/plaintext" "$base/plaintext" \
+  "$base/users/1" "$base/users/2" "$base/missing" >/dev/null || fail "curl to portico-hello failed"
+curl -sS --max-time 10 -X POST "$base/plaintext" >/dev/null || fail "curl to portico-hello failed"
+finish
+expect_count /plaintext 3
+expect_count /users/:id 2
+expect_count "(no route)" 2  # the 404 and the 405
+kill -TERM "$server"
+wait "$server" || fail "portico-hello exited with $?"
+
+# ---- portico-gateway's demo: the gateway's probes --------------------------------
+exec {out}< <(exec "$gateway" --port 0 --admin-port 0 2>/dev/null)
+gw=$!
+pids+=("$gw")
+IFS= read -r -t 30 -u "$out" line || fail "no listening line from portico-gateway"
+[[ $line =~ ^listening\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "first line: $line"
+base="http://127.0.0.1:${BASH_REMATCH[1]}"
+trace "$gw" "$gateway"
+# One connection: the 404 last is read only once the proxied ones are done.
+curl -sS --max-time 10 "$base/api/users/1" "$base/api/users/2" \
+  "$base/api/users/3" "$base/nothing-here" >/dev/null || fail "curl to portico-gateway failed"
+finish
+expect_count /api/users/:id 3
+expect_count /users/:id 3  # the demo's upstream, a portico server in the same process
+expect_count "(no route)" 1
+kill -TERM "$gw"
+wait "$gw" || fail "portico-gateway exited with $?"
+echo "ok: route_latency.bt"
