@@ -394,10 +394,9 @@ ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
   balancer.request_started(endpoint);
   if (upgrade_sent_) upstream_->forbid_reuse();
   if (logging_ && upstream_->reused()) connect_ms_ = 0;  // taken from the pool
-  if (upstream_->reused())
-    PORTICO_PROBE4(upstream_connect, client_.probe_id(), 1,
-                   state.endpoints[endpoint].address.data(),
-                   state.endpoints[endpoint].address.size());
+  PORTICO_PROBE4_IF(upstream_->reused(), upstream_connect, client_.probe_id(), 1,
+                    state.endpoints[endpoint].address.data(),
+                    state.endpoints[endpoint].address.size());
 
   bool sent = upstream_->send(head_);
   // A retry's body so far; body bytes read while the request waited for

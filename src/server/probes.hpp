@@ -5,12 +5,14 @@
 // Pointer arguments are valid only while the probe fires: a tracer copies
 // what it wants (bpftrace: str(ptr, length)).
 //
-// Semaphore-less: with nobody attached a probe is one `nop` in place, and its
-// arguments are values the code has at hand (pointers, lengths, integers;
-// nothing formatted, no clock read; a tracer timestamps each probe itself).
-// Semaphores (_SDT_HAS_SEMAPHORES) would skip the arguments, but cost a load
-// and a branch per probe themselves and need every tracer to raise them;
-// bench/README.md ("USDT probes") has the count.
+// Each probe has a semaphore (sys/sdt.h's _SDT_HAS_SEMAPHORES): a tracer
+// that attaches raises it (bpftrace does, through the kernel's uprobe
+// reference counter or the process's memory), and only then are the
+// arguments computed. With nobody attached a probe costs a load, a compare
+// and a branch not taken; bench/README.md ("USDT probes") has the count, and
+// the semaphore-less form's (a `nop`, but its arguments always computed).
+// Arguments are values at hand (pointers, lengths, integers; nothing
+// formatted, no clock read): a tracer timestamps each probe itself.
 //
 //   probe (portico:NAME)     arguments (arg0, arg1, ...)
 //   ----------------------   ---------------------------------------------------
@@ -43,11 +45,37 @@
 #include <cstdint>
 
 #if defined(PORTICO_HAVE_USDT) && PORTICO_HAVE_USDT
+// Every probe in a translation unit that includes sys/sdt.h so needs one.
+#define _SDT_HAS_SEMAPHORES 1
 #include <sys/sdt.h>
 
-#define PORTICO_PROBE3(name, a1, a2, a3) STAP_PROBE3(portico, name, a1, a2, a3)
-#define PORTICO_PROBE4(name, a1, a2, a3, a4) STAP_PROBE4(portico, name, a1, a2, a3, a4)
-#define PORTICO_PROBE5(name, a1, a2, a3, a4, a5) STAP_PROBE5(portico, name, a1, a2, a3, a4, a5)
+// The names sys/sdt.h's notes refer to (PROVIDER_NAME_semaphore, unmangled),
+// defined in probes.cpp. A tracer writes them from outside: volatile.
+extern "C" {
+extern volatile unsigned short portico_request_start_semaphore;
+extern volatile unsigned short portico_route_matched_semaphore;
+extern volatile unsigned short portico_upstream_connect_semaphore;
+extern volatile unsigned short portico_upstream_response_head_semaphore;
+extern volatile unsigned short portico_request_done_semaphore;
+}
+
+#define PORTICO_PROBE_ENABLED(name) __builtin_expect(portico_##name##_semaphore != 0, 0)
+#define PORTICO_PROBE3(name, a1, a2, a3)                                     \
+  do {                                                                       \
+    if (PORTICO_PROBE_ENABLED(name)) STAP_PROBE3(portico, name, a1, a2, a3); \
+  } while (0)
+#define PORTICO_PROBE4(name, a1, a2, a3, a4) PORTICO_PROBE4_IF(true, name, a1, a2, a3, a4)
+#define PORTICO_PROBE5(name, a1, a2, a3, a4, a5) PORTICO_PROBE5_IF(true, name, a1, a2, a3, a4, a5)
+// Fires only when `condition` holds too, tested once the semaphore is up.
+#define PORTICO_PROBE4_IF(condition, name, a1, a2, a3, a4)                                      \
+  do {                                                                                          \
+    if (PORTICO_PROBE_ENABLED(name) && (condition)) STAP_PROBE4(portico, name, a1, a2, a3, a4); \
+  } while (0)
+#define PORTICO_PROBE5_IF(condition, name, a1, a2, a3, a4, a5) \
+  do {                                                         \
+    if (PORTICO_PROBE_ENABLED(name) && (condition))            \
+      STAP_PROBE5(portico, name, a1, a2, a3, a4, a5);          \
+  } while (0)
 #else
 // No probes: the arguments are never evaluated (but stay compiled, so they
 // cannot rot, and no variable is left unused).
@@ -68,6 +96,15 @@
     if (false) {                                                  \
       (void)(a1), (void)(a2), (void)(a3), (void)(a4), (void)(a5); \
     }                                                             \
+  } while (0)
+#define PORTICO_PROBE4_IF(condition, name, a1, a2, a3, a4) \
+  PORTICO_PROBE5(name, condition, a1, a2, a3, a4)
+#define PORTICO_PROBE5_IF(condition, name, a1, a2, a3, a4, a5) \
+  do {                                                         \
+    if (false) {                                               \
+      (void)(condition);                                       \
+      PORTICO_PROBE5(name, a1, a2, a3, a4, a5);                \
+    }                                                          \
   } while (0)
 #endif
 

@@ -127,9 +127,8 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
   }
 
   // A taken exchange's taker fires request_done (it knows what it sent).
-  if (phase_ != Phase::kTaken)
-    PORTICO_PROBE4(request_done, probe_id(this), status, res.body_.size(),
-                   static_cast<unsigned>(ex.label));
+  PORTICO_PROBE4_IF(phase_ != Phase::kTaken, request_done, probe_id(this), status, res.body_.size(),
+                    static_cast<unsigned>(ex.label));
 
   if (ex.stream_started || ex.head_request || body.empty()) return;
   if (body.size() >= kBigBody) {

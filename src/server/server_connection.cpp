@@ -255,10 +255,9 @@ void ServerConnection::process_input() noexcept {
         continue;  // the body, or as much of it as is here
       case http1::Event::kMessage:
         // Head and body parsed in one go (no kHead came): the head is parsed now.
-        if (phase_ == Phase::kHead)
-          PORTICO_PROBE5(request_start, probe_id(this), in_.data() + ex.parser.method().offset,
-                         ex.parser.method().length, in_.data() + ex.parser.target().offset,
-                         ex.parser.target().length);
+        PORTICO_PROBE5_IF(phase_ == Phase::kHead, request_start, probe_id(this),
+                          in_.data() + ex.parser.method().offset, ex.parser.method().length,
+                          in_.data() + ex.parser.target().offset, ex.parser.target().length);
         dispatch();
         // Deferred, taken, or lingering: the exchange is not done here.
         if (phase_ >= Phase::kDeferred || stream_.closed()) return;

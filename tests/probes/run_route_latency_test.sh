@@ -13,7 +13,10 @@
 # requests go after its first line; each request_done fires before the
 # response leaves (local answers), or before the next request on the same
 # connection is read (proxied ones: a last local 404 on that connection
-# closes the set).
+# closes the set). The script runs with one probe added that calls exit()
+# when a request for a stop target starts (its route is not checked): a
+# SIGINT that lands before bpftrace waits for events is lost (seen with
+# bpftrace 0.17), an exit() from the kernel side is not.
 set -euo pipefail
 script=$1 hello=$2 gateway=$3
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -35,13 +38,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# trace PID BINARY: starts the script on PID; returns once it is attached
-# (its BEGIN line read). Sets $tracer and $trace_out.
+# trace PID BINARY STOP-TARGET: starts the script on PID; returns once it is
+# attached (its BEGIN line read). Sets $tracer and $trace_out.
 trace() {
-  local pid=$1 bin=$2 line
+  local pid=$1 bin=$2 stop=$3 line
   trace_out="$work/trace.$pid"
   mkfifo "$trace_out.fifo"
-  bpftrace -p "$pid" "$script" "$bin" >"$trace_out.fifo" 2>"$trace_out.err" &
+  { cat "$script"
+    printf 'usdt:$1:portico:request_start /str(arg3, arg4) == "%s"/ { exit(); }\n' "$stop"
+  } >"$work/traced.$pid.bt"
+  bpftrace -p "$pid" "$work/traced.$pid.bt" "$bin" >"$trace_out.fifo" 2>"$trace_out.err" &
   tracer=$!
   pids+=("$tracer")
   exec {trace_fd}<"$trace_out.fifo"
@@ -51,9 +57,10 @@ trace() {
   fail "bpftrace did not attach: $(cat "$trace_out.err")"
 }
 
-# finish: stops the tracer (SIGINT prints the maps) and keeps its output.
+# finish URL: stops the tracer with a request for its stop target (it prints
+# the maps as it exits) and keeps its output.
 finish() {
-  kill -INT "$tracer"
+  curl -sS --max-time 10 "$1" >/dev/null || fail "curl $1 failed"
   cat <&"$trace_fd" >"$trace_out" || true
   wait "$tracer" || fail "bpftrace exited with $?: $(cat "$trace_out.err")"
   exec {trace_fd}<&-
@@ -77,11 +84,11 @@ pids+=("$server")
 IFS= read -r -t 30 -u "$out" line || fail "no listening line from portico-hello"
 [[ $line =~ http://127\.0\.0\.1:([0-9]+)/ ]] || fail "unexpected first line: $line"
 base="http://127.0.0.1:${BASH_REMATCH[1]}"
-trace "$server" "$hello"
+trace "$server" "$hello" /json
 curl -sS --max-time 10 "$base/plaintext" "$base/plaintext" "$base/plaintext" \
   "$base/users/1" "$base/users/2" "$base/missing" >/dev/null || fail "curl to portico-hello failed"
 curl -sS --max-time 10 -X POST "$base/plaintext" >/dev/null || fail "curl to portico-hello failed"
-finish
+finish "$base/json"
 expect_count /plaintext 3
 expect_count /users/:id 2
 expect_count "(no route)" 2  # the 404 and the 405
@@ -95,11 +102,14 @@ pids+=("$gw")
 IFS= read -r -t 30 -u "$out" line || fail "no listening line from portico-gateway"
 [[ $line =~ ^listening\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "first line: $line"
 base="http://127.0.0.1:${BASH_REMATCH[1]}"
-trace "$gw" "$gateway"
+IFS= read -r -t 30 -u "$out" line || fail "no admin line from portico-gateway"
+[[ $line =~ ^admin\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "second line: $line"
+admin="http://127.0.0.1:${BASH_REMATCH[1]}"
+trace "$gw" "$gateway" /ready
 # One connection: the 404 last is read only once the proxied ones are done.
 curl -sS --max-time 10 "$base/api/users/1" "$base/api/users/2" \
   "$base/api/users/3" "$base/nothing-here" >/dev/null || fail "curl to portico-gateway failed"
-finish
+finish "$admin/ready"  # the admin listener is a portico server too
 expect_count /api/users/:id 3
 expect_count /users/:id 3  # the demo's upstream, a portico server in the same process
 expect_count "(no route)" 1
