@@ -9,7 +9,7 @@
 // that attaches raises it (bpftrace does, through the kernel's uprobe
 // reference counter or the process's memory), and only then are the
 // arguments computed. With nobody attached a probe costs a load, a compare
-// and a branch not taken; bench/README.md ("USDT probes") has the count, and
+// and a branch not taken; bench/README.md ("trace/") has the count, and
 // the semaphore-less form's (a `nop`, but its arguments always computed).
 // Arguments are values at hand (pointers, lengths, integers; nothing
 // formatted, no clock read): a tracer timestamps each probe itself.
