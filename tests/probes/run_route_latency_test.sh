@@ -24,9 +24,11 @@ skip() { echo "SKIP: $*"; exit 77; }
 
 command -v bpftrace >/dev/null || skip "bpftrace not installed (apt-get install bpftrace)"
 [[ $(id -u) == 0 ]] || skip "bpftrace needs root (running as uid $(id -u))"
-if ! probe_check=$(timeout 60 bpftrace -e 'BEGIN { printf("ready\n"); exit(); }' 2>&1) ||
+# A uprobe on the program's main (no USDT involved): can bpftrace attach
+# user-space probes at all here? (BEGIN runs once it has.)
+if ! probe_check=$(timeout 60 bpftrace -e "uprobe:$hello:main {} BEGIN { printf(\"ready\n\"); exit(); }" 2>&1) ||
    [[ $probe_check != *ready* ]]; then
-  skip "bpftrace cannot run BPF programs here: $(tr '\n' ' ' <<<"$probe_check")"
+  skip "bpftrace cannot attach uprobes here: $(tr '\n' ' ' <<<"$probe_check")"
 fi
 
 work=$(mktemp -d)
