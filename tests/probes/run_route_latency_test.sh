@@ -3,6 +3,8 @@
 # to a running portico-hello (server probes) and portico-gateway's built-in
 # demo (gateway probes, and the demo's in-process upstreams' server probes):
 # requests sent with curl must show up counted by route pattern, exactly.
+# Then upstream_connect and upstream_response_head's arguments on the demo:
+# a new upstream connection (from_pool 0), then the pooled one (1).
 #
 #   run_route_latency_test.sh SCRIPT.bt PORTICO-HELLO PORTICO-GATEWAY
 #
@@ -40,16 +42,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# trace PID BINARY STOP-TARGET: starts the script on PID; returns once it is
-# attached (its BEGIN line read). Sets $tracer and $trace_out.
+# trace PID BINARY STOP-TARGET [SCRIPT]: starts SCRIPT (default: the one
+# under test) on PID; returns once it is attached (its BEGIN line read).
+# Sets $tracer and $trace_out.
 trace() {
-  local pid=$1 bin=$2 stop=$3 line
-  trace_out="$work/trace.$pid"
+  local pid=$1 bin=$2 stop=$3 program=${4:-$script} line
+  trace_out="$work/trace.$pid.${program##*/}"
   mkfifo "$trace_out.fifo"
-  { cat "$script"
+  { cat "$program"
     printf 'usdt:$1:portico:request_start /str(arg3, arg4) == "%s"/ { exit(); }\n' "$stop"
-  } >"$work/traced.$pid.bt"
-  bpftrace -p "$pid" "$work/traced.$pid.bt" "$bin" >"$trace_out.fifo" 2>"$trace_out.err" &
+  } >"$trace_out.bt"
+  bpftrace -p "$pid" "$trace_out.bt" "$bin" >"$trace_out.fifo" 2>"$trace_out.err" &
   tracer=$!
   pids+=("$tracer")
   exec {trace_fd}<"$trace_out.fifo"
@@ -115,6 +118,25 @@ finish "$admin/ready"  # the admin listener is a portico server too
 expect_count /api/users/:id 3
 expect_count /users/:id 3  # the demo's upstream, a portico server in the same process
 expect_count "(no route)" 1
+
+# The gateway's own probes and their arguments: two proxied requests on one
+# client connection, both to the canary cluster (one endpoint): a new
+# upstream connection, then the pooled one.
+cat >"$work/upstream.bt" <<'BT'
+BEGIN { printf("Tracing\n"); }
+usdt:$1:portico:upstream_connect { printf("connect %d %s\n", arg1, str(arg2, arg3)); }
+usdt:$1:portico:upstream_response_head { printf("head %d %d\n", arg1, arg2); }
+BT
+trace "$gw" "$gateway" /ready "$work/upstream.bt"
+curl -sS --max-time 10 -H 'X-Release-Version: v2-beta' "$base/api/users/1" "$base/api/users/2" \
+  >/dev/null || fail "curl to portico-gateway failed"
+finish "$admin/ready"
+mapfile -t lines < <(grep -E '^(connect|head) ' "$trace_out")
+[[ ${#lines[@]} == 4 && ${lines[0]} =~ ^connect\ 0\ 127\.0\.0\.1:[0-9]+$ &&
+   ${lines[1]} == "head 200 0" && ${lines[2]} == "connect 1 ${lines[0]#connect 0 }" &&
+   ${lines[3]} == "head 200 0" ]] ||
+  fail "upstream probes: got '${lines[*]}', want connect 0 ADDR, head 200 0, connect 1 ADDR, head 200 0"
+echo "ok: upstream_connect (new, then pooled) and upstream_response_head"
 kill -TERM "$gw"
 wait "$gw" || fail "portico-gateway exited with $?"
 echo "ok: route_latency.bt"
