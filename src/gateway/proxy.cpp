@@ -14,6 +14,7 @@
 #include "http1/target.hpp"
 #include "server/access_log.hpp"
 #include "server/local_replies.hpp"
+#include "server/probes.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
 
@@ -129,6 +130,7 @@ StreamingExchange* RouteGroup::take(ClientStream client, ServerExchange& exchang
       return nullptr;
     }
   }
+  PORTICO_PROBE3(route_matched, client.probe_id(), chosen->pattern.data(), chosen->pattern.size());
   if (chosen->respond) {
     Response& response = exchange.response;
     const RouteTarget::Extras& answer_with = chosen->more();
@@ -392,6 +394,9 @@ ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
   balancer.request_started(endpoint);
   if (upgrade_sent_) upstream_->forbid_reuse();
   if (logging_ && upstream_->reused()) connect_ms_ = 0;  // taken from the pool
+  PORTICO_PROBE4_IF(upstream_->reused(), upstream_connect, client_.probe_id(), 1,
+                    state.endpoints[endpoint].address.data(),
+                    state.endpoints[endpoint].address.size());
 
   bool sent = upstream_->send(head_);
   // A retry's body so far; body bytes read while the request waited for
@@ -706,6 +711,9 @@ void ProxyExchange::on_upstream_writable(UpstreamConnection& connection) noexcep
 
 void ProxyExchange::on_upstream_connected(UpstreamConnection& connection) noexcept {
   (void)connection;  // the request waiting in the connection goes out by itself
+  PORTICO_PROBE4(upstream_connect, client_.probe_id(), 0,
+                 cluster_state().endpoints[endpoint_].address.data(),
+                 cluster_state().endpoints[endpoint_].address.size());
   if (Resilience* resilience = route_->snapshot->resilience)
     resilience->connected(cluster_state().resilience, endpoint_);
   if (logging_) {
@@ -732,6 +740,7 @@ void ProxyExchange::on_upstream_connect_failed(UpstreamConnection& connection,
 void ProxyExchange::on_upstream_head(UpstreamConnection& connection,
                                      const UpstreamResponseHead& head) noexcept {
   (void)connection;
+  PORTICO_PROBE3(upstream_response_head, client_.probe_id(), head.status, attempts_);
   UpstreamResponse response;
   response.status = head.status;
   response.reason = status_reason({head.base, head.head_length});
@@ -1041,6 +1050,8 @@ void ProxyExchange::log_exchange() noexcept {
 
 void ProxyExchange::recycle() noexcept {
   if (route_ != nullptr) {
+    PORTICO_PROBE4(request_done, client_.probe_id(), status_, bytes_out_,
+                   static_cast<unsigned>(label_));
     stop_waiting();
     release_slot();
     if (std::exchange(retrying_, false))

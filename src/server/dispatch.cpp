@@ -11,6 +11,7 @@
 
 #include "http1/target.hpp"
 #include "server/local_replies.hpp"
+#include "server/probes.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
@@ -187,6 +188,9 @@ void ServerConnection::dispatch() noexcept {
       start_streaming(true);
       return;
     }
+    // A taker's route fires its own (it may pick among targets).
+    PORTICO_PROBE3(route_matched, probe_id(this), ex.route->local().pattern.data(),
+                   ex.route->local().pattern.size());
     run_handler();
     return;
   }

@@ -43,6 +43,9 @@ class ClientStream {
   ReactorShard& shard() const noexcept;
   // The peer's address (false when the socket has none any more).
   bool peer(sockaddr_storage& out) const noexcept;
+  // The exchange's `id` in USDT probes (server/probes.hpp), as the server's
+  // own probes give it.
+  std::uint64_t probe_id() const noexcept { return reinterpret_cast<std::uintptr_t>(connection_); }
 
   // Writes response bytes (the head, then the body as framed for the
   // client). Bytes that cannot go out now are kept in order.

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "server/probes.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
@@ -153,6 +154,10 @@ void ServerConnection::write_local_reply(int status, ErrorLabel label,
 }
 
 void ServerConnection::fail(int status) noexcept {
+  // A request past its head (request_start fired) that ends here: 408, 413,
+  // a malformed body. A taken one's taker fired request_done already.
+  PORTICO_PROBE4_IF(exchange_ != nullptr && phase_ == Phase::kBody, request_done, probe_id(this),
+                    status, std::size_t{0}, static_cast<unsigned>(refusal_label(status)));
   if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
     shard_.release_exchange(exchange_);
     exchange_ = nullptr;

@@ -6,6 +6,7 @@
 
 #include "http1/writer.hpp"
 #include "server/access_log.hpp"
+#include "server/probes.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
@@ -124,6 +125,10 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
     append_access_log(shard_.access_log, options.access_log, shard_.date_second, ex.request, status,
                       res.body_.size());
   }
+
+  // A taken exchange's taker fires request_done (it knows what it sent).
+  PORTICO_PROBE4_IF(phase_ != Phase::kTaken, request_done, probe_id(this), status, res.body_.size(),
+                    static_cast<unsigned>(ex.label));
 
   if (ex.stream_started || ex.head_request || body.empty()) return;
   if (body.size() >= kBigBody) {

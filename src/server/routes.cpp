@@ -37,8 +37,9 @@ Routes::Routes(Routes&&) noexcept = default;
 Routes& Routes::operator=(Routes&&) noexcept = default;
 
 namespace {
-detail::RouteRef make_entry(Handler handler, RouteOptions options) {
+detail::RouteRef make_entry(std::string_view pattern, Handler handler, RouteOptions options) {
   auto entry = std::make_shared<detail::LocalRoute>();
+  entry->pattern = pattern;
   entry->handler = std::move(handler);
   entry->blocking = options.blocking;
   entry->middleware = std::move(options.middleware);
@@ -48,23 +49,23 @@ detail::RouteRef make_entry(Handler handler, RouteOptions options) {
 
 RouteError Routes::add(Method method, std::string_view pattern, Handler handler,
                        RouteOptions route_options) {
-  RouteError error =
-      impl_->router.add(method, pattern, make_entry(std::move(handler), std::move(route_options)));
+  RouteError error = impl_->router.add(
+      method, pattern, make_entry(pattern, std::move(handler), std::move(route_options)));
   if (!error) ++impl_->count;
   return error;
 }
 
 RouteError Routes::add(std::string_view method_token, std::string_view pattern, Handler handler,
                        RouteOptions route_options) {
-  RouteError error = impl_->router.add(method_token, pattern,
-                                       make_entry(std::move(handler), std::move(route_options)));
+  RouteError error = impl_->router.add(
+      method_token, pattern, make_entry(pattern, std::move(handler), std::move(route_options)));
   if (!error) ++impl_->count;
   return error;
 }
 
 RouteError Routes::add_any(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  RouteError error =
-      impl_->router.add_any(pattern, make_entry(std::move(handler), std::move(route_options)));
+  RouteError error = impl_->router.add_any(
+      pattern, make_entry(pattern, std::move(handler), std::move(route_options)));
   if (!error) ++impl_->count;
   return error;
 }

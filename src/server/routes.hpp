@@ -57,6 +57,7 @@ struct RouteEntry {
 // A route served by a Handler (and its middleware) in the reactor or, when
 // blocking, on a worker.
 struct LocalRoute final : RouteEntry {
+  std::string pattern;  // as added: for tracing (server/probes.hpp)
   mutable Handler handler;
   bool blocking = false;
   mutable std::vector<Middleware> middleware;

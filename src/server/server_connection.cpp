@@ -13,6 +13,7 @@
 #include <climits>
 
 #include "net/sockets.hpp"
+#include "server/probes.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
 
@@ -236,6 +237,9 @@ void ServerConnection::process_input() noexcept {
         phase_ = Phase::kBody;
         phase_start_ = now_ticks();
         ex.continue_due = ex.parser.expect_continue();
+        PORTICO_PROBE5(request_start, probe_id(this), in_.data() + ex.parser.method().offset,
+                       ex.parser.method().length, in_.data() + ex.parser.target().offset,
+                       ex.parser.target().length);
         if (shard_.core.streaming_routes() && dispatch_head()) {
           // A taker sends 100 Continue itself once it is ready for the body
           // (ClientStream::send_continue): a proxy once its upstream has the
@@ -250,6 +254,10 @@ void ServerConnection::process_input() noexcept {
         if (parsed_ == in_.size()) send_continue_if_due(ex);
         continue;  // the body, or as much of it as is here
       case http1::Event::kMessage:
+        // Head and body parsed in one go (no kHead came): the head is parsed now.
+        PORTICO_PROBE5_IF(phase_ == Phase::kHead, request_start, probe_id(this),
+                          in_.data() + ex.parser.method().offset, ex.parser.method().length,
+                          in_.data() + ex.parser.target().offset, ex.parser.target().length);
         dispatch();
         // Deferred, taken, or lingering: the exchange is not done here.
         if (phase_ >= Phase::kDeferred || stream_.closed()) return;
