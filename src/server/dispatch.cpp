@@ -133,6 +133,7 @@ void ServerConnection::start_streaming(bool whole) noexcept {
     return;
   }
   ex.streaming = taken;
+  ex.taken = true;
   ex.request_done = whole;
   phase_ = Phase::kTaken;
   if (!whole) {

@@ -3,6 +3,7 @@
 #include "server/routes.hpp"
 
 #include "server/exchange_taker.hpp"
+#include "server/request_metrics.hpp"
 
 #include <mutex>
 #include <utility>
@@ -37,8 +38,9 @@ Routes::Routes(Routes&&) noexcept = default;
 Routes& Routes::operator=(Routes&&) noexcept = default;
 
 namespace {
-detail::RouteRef make_entry(Handler handler, RouteOptions options) {
+detail::RouteRef make_entry(std::string_view pattern, Handler handler, RouteOptions options) {
   auto entry = std::make_shared<detail::LocalRoute>();
+  entry->route_name = detail::intern_route_name(pattern);
   entry->handler = std::move(handler);
   entry->blocking = options.blocking;
   entry->middleware = std::move(options.middleware);
@@ -48,32 +50,33 @@ detail::RouteRef make_entry(Handler handler, RouteOptions options) {
 
 RouteError Routes::add(Method method, std::string_view pattern, Handler handler,
                        RouteOptions route_options) {
-  RouteError error =
-      impl_->router.add(method, pattern, make_entry(std::move(handler), std::move(route_options)));
+  RouteError error = impl_->router.add(
+      method, pattern, make_entry(pattern, std::move(handler), std::move(route_options)));
   if (!error) ++impl_->count;
   return error;
 }
 
 RouteError Routes::add(std::string_view method_token, std::string_view pattern, Handler handler,
                        RouteOptions route_options) {
-  RouteError error = impl_->router.add(method_token, pattern,
-                                       make_entry(std::move(handler), std::move(route_options)));
+  RouteError error = impl_->router.add(
+      method_token, pattern, make_entry(pattern, std::move(handler), std::move(route_options)));
   if (!error) ++impl_->count;
   return error;
 }
 
 RouteError Routes::add_any(std::string_view pattern, Handler handler, RouteOptions route_options) {
-  RouteError error =
-      impl_->router.add_any(pattern, make_entry(std::move(handler), std::move(route_options)));
+  RouteError error = impl_->router.add_any(
+      pattern, make_entry(pattern, std::move(handler), std::move(route_options)));
   if (!error) ++impl_->count;
   return error;
 }
 
 namespace {
 detail::RouteRef make_streaming_entry(std::shared_ptr<detail::EntryStore>& store,
-                                      StreamingHandler handler) {
+                                      std::string_view pattern, StreamingHandler handler) {
   if (!store) store = std::make_shared<detail::EntryStore>();
   detail::RouteEntry& entry = store->make();
+  entry.route_name = detail::intern_route_name(pattern);
   entry.taker = std::move(handler.taker);
   return detail::RouteRef(store, &entry);
 }
@@ -93,20 +96,20 @@ RouteError counted(std::size_t& count, std::size_t& streaming, detail::RouteEntr
 }  // namespace
 
 RouteError Routes::add(Method method, std::string_view pattern, StreamingHandler handler) {
-  detail::RouteRef entry = make_streaming_entry(impl_->entries, std::move(handler));
+  detail::RouteRef entry = make_streaming_entry(impl_->entries, pattern, std::move(handler));
   detail::RouteEntry& made = *entry;
   return counted(impl_->count, impl_->streaming, made, impl_->router.add(method, pattern, std::move(entry)));
 }
 
 RouteError Routes::add(std::string_view method_token, std::string_view pattern,
                        StreamingHandler handler) {
-  detail::RouteRef entry = make_streaming_entry(impl_->entries, std::move(handler));
+  detail::RouteRef entry = make_streaming_entry(impl_->entries, pattern, std::move(handler));
   detail::RouteEntry& made = *entry;
   return counted(impl_->count, impl_->streaming, made, impl_->router.add(method_token, pattern, std::move(entry)));
 }
 
 RouteError Routes::add_any(std::string_view pattern, StreamingHandler handler) {
-  detail::RouteRef entry = make_streaming_entry(impl_->entries, std::move(handler));
+  detail::RouteRef entry = make_streaming_entry(impl_->entries, pattern, std::move(handler));
   detail::RouteEntry& made = *entry;
   return counted(impl_->count, impl_->streaming, made, impl_->router.add_any(pattern, std::move(entry)));
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +36,10 @@ struct RouteEntry {
 
   // Set for a StreamingHandler's route: it takes exchanges at their head.
   std::shared_ptr<ExchangeTaker> taker;
+  // The route's pattern in the route-name table (request_metrics.hpp):
+  // interned when the route is added, so requests label their series by a
+  // number and never hash the pattern.
+  std::uint32_t route_name = 0;
 
   // REQUIRES: !taker.
   const LocalRoute& local() const noexcept;
