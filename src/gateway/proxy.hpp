@@ -397,7 +397,7 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   ProxyExchange* wait_next_ = nullptr;
 
   // For the request metrics (ServerOptions::metrics): the series' route
-  // and method, and when the request head arrived (the reactor's loop clock).
+  // and method, and when the request's first byte was read (the loop clock).
   bool metering_ = false;
   std::uint8_t series_method_ = 0;
   std::uint32_t series_route_ = 0;

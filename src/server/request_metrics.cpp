@@ -230,7 +230,7 @@ void append_prometheus(std::string& out, const MetricsSnapshot& snapshot) {
                   &RequestSeries::count);
   constexpr std::string_view histogram = "portico_request_duration_seconds";
   header(out, histogram, "histogram",
-         "Time from the request head's arrival to the response's completion, as the reactor's "
+         "Time from the request's first byte to the response's completion, as the reactor's "
          "loop clock sees it.");
   for (const RequestSeries& s : snapshot.requests) {
     std::uint64_t cumulative = 0;

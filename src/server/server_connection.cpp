@@ -223,6 +223,7 @@ void ServerConnection::process_input() noexcept {
       }
       phase_ = Phase::kHead;
       phase_start_ = now_ticks();
+      exchange_->started = shard_.reactor.now();
     }
     ServerExchange& ex = *exchange_;
     const http1::Progress progress =
@@ -235,7 +236,6 @@ void ServerConnection::process_input() noexcept {
       case http1::Event::kHead:
         phase_ = Phase::kBody;
         phase_start_ = now_ticks();
-        ex.started = shard_.reactor.now();
         ex.continue_due = ex.parser.expect_continue();
         if (shard_.core.streaming_routes() && dispatch_head()) {
           // A taker sends 100 Continue itself once it is ready for the body

@@ -70,8 +70,8 @@ struct ServerExchange {
   // Gateway: a canary request that went to the route's own cluster
   // (metrics' `fallback`), when the taker answered it at once.
   bool fallback = false;
-  // When its head arrived (its first byte until then), by the reactor's loop
-  // clock: the start of its duration in the request metrics.
+  // When its first byte was read, by the reactor's loop clock: the start of
+  // its duration in the request metrics (nginx's $request_time starts there too).
   std::chrono::steady_clock::time_point started{};
 
   // Ready for the next request on the connection (reactor_shard.cpp).

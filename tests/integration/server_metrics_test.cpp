@@ -67,6 +67,11 @@ TEST_F(ServerMetricsTest, CountersMoveByExactlyTheRequestsSent) {
   std::uint64_t in_buckets = 0;
   for (const std::uint64_t bucket : plain->buckets) in_buckets += bucket;
   EXPECT_EQ(in_buckets, plain->count);
+  // Each took well under a second: none past the 30 s bound (a start that
+  // was never set would put them all there).
+  EXPECT_EQ(plain->buckets.back(), 0u);
+  EXPECT_EQ(plain->buckets[kDurationBucketCount - 2], 0u);
+  EXPECT_LT(plain->duration_ns, kPlain * 1'000'000'000ull);
 
   EXPECT_EQ(series_for_route(snapshot, "/users/:id"), 1u) << server().metrics();
   const RequestSeries* users = find_series(snapshot, "/users/:id", "GET", 2, ErrorLabel::kNone);
