@@ -190,6 +190,7 @@ ServerOptions server_options(const GatewayConfig& config, int access_log_fd) {
   options.read_buffer_size = 64 * 1024;
   options.handle_signals = false;
   options.worker_threads = 1;
+  options.metrics = config.metrics;
   switch (config.access_log.format) {
     case AccessLogConfig::Format::kNone:
       options.access_log = AccessLogFormat::kOff;
