@@ -572,7 +572,7 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
                 method == "DELETE" || method == "TRACE";
   metering_ = client.shard().core.options().metrics;
   if (metering_) {
-    series_route_ = exchange.route != nullptr ? exchange.route->route_name : 0;
+    series_route_ = exchange.route != nullptr ? exchange.route->name_id() : 0;
     series_method_ = static_cast<std::uint8_t>(method_index(request.method()));
     head_at_ = exchange.started;
   }

@@ -138,6 +138,7 @@ class RouteGroup final : public ExchangeTaker {
   RouteGroup(Runtime& runtime, std::span<const RouteTarget* const> targets) noexcept
       : runtime_(runtime), targets_(targets) {}
   StreamingExchange* take(ClientStream client, ServerExchange& exchange) noexcept override;
+  std::string_view route_pattern() const noexcept override { return targets_.front()->pattern; }
 
  private:
   Runtime& runtime_;

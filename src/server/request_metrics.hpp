@@ -27,7 +27,8 @@ namespace detail {
 
 // The id of `pattern` in the process-wide route-name table, added on first
 // sight. Id 0 is "none" (no route). Takes a lock: call where routes are
-// added, never per request.
+// added, or once per route at its first request (RouteEntry::name_id()),
+// never on every request.
 std::uint32_t intern_route_name(std::string_view pattern);
 // The pattern of `id` (from intern_route_name), "none" for 0.
 std::string_view route_name(std::uint32_t id) noexcept;

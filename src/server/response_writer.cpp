@@ -127,8 +127,8 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
     const auto took =
         std::chrono::duration_cast<std::chrono::nanoseconds>(shard_.reactor.now() - ex.started);
     shard_.request_metrics.record(
-        series_key(ex.route != nullptr ? ex.route->route_name : 0,
-                   method_index(ex.request.method()), status, ex.label, ex.fallback),
+        series_key(ex.route != nullptr ? ex.route->name_id() : 0, method_index(ex.request.method()),
+                   status, ex.label, ex.fallback),
         took.count() > 0 ? static_cast<std::uint64_t>(took.count()) : 0, ex.request.body().size(),
         res.body_.size());
   }

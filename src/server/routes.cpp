@@ -13,10 +13,10 @@ inline namespace v0 {
 namespace detail {
 
 const std::string_view* RouteEntry::param_names(const Params& matched) const {
-  if (const std::string_view* names = names_.load(std::memory_order_acquire)) return names;
+  if (const Names* names = names_.load(std::memory_order_acquire)) return names->views.data();
   static std::mutex mutex;  // first matches only
   std::lock_guard lock(mutex);
-  if (const std::string_view* names = names_.load(std::memory_order_relaxed)) return names;
+  if (const Names* names = names_.load(std::memory_order_relaxed)) return names->views.data();
   auto storage = std::make_unique<Names>();
   for (std::size_t i = 0; i < matched.size(); ++i) storage->bytes.append(matched.name(i));
   std::size_t at = 0;
@@ -25,10 +25,22 @@ const std::string_view* RouteEntry::param_names(const Params& matched) const {
     storage->views.push_back(std::string_view(storage->bytes).substr(at, length));
     at += length;
   }
-  names_storage_ = storage.release();
-  names_.store(names_storage_->views.data(), std::memory_order_release);
-  return names_storage_->views.data();
+  Names* made = storage.release();
+  names_.store(made, std::memory_order_release);
+  return made->views.data();
 }
+
+std::uint32_t RouteEntry::intern_name() const noexcept {
+  std::uint32_t id = 0;  // "none" if it cannot be had
+  try {
+    if (taker) id = intern_route_name(taker->route_pattern());
+  } catch (...) {
+  }
+  route_name.store(id, std::memory_order_relaxed);
+  return id;
+}
+
+static_assert(sizeof(RouteEntry) <= 32, "a gateway holds one RouteEntry per path and method");
 
 }  // namespace detail
 
@@ -40,7 +52,7 @@ Routes& Routes::operator=(Routes&&) noexcept = default;
 namespace {
 detail::RouteRef make_entry(std::string_view pattern, Handler handler, RouteOptions options) {
   auto entry = std::make_shared<detail::LocalRoute>();
-  entry->route_name = detail::intern_route_name(pattern);
+  entry->route_name.store(detail::intern_route_name(pattern), std::memory_order_relaxed);
   entry->handler = std::move(handler);
   entry->blocking = options.blocking;
   entry->middleware = std::move(options.middleware);
@@ -76,7 +88,11 @@ detail::RouteRef make_streaming_entry(std::shared_ptr<detail::EntryStore>& store
                                       std::string_view pattern, StreamingHandler handler) {
   if (!store) store = std::make_shared<detail::EntryStore>();
   detail::RouteEntry& entry = store->make();
-  entry.route_name = detail::intern_route_name(pattern);
+  // A taker that keeps its pattern has it interned at its first request.
+  entry.route_name.store(handler.taker && !handler.taker->route_pattern().empty()
+                             ? detail::RouteEntry::kUnnamed
+                             : detail::intern_route_name(pattern),
+                         std::memory_order_relaxed);
   entry.taker = std::move(handler.taker);
   return detail::RouteRef(store, &entry);
 }

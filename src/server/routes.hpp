@@ -32,14 +32,22 @@ struct RouteEntry {
   RouteEntry() = default;
   RouteEntry(const RouteEntry&) = delete;
   RouteEntry& operator=(const RouteEntry&) = delete;
-  ~RouteEntry() { delete names_storage_; }
+  ~RouteEntry() { delete names_.load(std::memory_order_relaxed); }
 
   // Set for a StreamingHandler's route: it takes exchanges at their head.
   std::shared_ptr<ExchangeTaker> taker;
-  // The route's pattern in the route-name table (request_metrics.hpp):
-  // interned when the route is added, so requests label their series by a
-  // number and never hash the pattern.
-  std::uint32_t route_name = 0;
+  // The route's pattern's id in the route-name table (request_metrics.hpp),
+  // so requests label their series by a number and never hash the pattern:
+  // interned when the route is added, or (a taker that knows its pattern)
+  // at the route's first request, under the table's lock, once per process.
+  static constexpr std::uint32_t kUnnamed = 0xFFFFFFFF;
+  std::uint32_t name_id() const noexcept {
+    const std::uint32_t id = route_name.load(std::memory_order_relaxed);
+    return id != kUnnamed ? id : intern_name();
+  }
+  // Relaxed: only the value matters (the name's bytes are published by the
+  // route-name table itself).
+  mutable std::atomic<std::uint32_t> route_name{0};
 
   // REQUIRES: !taker.
   const LocalRoute& local() const noexcept;
@@ -51,12 +59,14 @@ struct RouteEntry {
   const std::string_view* param_names(const Params& matched) const;
 
  private:
+  std::uint32_t intern_name() const noexcept;
   struct Names {
     std::string bytes;
     std::vector<std::string_view> views;
   };
-  mutable std::atomic<const std::string_view*> names_{nullptr};
-  mutable Names* names_storage_ = nullptr;  // written once, under a lock
+  // Written once, under a lock; one pointer, so an entry (a gateway holds
+  // one per path and method) stays 32 bytes with route_name beside it.
+  mutable std::atomic<Names*> names_{nullptr};
 };
 
 // A route served by a Handler (and its middleware) in the reactor or, when

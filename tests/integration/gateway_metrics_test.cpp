@@ -129,6 +129,39 @@ TEST_F(GatewayMetricsTest, AThousandPathsOfOneRouteAreOneSeries) {
   EXPECT_NE(text.find("portico_breaker_open{cluster=\"users\"} 0\n"), std::string::npos);
 }
 
+TEST_F(GatewayMetricsTest, OnlyRoutesThatSawTrafficAppear) {
+  std::string yaml =
+      "listen: {host: 127.0.0.1, port: 0, threads: 1}\n"
+      "clusters:\n  users:\n    endpoints: [{address: \"127.0.0.1:" +
+      std::to_string(upstream_.port) + "\"}]\nroutes:\n";
+  for (int i = 0; i < 2000; ++i)
+    yaml += "  - {path: /s" + std::to_string(i) + "/users/:id, cluster: users, strip_prefix: /s" +
+            std::to_string(i) + "}\n";
+  gateway_ = std::make_unique<Gateway>(parse(yaml));
+  ASSERT_FALSE(gateway_->start()) << gateway_->setup_error();
+  TestClient client(gateway_->port());
+  for (const int route : {7, 1999, 7, 300}) {
+    const ReadResult r =
+        client.request(request_bytes("GET", "/s" + std::to_string(route) + "/users/42"));
+    ASSERT_TRUE(r.ok() && r.response.status == 200) << r.error;
+    EXPECT_EQ(r.response.body, "user 42");
+  }
+  const auto counted = [&] {
+    std::uint64_t n = 0;
+    for (const RequestSeries& s : gateway_->server().metrics_snapshot().requests) n += s.count;
+    return n;
+  };
+  ASSERT_TRUE(wait_for([&] { return counted() == 4; })) << gateway_->metrics();
+  const MetricsSnapshot snapshot = gateway_->server().metrics_snapshot();
+  ASSERT_EQ(snapshot.requests.size(), 3u) << gateway_->metrics();
+  const RequestSeries* seven = find_series(snapshot, "/s7/users/:id", "GET", 2, ErrorLabel::kNone);
+  ASSERT_NE(seven, nullptr) << gateway_->metrics();
+  EXPECT_EQ(seven->count, 2u);
+  EXPECT_NE(find_series(snapshot, "/s1999/users/:id", "GET", 2, ErrorLabel::kNone), nullptr);
+  EXPECT_NE(find_series(snapshot, "/s300/users/:id", "GET", 2, ErrorLabel::kNone), nullptr);
+  EXPECT_EQ(gateway_->metrics().find("/s8/"), std::string::npos);
+}
+
 TEST_F(GatewayMetricsTest, AdminServesMetricsThatPromtoolAcceptsUnderLoad) {
   Gateway& gateway = start(2);
   ASSERT_NE(gateway.admin_port(), 0);
