@@ -3,14 +3,17 @@
 # per request, counted by callgrind — a figure the shared, noisy machine does
 # not move, unlike CPU time.
 #
-#   bench/server/instructions_per_request.sh [--portico BIN] [--duration S] [PATH...]
+#   bench/server/instructions_per_request.sh [--portico BIN] [--duration S]
+#       [--no-metrics] [PATH...]
 #
 # For each PATH (default /plaintext /users/42): runs BIN (default
 # build/release/examples/portico-hello) under valgrind --tool=callgrind with
 # one thread on 127.0.0.1:28090, drives it with wrk -t1 -c64 for S seconds
 # (default 4), and divides the instructions by the requests wrk completed,
 # after subtracting a run of the same binary that served no load (startup and
-# shutdown). Needs valgrind and wrk (.ci/setup --bench).
+# shutdown). --no-metrics passes --no-metrics to BIN (ServerOptions::metrics
+# off), to measure what the request metrics cost. Needs valgrind and wrk
+# (.ci/setup --bench).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,11 +23,13 @@ bin="$here/../../build/release/examples/portico-hello"
 duration=4
 port=28090
 paths=()
+server_args=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --portico) bin=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-metrics) server_args+=(--no-metrics); shift ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) paths+=("$1"); shift ;;
   esac
 done
@@ -40,7 +45,7 @@ trap '[[ -n $server ]] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 # and leaves the request count in $work/requests.
 measure() {
   local path=$1 seconds=$2 out="$work/callgrind.out"
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --port "$port" --threads 1 \
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --port "$port" --threads 1 "${server_args[@]}" \
     >/dev/null 2>&1 &
   server=$!
   for _ in $(seq 100); do

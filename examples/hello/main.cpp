@@ -1,13 +1,14 @@
 // portico-hello: the Server in the smallest useful program.
 //
 //   portico-hello [--host ADDR] [--port N] [--threads N] [--workers N]
-//                 [--access-log common|json] [--no-batch-io]
+//                 [--access-log common|json] [--no-batch-io] [--no-metrics]
 //
 //   GET  /plaintext  -> Hello, World!                  (text/plain)
 //   GET  /json       -> {"message":"Hello, World!"}    (application/json)
 //   GET  /users/:id  -> user <id>
 //   POST /echo       -> the request body
 //   GET  /slow       -> answered from the blocking worker pool after 50 ms
+//   GET  /metrics    -> the request metrics (Prometheus text format 0.0.4)
 //
 // Runs until SIGINT/SIGTERM, then drains in-flight requests and exits 0.
 // Exit status 2 for bad options, 1 when the server cannot start.
@@ -26,7 +27,7 @@ namespace {
 void usage(std::FILE* out) {
   std::fputs(
       "usage: portico-hello [--host ADDR] [--port N] [--threads N] [--workers N]\n"
-      "                     [--access-log common|json] [--no-batch-io]\n"
+      "                     [--access-log common|json] [--no-batch-io] [--no-metrics]\n"
       "  --host ADDR     address to listen on (default 127.0.0.1)\n"
       "  --port N        port (default 8080; 0 picks a free one)\n"
       "  --threads N     reactor threads (default 1; 0 = one per CPU)\n"
@@ -35,7 +36,9 @@ void usage(std::FILE* out) {
       "  --access-log F  write an access log to stdout in format F\n"
       "  --no-batch-io   one recv(2)/send(2) per connection instead of one io_uring\n"
       "                  call for a loop iteration's reads and one for its sends\n"
-      "                  (ServerOptions::batch_io)\n",
+      "                  (ServerOptions::batch_io)\n"
+      "  --no-metrics    count no request metrics (ServerOptions::metrics; /metrics\n"
+      "                  then shows the server's counters only)\n",
       out);
 }
 
@@ -74,6 +77,8 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--no-batch-io") {
       options.batch_io = false;
+    } else if (arg == "--no-metrics") {
+      options.metrics = false;
     } else if (arg == "--host" && has_value) {
       options.host = argv[++i];
     } else if (arg == "--access-log" && has_value) {
@@ -113,6 +118,9 @@ int main(int argc, char** argv) {
         res.text("slow");
       },
       {.blocking = true});
+  server.get("/metrics", [&server](portico::Request&, portico::Response& res) {
+    res.body(server.metrics(), "text/plain; version=0.0.4; charset=utf-8");
+  });
 
   std::error_code error = server.start();
   if (error) {

@@ -71,6 +71,9 @@ class Gateway {
   // ---- admin views (GATEWAY.md, Admin listener) ---------------------------
   std::string clusters_json() const;
   std::string routes_json() const;
+  // GET /metrics: Prometheus text format 0.0.4, the traffic server's
+  // request series (Server::metrics()) and the upstream series.
+  std::string metrics() const;
 
   class Impl;
 

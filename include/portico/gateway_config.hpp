@@ -284,6 +284,10 @@ struct GatewayConfig {
   std::vector<Cidr> trusted_proxies;
   AccessLogConfig access_log;
   std::string via = "portico";    // "" sends no Via
+  // Request and upstream metrics (ServerOptions::metrics). No key in the
+  // file: portico-gateway turns them off with PORTICO_METRICS=off in its
+  // environment, to measure what they cost.
+  bool metrics = true;
   std::vector<Cluster> clusters;  // in file order; names unique
   std::vector<Route> routes;      // in file order
 

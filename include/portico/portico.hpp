@@ -11,4 +11,5 @@
 #include "portico/reactor.hpp"
 #include "portico/router.hpp"
 #include "portico/server.hpp"
+#include "portico/metrics.hpp"
 #include "portico/version.hpp"

@@ -47,6 +47,7 @@ struct Middleware {
 namespace detail {
 class ExchangeTaker;
 }  // namespace detail
+struct MetricsSnapshot;  // portico/metrics.hpp
 
 // A handler that takes its exchanges over at the request head and streams
 // them both ways itself: the request body as it is read, the response as it
@@ -182,6 +183,12 @@ struct ServerOptions {
   // and written to access_log_fd once per loop iteration.
   AccessLogFormat access_log = AccessLogFormat::kOff;
   int access_log_fd = 1;
+
+  // Request metrics (metrics(), README "Metrics"): each reactor counts its
+  // requests by route pattern, method, status class and error label into
+  // series of its own, merged when scraped. Off: nothing is counted per
+  // request (ServerStats still is).
+  bool metrics = true;
 };
 
 // What an answer the server writes itself (rather than a handler) is, as
@@ -296,6 +303,15 @@ class Server {
   std::uint16_t port() const noexcept { return port_.load(std::memory_order_acquire); }
   bool running() const noexcept;
   ServerStats stats() const noexcept;
+  // The request series of every reactor, merged, with stats() (include
+  // portico/metrics.hpp). Empty series when options.metrics is off.
+  MetricsSnapshot metrics_snapshot() const;
+  // metrics_snapshot() in the Prometheus text format 0.0.4, for a host to
+  // serve from a route of its own (Content-Type: text/plain; version=0.0.4;
+  // charset=utf-8). Safe from any thread, a handler included; takes no lock
+  // a reactor waits on.
+  std::string metrics() const;
+  void append_metrics(std::string& out) const;
   const ServerOptions& config() const noexcept { return options_; }
 
  private:

@@ -31,6 +31,7 @@
 
 #include "gateway/proxy.hpp"
 #include "gateway/status_page.hpp"
+#include "portico/metrics.hpp"
 
 namespace portico {
 inline namespace v0 {
@@ -190,6 +191,7 @@ ServerOptions server_options(const GatewayConfig& config, int access_log_fd) {
   options.read_buffer_size = 64 * 1024;
   options.handle_signals = false;
   options.worker_threads = 1;
+  options.metrics = config.metrics;
   switch (config.access_log.format) {
     case AccessLogConfig::Format::kNone:
       options.access_log = AccessLogFormat::kOff;
@@ -386,6 +388,97 @@ class Gateway::Impl final : public detail::gateway::Runtime {
       first_cluster = false;
     }
     out += "}\n";
+    return out;
+  }
+
+  // GET /metrics: the traffic server's request series (per reactor, merged
+  // now), then the upstream series of the config in force: counters from
+  // every reactor's pools, gauges from the shared health and breaker state.
+  std::string metrics() const {
+    std::string out;
+    server_.append_metrics(out);
+    std::shared_ptr<const Snapshot> snapshot;
+    {
+      std::lock_guard lock(mutex_);
+      snapshot = snapshot_;
+    }
+    struct Row {
+      const ClusterState* cluster;
+      const EndpointState* endpoint;
+      const detail::gateway::EndpointHealth* health;
+      detail::gateway::Runtime::UpstreamTotals totals;
+      std::size_t active = 0, pooled = 0;
+    };
+    std::vector<Row> rows;
+    for (const ClusterState& cluster : snapshot->clusters) {
+      for (std::size_t e = 0; e < cluster.endpoints.size(); ++e) {
+        Row& row = rows.emplace_back(
+            Row{&cluster, &cluster.endpoints[e], cluster.resilience.endpoints[e].get(), {}});
+        upstream_totals(cluster.name, row.endpoint->address, row.totals);
+        pool_counts(cluster.name, row.endpoint->address, row.active, row.pooled);
+      }
+    }
+    const auto labels = [&out](const Row& row) {
+      out += "{cluster=\"";
+      append_label_value(out, row.cluster->name);
+      out += "\",endpoint=\"";
+      append_label_value(out, row.endpoint->address);
+      out += '"';
+    };
+    const auto family = [&](std::string_view name, std::string_view type, std::string_view help,
+                            auto value) {
+      fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name,
+                     type);
+      for (const Row& row : rows) {
+        out += name;
+        labels(row);
+        fmt::format_to(std::back_inserter(out), "}} {}\n", value(row));
+      }
+    };
+    constexpr auto relaxed = std::memory_order_relaxed;
+    family("portico_upstream_requests_total", "counter",
+           "Requests sent to an upstream endpoint (every try, retries included).",
+           [](const Row& row) { return row.totals.requests; });
+    family("portico_upstream_connect_failures_total", "counter",
+           "Upstream connects refused, timed out or impossible.",
+           [](const Row& row) { return row.totals.connect_failures; });
+    fmt::format_to(std::back_inserter(out),
+                   "# HELP portico_upstream_connections Upstream connections now: active (handed "
+                   "to an exchange or connecting) or pooled (idle).\n"
+                   "# TYPE portico_upstream_connections gauge\n");
+    for (const Row& row : rows) {
+      for (const bool active : {true, false}) {
+        out += "portico_upstream_connections";
+        labels(row);
+        fmt::format_to(std::back_inserter(out), ",state=\"{}\"}} {}\n",
+                       active ? "active" : "pooled", active ? row.active : row.pooled);
+      }
+    }
+    family("portico_upstream_healthy", "gauge",
+           "1 while the endpoint passes its health checks (endpoints start healthy), else 0.",
+           [](const Row& row) { return row.health->healthy.load(relaxed) ? 1 : 0; });
+    family("portico_upstream_ejections_total", "counter",
+           "Times outlier detection ejected the endpoint.",
+           [](const Row& row) { return row.health->ejections.load(relaxed); });
+    family("portico_upstream_retries_total", "counter", "Retries sent to the endpoint.",
+           [](const Row& row) { return row.totals.retries; });
+    out +=
+        "# HELP portico_breaker_open 1 while the cluster's error-rate breaker is open (0 "
+        "closed or half-open).\n# TYPE portico_breaker_open gauge\n";
+    for (const ClusterState& cluster : snapshot->clusters) {
+      const bool open = cluster.resilience.breaker.error_rate &&
+                        cluster.resilience.health->error_rate.state() ==
+                            detail::gateway::ErrorRateState::State::kOpen;
+      out += "portico_breaker_open{cluster=\"";
+      append_label_value(out, cluster.name);
+      fmt::format_to(std::back_inserter(out), "\"}} {}\n", open ? 1 : 0);
+    }
+    fmt::format_to(std::back_inserter(out),
+                   "# HELP portico_reloads_total Configuration reloads, by result.\n"
+                   "# TYPE portico_reloads_total counter\n"
+                   "portico_reloads_total{{result=\"ok\"}} {}\n"
+                   "portico_reloads_total{{result=\"failed\"}} {}\n",
+                   reloads_ok_.load(relaxed), reloads_failed_.load(relaxed));
     return out;
   }
 
@@ -707,6 +800,9 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     });
     admin.get("/clusters", [this](Request&, Response& res) { res.json(clusters_json()); });
     admin.get("/routes", [this](Request&, Response& res) { res.json(routes_json()); });
+    admin.get("/metrics", [this](Request&, Response& res) {
+      res.body(metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    });
     admin.post("/reload", [this](Request&, Response& res) { answer_reload(res); },
                RouteOptions{.blocking = true});
   }
@@ -834,6 +930,9 @@ std::string Gateway::clusters_json() const {
 }
 std::string Gateway::routes_json() const {
   return impl_->routes_json();
+}
+std::string Gateway::metrics() const {
+  return impl_->metrics();
 }
 
 }  // namespace v0

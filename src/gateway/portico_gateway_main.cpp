@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,6 +82,14 @@ std::optional<std::string> parse_command_line(int argc, char** argv, CommandLine
   }
   if (out.check && !out.config) return "--check needs --config FILE";
   return std::nullopt;
+}
+
+// PORTICO_METRICS=off in the environment: no request metrics. A measuring
+// knob, not a config key: what the metrics cost (bench/README.md).
+void apply_environment(portico::GatewayConfig& config) {
+  if (const char* metrics = std::getenv("PORTICO_METRICS");
+      metrics != nullptr && std::string_view(metrics) == "off")
+    config.metrics = false;
 }
 
 void apply_overrides(const CommandLine& line, portico::GatewayConfig& config) {
@@ -181,6 +190,7 @@ int main(int argc, char** argv) {
     for (const portico::ConfigDiagnostic& notice : result.notices) {
       std::fprintf(stderr, "%s\n", notice.to_string().c_str());
     }
+    if (result.ok()) apply_environment(*result.config);
     const bool overridden = line.host || line.port || line.admin_port || line.threads;
     if (result.ok() && overridden) {
       apply_overrides(line, *result.config);
@@ -225,6 +235,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "portico-gateway: demo: %s\n", error.to_string().c_str());
     return 1;
   }
+  apply_environment(*demo.config);
   apply_overrides(line, *demo.config);
   const int status = serve(std::move(*demo.config), "", true);
   stable->stop();

@@ -386,7 +386,12 @@ ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
           state.resilience.breaker.max_connections)
     return Dispatch::kNoConnection;
   upstream_ = pool.acquire(*this, head_request_);
-  if (upstream_ == nullptr) return Dispatch::kConnectFailed;
+  if (upstream_ == nullptr) {
+    bump(pool.counters.connect_failures);
+    return Dispatch::kConnectFailed;
+  }
+  bump(pool.counters.requests);
+  if (attempts_ > 0) bump(pool.counters.retries);
   pool_ = &pool;
   balancer_ = &balancer;
   endpoint_ = endpoint;
@@ -570,6 +575,12 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
   const std::string_view method = forwarded.method;
   idempotent_ = method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
                 method == "DELETE" || method == "TRACE";
+  metering_ = client.shard().core.options().metrics;
+  if (metering_) {
+    series_route_ = exchange.route != nullptr ? exchange.route->name_id() : 0;
+    series_method_ = static_cast<std::uint8_t>(method_index(request.method()));
+    head_at_ = exchange.started;
+  }
   logging_ = client.shard().core.options().access_log != AccessLogFormat::kOff;
   if (logging_) {
     started_ = std::chrono::steady_clock::now();
@@ -592,6 +603,7 @@ bool ProxyExchange::start(const RouteTarget& route, ClientStream client,
       release_slot(false);
     }
     fallback_ = true;
+    exchange.fallback = true;  // for the metrics of an answer given at once
     break;
   }
   cluster_ = route.cluster;
@@ -726,6 +738,7 @@ void ProxyExchange::on_upstream_connect_failed(UpstreamConnection& connection,
                                                ConnectFailure cause) noexcept {
   (void)connection;
   (void)cause;
+  if (pool_ != nullptr) bump(pool_->counters.connect_failures);
   if (Resilience* resilience = route_->snapshot->resilience)
     resilience->connect_failed(cluster_state().resilience, endpoint_);
   record_outcome(true);
@@ -927,6 +940,7 @@ bool ProxyExchange::resend() noexcept {
   resent_ = true;
   upstream_ = pool_->connect_new(*this, head_request_);
   if (upstream_ == nullptr) return false;
+  bump(pool_->counters.requests);
   if (generation_ == reactor_.generation()) balancer_->request_started(endpoint_);
   (void)upstream_->send(head_);  // waits for the connect; nothing more to pause
   upstream_->end_request();
@@ -1057,6 +1071,15 @@ void ProxyExchange::recycle() noexcept {
     if (std::exchange(retrying_, false))
       cluster_state().resilience.health->retries.fetch_sub(1, std::memory_order_relaxed);
   }
+  if (metering_ && route_ != nullptr && status_ != 0) {
+    // A client gone before any answer (status 0) is in no series.
+    const auto took =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(reactor_.io.reactor.now() - head_at_);
+    reactor_.shard.request_metrics.record(
+        series_key(series_route_, series_method_, status_, label_, fallback_),
+        took.count() > 0 ? static_cast<std::uint64_t>(took.count()) : 0, bytes_in_, bytes_out_);
+  }
+  metering_ = false;
   if (logging_ && route_ != nullptr) log_exchange();
   logging_ = false;
   status_ = 0;
@@ -1128,6 +1151,19 @@ void Runtime::pool_counts(std::string_view cluster, std::string_view address,
     if (entry.cluster == cluster && entry.address == address) {
       active += entry.pool->active();
       pooled += entry.pool->pooled();
+    }
+  }
+}
+
+void Runtime::upstream_totals(std::string_view cluster, std::string_view address,
+                              UpstreamTotals& totals) const {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  std::lock_guard lock(pools_mutex_);
+  for (const PoolEntry& entry : pools_) {
+    if (entry.cluster == cluster && entry.address == address) {
+      totals.requests += entry.pool->counters.requests.load(relaxed);
+      totals.connect_failures += entry.pool->counters.connect_failures.load(relaxed);
+      totals.retries += entry.pool->counters.retries.load(relaxed);
     }
   }
 }

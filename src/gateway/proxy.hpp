@@ -138,6 +138,7 @@ class RouteGroup final : public ExchangeTaker {
   RouteGroup(Runtime& runtime, std::span<const RouteTarget* const> targets) noexcept
       : runtime_(runtime), targets_(targets) {}
   StreamingExchange* take(ClientStream client, ServerExchange& exchange) noexcept override;
+  std::string_view route_pattern() const noexcept override { return targets_.front()->pattern; }
 
  private:
   Runtime& runtime_;
@@ -396,6 +397,13 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   ProxyExchange* wait_prev_ = nullptr;
   ProxyExchange* wait_next_ = nullptr;
 
+  // For the request metrics (ServerOptions::metrics): the series' route
+  // and method, and when the request's first byte was read (the loop clock).
+  bool metering_ = false;
+  std::uint8_t series_method_ = 0;
+  std::uint32_t series_route_ = 0;
+  std::chrono::steady_clock::time_point head_at_;
+
   // For the access log (GATEWAY.md's fields), kept only while it is on.
   bool logging_ = false;
   int status_ = 0;  // what the client got
@@ -427,6 +435,13 @@ class Runtime {
   // Connections handed out and pooled to `address` of `cluster`, all reactors.
   void pool_counts(std::string_view cluster, std::string_view address, std::size_t& active,
                    std::size_t& pooled) const;
+  // The upstream metrics of `address` of `cluster`, all reactors (pools
+  // dropped with an endpoint a reload removed no longer count).
+  struct UpstreamTotals {
+    std::uint64_t requests = 0, connect_failures = 0, retries = 0;
+  };
+  void upstream_totals(std::string_view cluster, std::string_view address,
+                       UpstreamTotals& totals) const;
 
  private:
   struct PoolEntry {

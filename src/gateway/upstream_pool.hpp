@@ -73,6 +73,16 @@ class UpstreamPool {
   std::size_t active() const noexcept { return active_.load(std::memory_order_relaxed); }
   std::size_t pooled() const noexcept { return pooled_.load(std::memory_order_relaxed); }
 
+  // Upstream metrics of this endpoint on this reactor: counted by the
+  // pool's thread (relaxed load + store: one writer), read by scrapers
+  // through the gateway's pool registry.
+  struct Counters {
+    std::atomic<std::uint64_t> requests{0};          // tries sent (retries included)
+    std::atomic<std::uint64_t> connect_failures{0};  // connects refused, timed out, no socket
+    std::atomic<std::uint64_t> retries{0};           // tries that were retries
+  };
+  Counters counters;
+
   // ---- for UpstreamConnection ----------------------------------------------
   UpstreamIo& io() noexcept { return io_; }
   const UpstreamPoolOptions& options() const noexcept { return options_; }

@@ -12,6 +12,7 @@
 #include "http1/target.hpp"
 #include "server/local_replies.hpp"
 #include "server/probes.hpp"
+#include "server/request_metrics.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
@@ -134,6 +135,7 @@ void ServerConnection::start_streaming(bool whole) noexcept {
     return;
   }
   ex.streaming = taken;
+  ex.taken = true;
   ex.request_done = whole;
   phase_ = Phase::kTaken;
   if (!whole) {
@@ -189,8 +191,8 @@ void ServerConnection::dispatch() noexcept {
       return;
     }
     // A taker's route fires its own (it may pick among targets).
-    PORTICO_PROBE3(route_matched, probe_id(this), ex.route->local().pattern.data(),
-                   ex.route->local().pattern.size());
+    PORTICO_PROBE3(route_matched, probe_id(this), route_name(ex.route->name_id()).data(),
+                   route_name(ex.route->name_id()).size());
     run_handler();
     return;
   }

@@ -125,6 +125,12 @@ class ExchangeTaker {
   // exchange.response (a local reply: 400, 503, ...), which the server then
   // writes like a handler's.
   virtual StreamingExchange* take(ClientStream client, ServerExchange& exchange) noexcept = 0;
+  // The route pattern this taker serves, when it knows it and keeps it as
+  // long as the taker lives (the gateway's routes): the route's name in the
+  // request metrics is then interned at its first request, not when the
+  // route is added, so a config of 120,000 routes interns only those that
+  // see traffic. "": interned when added.
+  virtual std::string_view route_pattern() const noexcept { return {}; }
 };
 
 }  // namespace detail

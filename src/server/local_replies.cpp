@@ -4,11 +4,14 @@
 // ServerConnection members on the connection's reactor thread.
 #include "server/local_replies.hpp"
 
+#include <optional>
+
 #include "http1/writer.hpp"
 
 #include <fmt/format.h>
 
 #include "server/probes.hpp"
+#include "server/request_metrics.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
@@ -153,11 +156,27 @@ void ServerConnection::write_local_reply(int status, ErrorLabel label,
   shard_.counters.count_reply(label);
 }
 
+void ServerConnection::meter_refusal(int status, ErrorLabel label) noexcept {
+  if (!shard_.core.options().metrics) return;
+  // A taken exchange's refusal is counted by its taker (on_request_error()).
+  if (exchange_ != nullptr && exchange_->taken) return;
+  std::optional<Method> method;
+  if (exchange_ != nullptr && phase_ != Phase::kDeferred && in_.has_storage()) {
+    const http1::Span token = exchange_->parser.method();
+    if (token.length != 0 && token.end() <= in_.size())
+      method = parse_method(token.view(in_.data()));
+  }
+  const std::uint64_t took_ms = static_cast<std::uint32_t>(now_ticks() - phase_start_);
+  shard_.request_metrics.record(series_key(0, method_index(method), status, label, false),
+                                took_ms * 1'000'000, 0, 0);
+}
+
 void ServerConnection::fail(int status) noexcept {
   // A request past its head (request_start fired) that ends here: 408, 413,
   // a malformed body. A taken one's taker fired request_done already.
   PORTICO_PROBE4_IF(exchange_ != nullptr && phase_ == Phase::kBody, request_done, probe_id(this),
                     status, std::size_t{0}, static_cast<unsigned>(refusal_label(status)));
+  meter_refusal(status, refusal_label(status));
   if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
     shard_.release_exchange(exchange_);
     exchange_ = nullptr;
@@ -171,6 +190,7 @@ void ServerConnection::fail(int status) noexcept {
 void ServerConnection::refuse_out_of_buffers() noexcept {
   // Answer what we can and shed this connection.
   bump(shard_.counters.rejected_503);
+  meter_refusal(503, ErrorLabel::kOverflow);
   write_local_reply(503, ErrorLabel::kOverflow, "Retry-After: 1\r\n", "");
   close_after_write_ = true;
 }

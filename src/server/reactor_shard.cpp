@@ -87,6 +87,8 @@ void ServerExchange::reset() noexcept {
   head_request = false;
   local_reply = false;
   label = ErrorLabel::kNone;
+  taken = false;
+  fallback = false;
   response.reset();
   response.exchange_ = this;
   request.header_count_ = 0;

@@ -27,6 +27,7 @@
 #include "portico/reactor.hpp"
 #include "portico/server.hpp"
 #include "server/listener.hpp"
+#include "server/request_metrics.hpp"
 #include "server/routes.hpp"
 
 namespace portico {
@@ -99,6 +100,8 @@ struct ReactorShard {
   }
   Timer shutdown_timer;
   ReactorStatsCounters counters;
+  // Request series (written here, read by scrapers; ServerOptions::metrics).
+  RequestMetrics request_metrics;
   // Peer addresses of live connections, asked for on every proxied request
   // (X-Forwarded-For): the kernel once per connection, then this table,
   // by fd; a connection's close clears its entry.

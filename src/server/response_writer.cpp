@@ -3,10 +3,12 @@
 // streamed response, and the body (copied, or written beside a big one).
 // Runs on the connection's reactor thread only.
 #include <cassert>
+#include <chrono>
 
 #include "http1/writer.hpp"
 #include "server/access_log.hpp"
 #include "server/probes.hpp"
+#include "server/request_metrics.hpp"
 #include "server/server_connection.hpp"
 #include "server/server_core.hpp"
 #include "server/server_exchange.hpp"
@@ -121,6 +123,16 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
   }
 
   const ServerOptions& options = shard_.core.options();
+  if (options.metrics && !ex.taken) {
+    // The loop's clock (read once per iteration): no clock read per request.
+    const auto took =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(shard_.reactor.now() - ex.started);
+    shard_.request_metrics.record(
+        series_key(ex.route != nullptr ? ex.route->name_id() : 0, method_index(ex.request.method()),
+                   status, ex.label, ex.fallback),
+        took.count() > 0 ? static_cast<std::uint64_t>(took.count()) : 0, ex.request.body().size(),
+        res.body_.size());
+  }
   if (options.access_log != AccessLogFormat::kOff) {
     append_access_log(shard_.access_log, options.access_log, shard_.date_second, ex.request, status,
                       res.body_.size());

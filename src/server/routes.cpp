@@ -3,6 +3,7 @@
 #include "server/routes.hpp"
 
 #include "server/exchange_taker.hpp"
+#include "server/request_metrics.hpp"
 
 #include <mutex>
 #include <utility>
@@ -12,10 +13,10 @@ inline namespace v0 {
 namespace detail {
 
 const std::string_view* RouteEntry::param_names(const Params& matched) const {
-  if (const std::string_view* names = names_.load(std::memory_order_acquire)) return names;
+  if (const Names* names = names_.load(std::memory_order_acquire)) return names->views.data();
   static std::mutex mutex;  // first matches only
   std::lock_guard lock(mutex);
-  if (const std::string_view* names = names_.load(std::memory_order_relaxed)) return names;
+  if (const Names* names = names_.load(std::memory_order_relaxed)) return names->views.data();
   auto storage = std::make_unique<Names>();
   for (std::size_t i = 0; i < matched.size(); ++i) storage->bytes.append(matched.name(i));
   std::size_t at = 0;
@@ -24,10 +25,22 @@ const std::string_view* RouteEntry::param_names(const Params& matched) const {
     storage->views.push_back(std::string_view(storage->bytes).substr(at, length));
     at += length;
   }
-  names_storage_ = storage.release();
-  names_.store(names_storage_->views.data(), std::memory_order_release);
-  return names_storage_->views.data();
+  Names* made = storage.release();
+  names_.store(made, std::memory_order_release);
+  return made->views.data();
 }
+
+std::uint32_t RouteEntry::intern_name() const noexcept {
+  std::uint32_t id = 0;  // "none" if it cannot be had
+  try {
+    if (taker) id = intern_route_name(taker->route_pattern());
+  } catch (...) {
+  }
+  route_name.store(id, std::memory_order_relaxed);
+  return id;
+}
+
+static_assert(sizeof(RouteEntry) <= 32, "a gateway holds one RouteEntry per path and method");
 
 }  // namespace detail
 
@@ -39,7 +52,7 @@ Routes& Routes::operator=(Routes&&) noexcept = default;
 namespace {
 detail::RouteRef make_entry(std::string_view pattern, Handler handler, RouteOptions options) {
   auto entry = std::make_shared<detail::LocalRoute>();
-  entry->pattern = pattern;
+  entry->route_name.store(detail::intern_route_name(pattern), std::memory_order_relaxed);
   entry->handler = std::move(handler);
   entry->blocking = options.blocking;
   entry->middleware = std::move(options.middleware);
@@ -72,9 +85,14 @@ RouteError Routes::add_any(std::string_view pattern, Handler handler, RouteOptio
 
 namespace {
 detail::RouteRef make_streaming_entry(std::shared_ptr<detail::EntryStore>& store,
-                                      StreamingHandler handler) {
+                                      std::string_view pattern, StreamingHandler handler) {
   if (!store) store = std::make_shared<detail::EntryStore>();
   detail::RouteEntry& entry = store->make();
+  // A taker that keeps its pattern has it interned at its first request.
+  entry.route_name.store(handler.taker && !handler.taker->route_pattern().empty()
+                             ? detail::RouteEntry::kUnnamed
+                             : detail::intern_route_name(pattern),
+                         std::memory_order_relaxed);
   entry.taker = std::move(handler.taker);
   return detail::RouteRef(store, &entry);
 }
@@ -94,20 +112,20 @@ RouteError counted(std::size_t& count, std::size_t& streaming, detail::RouteEntr
 }  // namespace
 
 RouteError Routes::add(Method method, std::string_view pattern, StreamingHandler handler) {
-  detail::RouteRef entry = make_streaming_entry(impl_->entries, std::move(handler));
+  detail::RouteRef entry = make_streaming_entry(impl_->entries, pattern, std::move(handler));
   detail::RouteEntry& made = *entry;
   return counted(impl_->count, impl_->streaming, made, impl_->router.add(method, pattern, std::move(entry)));
 }
 
 RouteError Routes::add(std::string_view method_token, std::string_view pattern,
                        StreamingHandler handler) {
-  detail::RouteRef entry = make_streaming_entry(impl_->entries, std::move(handler));
+  detail::RouteRef entry = make_streaming_entry(impl_->entries, pattern, std::move(handler));
   detail::RouteEntry& made = *entry;
   return counted(impl_->count, impl_->streaming, made, impl_->router.add(method_token, pattern, std::move(entry)));
 }
 
 RouteError Routes::add_any(std::string_view pattern, StreamingHandler handler) {
-  detail::RouteRef entry = make_streaming_entry(impl_->entries, std::move(handler));
+  detail::RouteRef entry = make_streaming_entry(impl_->entries, pattern, std::move(handler));
   detail::RouteEntry& made = *entry;
   return counted(impl_->count, impl_->streaming, made, impl_->router.add_any(pattern, std::move(entry)));
 }

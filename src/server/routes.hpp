@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,10 +32,22 @@ struct RouteEntry {
   RouteEntry() = default;
   RouteEntry(const RouteEntry&) = delete;
   RouteEntry& operator=(const RouteEntry&) = delete;
-  ~RouteEntry() { delete names_storage_; }
+  ~RouteEntry() { delete names_.load(std::memory_order_relaxed); }
 
   // Set for a StreamingHandler's route: it takes exchanges at their head.
   std::shared_ptr<ExchangeTaker> taker;
+  // The route's pattern's id in the route-name table (request_metrics.hpp),
+  // so requests label their series by a number and never hash the pattern:
+  // interned when the route is added, or (a taker that knows its pattern)
+  // at the route's first request, under the table's lock, once per process.
+  static constexpr std::uint32_t kUnnamed = 0xFFFFFFFF;
+  std::uint32_t name_id() const noexcept {
+    const std::uint32_t id = route_name.load(std::memory_order_relaxed);
+    return id != kUnnamed ? id : intern_name();
+  }
+  // Relaxed: only the value matters (the name's bytes are published by the
+  // route-name table itself).
+  mutable std::atomic<std::uint32_t> route_name{0};
 
   // REQUIRES: !taker.
   const LocalRoute& local() const noexcept;
@@ -46,18 +59,19 @@ struct RouteEntry {
   const std::string_view* param_names(const Params& matched) const;
 
  private:
+  std::uint32_t intern_name() const noexcept;
   struct Names {
     std::string bytes;
     std::vector<std::string_view> views;
   };
-  mutable std::atomic<const std::string_view*> names_{nullptr};
-  mutable Names* names_storage_ = nullptr;  // written once, under a lock
+  // Written once, under a lock; one pointer, so an entry (a gateway holds
+  // one per path and method) stays 32 bytes with route_name beside it.
+  mutable std::atomic<Names*> names_{nullptr};
 };
 
 // A route served by a Handler (and its middleware) in the reactor or, when
 // blocking, on a worker.
 struct LocalRoute final : RouteEntry {
-  std::string pattern;  // as added: for tracing (server/probes.hpp)
   mutable Handler handler;
   bool blocking = false;
   mutable std::vector<Middleware> middleware;

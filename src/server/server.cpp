@@ -2,6 +2,7 @@
 // Response::defer and Completion, over ServerCore and the connection.
 // Thread-safety: as documented in portico/server.hpp and portico/http.hpp.
 #include "portico/server.hpp"
+#include "portico/metrics.hpp"
 
 #include <pthread.h>
 #include <signal.h>
@@ -186,6 +187,20 @@ void Server::wait() {
 bool Server::running() const noexcept {
   return core_->running();
 }
+MetricsSnapshot Server::metrics_snapshot() const {
+  return core_->metrics_snapshot();
+}
+
+std::string Server::metrics() const {
+  std::string out;
+  append_metrics(out);
+  return out;
+}
+
+void Server::append_metrics(std::string& out) const {
+  append_prometheus(out, metrics_snapshot());
+}
+
 ServerStats Server::stats() const noexcept {
   return core_->stats();
 }

@@ -224,6 +224,7 @@ void ServerConnection::process_input() noexcept {
       }
       phase_ = Phase::kHead;
       phase_start_ = now_ticks();
+      exchange_->started = shard_.reactor.now();
     }
     ServerExchange& ex = *exchange_;
     const http1::Progress progress =

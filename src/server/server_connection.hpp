@@ -144,6 +144,9 @@ class ServerConnection final : public StreamHandler {
   Framing framing_of(ServerExchange& exchange) noexcept;
   void append_chunk(ServerExchange& exchange, std::string_view bytes) noexcept;
   void run_afters(ServerExchange& exchange) noexcept;
+  // Counts a refusal (fail(), refuse_out_of_buffers()) in the request
+  // metrics: route "none", its duration from the phase's start.
+  void meter_refusal(int status, ErrorLabel label) noexcept;
   void flush() noexcept;
   // What follows a flush once the output is all written: close or linger.
   void after_write() noexcept;

@@ -225,6 +225,19 @@ ServerStats ServerCore::stats() const noexcept {
   return s;
 }
 
+MetricsSnapshot ServerCore::metrics_snapshot() const {
+  MetricsSnapshot snapshot;
+  snapshot.server = stats();
+  if (!started_.load(std::memory_order_acquire)) return snapshot;
+  std::vector<KeyedSeries> collected;
+  for (const auto& shard : shards_) {
+    shard->request_metrics.collect(collected);
+    snapshot.series_dropped += shard->request_metrics.dropped();
+  }
+  merge_series(collected, snapshot.requests);
+  return snapshot;
+}
+
 }  // namespace detail
 }  // namespace v0
 }  // namespace portico

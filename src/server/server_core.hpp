@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "http1/parser.hpp"
+#include "portico/metrics.hpp"
 #include "portico/mpmc_queue.hpp"
 #include "portico/server.hpp"
 #include "server/reactor_shard.hpp"
@@ -63,6 +64,7 @@ class ServerCore {
   bool running() const noexcept { return running_reactors_.load(std::memory_order_acquire) > 0; }
   bool started() const noexcept { return started_.load(std::memory_order_acquire); }
   ServerStats stats() const noexcept;
+  MetricsSnapshot metrics_snapshot() const;
 
   const ServerOptions& options() const noexcept { return options_; }
   const std::string& server_line() const noexcept { return server_line_; }

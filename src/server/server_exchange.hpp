@@ -5,6 +5,7 @@
 // deferred or offloaded, when whoever holds its Completion owns it.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -63,6 +64,15 @@ struct ServerExchange {
   // counts `label`, and logs and metrics can read it.
   bool local_reply = false;
   ErrorLabel label = ErrorLabel::kNone;
+  // A StreamingHandler's route took it: the taker counts it in the request
+  // metrics (it knows the outcome), not the server.
+  bool taken = false;
+  // Gateway: a canary request that went to the route's own cluster
+  // (metrics' `fallback`), when the taker answered it at once.
+  bool fallback = false;
+  // When its first byte was read, by the reactor's loop clock: the start of
+  // its duration in the request metrics (nginx's $request_time starts there too).
+  std::chrono::steady_clock::time_point started{};
 
   // Ready for the next request on the connection (reactor_shard.cpp).
   void reset() noexcept;

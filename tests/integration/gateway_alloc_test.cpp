@@ -18,7 +18,9 @@
 #include <string>
 
 #include "../counting_new.hpp"
+#include "metrics_checks.hpp"
 #include "portico/gateway.hpp"
+#include "portico/metrics.hpp"
 #include "test_client.hpp"
 
 namespace portico::testing {
@@ -111,6 +113,14 @@ TEST_F(GatewayAllocTest, ProxiedPlaintextAllocatesNothingPerRequest) {
   TestClient client(gateway_->port());
   ASSERT_TRUE(client.connected());
   EXPECT_EQ(allocations_for(client, "/plaintext", kWarmup, kMeasured), 0u);
+  // With the request metrics on (the default): the proxied requests counted,
+  // each when its exchange ended (the last may end just after its answer).
+  EXPECT_TRUE(gateway_->server().config().metrics);
+  EXPECT_TRUE(wait_for([&] {
+    std::uint64_t n = 0;
+    for (const RequestSeries& s : gateway_->server().metrics_snapshot().requests) n += s.count;
+    return n == static_cast<std::uint64_t>(kWarmup + kMeasured);
+  })) << gateway_->metrics();
 }
 
 // A route that strips a prefix, adds a request field, edits the response,

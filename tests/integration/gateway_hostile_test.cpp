@@ -22,6 +22,7 @@
 #include <string_view>
 #include <thread>
 
+#include "metrics_checks.hpp"
 #include "portico/gateway.hpp"
 #include "raw_upstream.hpp"
 #include "test_client.hpp"
@@ -119,6 +120,10 @@ class HostileFixture : public ::testing::Test {
   }
   std::uint16_t port() const { return gateway_->port(); }
   std::uint64_t replies(ErrorLabel label) { return gateway_->server().stats().replies(label); }
+  // Requests the metrics labelled `label` (counted before the answer is written).
+  std::uint64_t labelled(ErrorLabel label) {
+    return requests_with(gateway_->server().metrics_snapshot(), label);
+  }
   // The gateway's /clusters view says `count` connections are pooled.
   bool pooled_is(int count) {
     return gateway_->clusters_json().find("\"pooled_connections\": " + std::to_string(count)) !=
@@ -139,6 +144,9 @@ TEST_F(GatewayHostileTest, RefusedConnectIs502ConnectFailure) {
   EXPECT_EQ(r.response.body, "Bad Gateway");
   EXPECT_EQ(replies(ErrorLabel::kUpstreamConnectFailure), 1u);
   EXPECT_EQ(replies(ErrorLabel::kUpstreamReset), 0u);
+  EXPECT_EQ(labelled(ErrorLabel::kUpstreamConnectFailure), 1u) << gateway_->metrics();
+  EXPECT_NE(gateway_->metrics().find("portico_upstream_connect_failures_total{cluster=\"raw\","),
+            std::string::npos);
 }
 
 TEST_F(GatewayHostileTest, ResetBeforeAnyResponseByteIs502Reset) {
@@ -151,6 +159,7 @@ TEST_F(GatewayHostileTest, ResetBeforeAnyResponseByteIs502Reset) {
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_EQ(r.response.status, 502);
   EXPECT_EQ(replies(ErrorLabel::kUpstreamReset), 1u);
+  EXPECT_EQ(labelled(ErrorLabel::kUpstreamReset), 1u) << gateway_->metrics();
   // The client connection outlives the upstream's failure.
   const ReadResult again = client.request(request_bytes("GET", "/healthz"));
   ASSERT_TRUE(again.ok()) << again.error;
@@ -198,6 +207,7 @@ TEST_F(GatewayHostileTest, GarbageIs502ProtocolErrorAndTheUpstreamConnectionClos
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_EQ(r.response.status, 502);
   EXPECT_EQ(replies(ErrorLabel::kUpstreamProtocolError), 1u);
+  EXPECT_EQ(labelled(ErrorLabel::kUpstreamProtocolError), 1u) << gateway_->metrics();
   ASSERT_TRUE(upstream.wait_finished(1));
   EXPECT_NE(upstream_end.load(), PeerEnd::kTimeout) << to_string(upstream_end.load());
 }
@@ -282,6 +292,7 @@ TEST_F(GatewayHostileTest, StallPastTheRouteTimeoutIs504AndTheUpstreamConnection
   EXPECT_EQ(r.response.status, 504);
   EXPECT_EQ(r.response.body, "Gateway Timeout");
   EXPECT_EQ(replies(ErrorLabel::kUpstreamTimeout), 1u);
+  EXPECT_EQ(labelled(ErrorLabel::kUpstreamTimeout), 1u) << gateway_->metrics();
   ASSERT_TRUE(upstream.wait_finished(1));
   EXPECT_EQ(upstream_end.load(), PeerEnd::kClosed) << to_string(upstream_end.load());
 }

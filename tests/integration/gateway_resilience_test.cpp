@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "metrics_checks.hpp"
 #include "portico/gateway.hpp"
 #include "raw_upstream.hpp"
 #include "test_client.hpp"
@@ -187,6 +188,11 @@ class ResilienceTest : public ::testing::Test {
   std::string endpoint(const Upstream& upstream) const {
     return endpoint_json(gateway_->clusters_json(), upstream.address());
   }
+  // Requests the metrics labelled `label` (counted before the answer is
+  // written); `fallback` 0 or 1 narrows to that label value.
+  std::uint64_t labelled(ErrorLabel label, int fallback = -1) {
+    return requests_with(gateway_->server().metrics_snapshot(), label, fallback);
+  }
 
   std::unique_ptr<Upstream> a_, b_;
   std::unique_ptr<Gateway> gateway_;
@@ -347,6 +353,11 @@ TEST_F(ResilienceTest, NoHealthyEndpointIs503AtOnceWithoutConnecting) {
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_EQ(r.response.status, 503);
   EXPECT_EQ(r.response.header("Retry-After"), "1");
+  EXPECT_EQ(labelled(ErrorLabel::kNoHealthyUpstream), 1u) << gateway_->metrics();
+  EXPECT_NE(gateway_->metrics().find("portico_upstream_healthy{cluster=\"users\",endpoint=\"" +
+                                     hanging + "\"} 0\n"),
+            std::string::npos)
+      << gateway_->metrics();
   for (const int s : fillers) ::close(s);
   ::close(listener);
 }
@@ -371,6 +382,9 @@ TEST_F(ResilienceTest, CanaryFallsBackToTheRoutesClusterWhenItHasNoHealthyEndpoi
   std::string body;
   EXPECT_EQ(get(&body, "X-Release-Version: v2-beta\r\n"), 200);
   EXPECT_EQ(body, "a");
+  // Counted once the exchange ends, which may be just after its last byte went.
+  EXPECT_TRUE(wait_until([&] { return labelled(ErrorLabel::kNone, 1) == 1; }))
+      << gateway_->metrics();
   // The canary recovers: its requests return to it.
   b_->health = 200;
   ASSERT_TRUE(wait_until([&] { return has(endpoint(*b_), "\"healthy\": true"); }));
@@ -421,6 +435,7 @@ TEST_F(ResilienceTest, PastMaxRequestsARequestWaitsAndPastMaxPendingIs503) {
   ASSERT_TRUE(refused.ok()) << refused.error;
   EXPECT_EQ(refused.response.status, 503);
   EXPECT_EQ(refused.response.header("Retry-After"), "1");
+  EXPECT_EQ(labelled(ErrorLabel::kOverflow), 1u) << gateway_->metrics();
   EXPECT_TRUE(has(gateway_->clusters_json(), "\"requests_in_flight\": 2, \"pending\": 1"))
       << gateway_->clusters_json();
   EXPECT_EQ(a_->held_requests.load(), 2);
@@ -511,7 +526,10 @@ TEST_F(ResilienceTest, ErrorRateBreakerOpensThenAProbeClosesIt) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(get(), 500);
   EXPECT_TRUE(has(gateway_->clusters_json(), "\"breaker\": \"open\"")) << gateway_->clusters_json();
   const auto opened = std::chrono::steady_clock::now();
+  EXPECT_TRUE(has(gateway_->metrics(), "portico_breaker_open{cluster=\"users\"} 1\n"))
+      << gateway_->metrics();
   EXPECT_EQ(get(), 503);  // not sent
+  EXPECT_EQ(labelled(ErrorLabel::kCircuitOpen), 1u) << gateway_->metrics();
   EXPECT_EQ(a_->work_requests.load(), 4);
   a_->status = 200;
   // After open_for a probe goes through; its success closes the breaker.

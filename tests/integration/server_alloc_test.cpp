@@ -10,6 +10,7 @@
 #include <string>
 
 #include "../counting_new.hpp"
+#include "portico/metrics.hpp"
 #include "portico/server.hpp"
 #include "test_client.hpp"
 
@@ -68,6 +69,11 @@ TEST_F(ServerAllocTest, PlaintextAllocatesNothingPerRequest) {
   TestClient client(port());
   ASSERT_TRUE(client.connected());
   EXPECT_EQ(allocations_for(client, "/plaintext", kWarmup, kMeasured), 0u);
+  // With the request metrics on (the default), every request counted.
+  EXPECT_TRUE(server().config().metrics);
+  const MetricsSnapshot snapshot = server().metrics_snapshot();
+  ASSERT_EQ(snapshot.requests.size(), 1u);
+  EXPECT_EQ(snapshot.requests[0].count, static_cast<std::uint64_t>(kWarmup + kMeasured));
 }
 
 TEST_F(ServerAllocTest, UserParamAllocatesNothingPerRequest) {

@@ -1,0 +1,343 @@
+// server/request_metrics.cpp — the route-name table, a reactor's series
+// (made on first use, collected by scrapers), merging, and the Prometheus
+// text format 0.0.4 (see portico/metrics.hpp, server/request_metrics.hpp).
+#include "server/request_metrics.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_map>
+
+namespace portico {
+inline namespace v0 {
+namespace detail {
+namespace {
+
+// Route patterns by id, in chunks that never move, published by a count
+// (release) so route_name() needs no lock. Id 0 is "none".
+class RouteNames {
+ public:
+  static constexpr std::size_t kChunk = 1024;
+  static constexpr std::size_t kMaxChunks = 16384;  // 16.7 million patterns
+
+  std::uint32_t intern(std::string_view pattern) {
+    std::lock_guard lock(mutex_);
+    if (const auto found = ids_.find(pattern); found != ids_.end()) return found->second;
+    const std::size_t id = count_.load(std::memory_order_relaxed);
+    if (id >= kChunk * kMaxChunks) return 0;  // full: such routes are labelled "none"
+    std::string* chunk = chunks_[id / kChunk].load(std::memory_order_relaxed);
+    if (chunk == nullptr) {
+      chunk = new std::string[kChunk];
+      chunks_[id / kChunk].store(chunk, std::memory_order_relaxed);
+    }
+    std::string& name = chunk[id % kChunk];
+    name.assign(pattern);
+    ids_.emplace(std::string_view(name), static_cast<std::uint32_t>(id));
+    // Release: the name (and its chunk pointer) before the count that shows it.
+    count_.store(id + 1, std::memory_order_release);
+    return static_cast<std::uint32_t>(id);
+  }
+
+  std::string_view name(std::uint32_t id) const noexcept {
+    if (id == 0 || id >= count_.load(std::memory_order_acquire)) return "none";
+    return chunks_[id / kChunk].load(std::memory_order_relaxed)[id % kChunk];
+  }
+
+  RouteNames() { intern("none"); }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string_view, std::uint32_t> ids_;
+  std::array<std::atomic<std::string*>, kMaxChunks> chunks_{};
+  std::atomic<std::size_t> count_{0};
+};
+
+RouteNames& route_names() {
+  static RouteNames* names = new RouteNames;  // never destroyed: names outlive everything
+  return *names;
+}
+
+std::string_view method_label(unsigned index) noexcept {
+  return index < kStandardMethodCount ? method_name(static_cast<Method>(index)) : "other";
+}
+
+}  // namespace
+
+std::uint32_t intern_route_name(std::string_view pattern) {
+  return route_names().intern(pattern);
+}
+
+std::string_view route_name(std::uint32_t id) noexcept {
+  return route_names().name(id);
+}
+
+RequestMetrics::~RequestMetrics() {
+  for (auto& chunk : chunks_) delete[] chunk.load(std::memory_order_relaxed);
+}
+
+SeriesCounters* RequestMetrics::add_series(std::uint64_t key) noexcept {
+  const std::size_t count = count_.load(std::memory_order_relaxed);
+  if (count >= kChunkSeries * kMaxChunks) {
+    add(dropped_, 1);
+    return nullptr;
+  }
+  SeriesCounters* chunk = chunks_[count / kChunkSeries].load(std::memory_order_relaxed);
+  try {
+    if (2 * (count + 1) > index_keys_.size()) {
+      // Grow the index to keep it at most half full (new series only).
+      const std::size_t size = std::max<std::size_t>(64, index_keys_.size() * 2);
+      std::vector<std::uint64_t> keys(size, 0);
+      std::vector<SeriesCounters*> series(size, nullptr);
+      keys.swap(index_keys_);
+      series.swap(index_series_);
+      mask_ = size - 1;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (keys[i] != 0) insert(keys[i], series[i]);
+      }
+    }
+    if (chunk == nullptr) {
+      chunk = new SeriesCounters[kChunkSeries];
+      chunks_[count / kChunkSeries].store(chunk, std::memory_order_relaxed);
+    }
+  } catch (const std::bad_alloc&) {
+    add(dropped_, 1);
+    return nullptr;
+  }
+  SeriesCounters* series = &chunk[count % kChunkSeries];
+  series->key = key;
+  insert(key, series);
+  // Release: the key and the chunk pointer before the count that shows them.
+  count_.store(count + 1, std::memory_order_release);
+  return series;
+}
+
+void RequestMetrics::insert(std::uint64_t key, SeriesCounters* series) noexcept {
+  std::size_t at = hash(key) & mask_;
+  while (index_keys_[at] != 0) at = (at + 1) & mask_;
+  index_keys_[at] = key;
+  index_series_[at] = series;
+}
+
+void RequestMetrics::collect(std::vector<KeyedSeries>& out) const {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  const std::size_t count = count_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < count; ++i) {
+    const SeriesCounters& counters = chunks_[i / kChunkSeries].load(relaxed)[i % kChunkSeries];
+    KeyedSeries& keyed = out.emplace_back();
+    keyed.key = counters.key;
+    RequestSeries& s = keyed.series;
+    for (std::size_t b = 0; b < kDurationBucketCount; ++b) {
+      s.buckets[b] = counters.buckets[b].load(relaxed);
+      s.count += s.buckets[b];
+    }
+    s.duration_ns = counters.duration_ns.load(relaxed);
+    s.bytes_in = counters.bytes_in.load(relaxed);
+    s.bytes_out = counters.bytes_out.load(relaxed);
+  }
+}
+
+void merge_series(std::vector<KeyedSeries>& collected, std::vector<RequestSeries>& out) {
+  std::sort(collected.begin(), collected.end(),
+            [](const KeyedSeries& a, const KeyedSeries& b) { return a.key < b.key; });
+  for (std::size_t i = 0; i < collected.size();) {
+    const std::uint64_t key = collected[i].key;
+    RequestSeries merged = collected[i].series;
+    for (++i; i < collected.size() && collected[i].key == key; ++i) {
+      const RequestSeries& more = collected[i].series;
+      merged.count += more.count;
+      merged.duration_ns += more.duration_ns;
+      merged.bytes_in += more.bytes_in;
+      merged.bytes_out += more.bytes_out;
+      for (std::size_t b = 0; b < kDurationBucketCount; ++b) merged.buckets[b] += more.buckets[b];
+    }
+    merged.route = route_name(static_cast<std::uint32_t>(key >> 16));
+    merged.method = method_label(static_cast<unsigned>(key >> 12) & 0xF);
+    merged.status_class = static_cast<std::uint8_t>((key >> 8) & 0xF);
+    merged.error = static_cast<ErrorLabel>((key >> 1) & 0x7F);
+    merged.fallback = (key & 1) != 0;
+    out.push_back(merged);
+  }
+}
+
+}  // namespace detail
+
+// ---- the text format ------------------------------------------------------------
+
+void append_label_value(std::string& out, std::string_view value) {
+  for (const char c : value) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
+    }
+  }
+}
+
+namespace {
+
+void append_double(std::string& out, double value) {
+  fmt::format_to(std::back_inserter(out), "{}", value);
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+// route="...",method="...",status_class="2xx",error="...",fallback="..."
+std::string request_labels(const RequestSeries& s) {
+  std::string out = "route=\"";
+  append_label_value(out, s.route);
+  out += "\",method=\"";
+  out += s.method;
+  out += "\",status_class=\"";
+  out += static_cast<char>('0' + s.status_class);
+  out += "xx\",error=\"";
+  out += label_name(s.error);
+  out += s.fallback ? "\",fallback=\"true\"" : "\",fallback=\"false\"";
+  return out;
+}
+
+void append_number(std::string& out, std::uint64_t value) {
+  const fmt::format_int text(value);
+  out.append(text.data(), text.size());
+}
+
+// NAME{LABELS} VALUE
+void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t value) {
+  out += name;
+  out += '{';
+  out += labels;
+  out += "} ";
+  append_number(out, value);
+  out += '\n';
+}
+
+void request_counter(std::string& out, const MetricsSnapshot& snapshot,
+                     const std::vector<std::string>& labels, std::string_view name,
+                     std::string_view help, std::uint64_t RequestSeries::*field) {
+  header(out, name, "counter", help);
+  for (std::size_t i = 0; i < snapshot.requests.size(); ++i)
+    sample(out, name, labels[i], snapshot.requests[i].*field);
+}
+
+void server_counter(std::string& out, std::string_view name, std::string_view help,
+                    std::uint64_t value, std::string_view type = "counter") {
+  header(out, name, type, help);
+  fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
+}
+
+}  // namespace
+
+void append_prometheus(std::string& out, const MetricsSnapshot& snapshot) {
+  // Room for all of it at once (a series writes 24 lines of about 120 bytes
+  // and its route): a scrape of thousands of series is megabytes, and
+  // growing by doubling would copy it a dozen times.
+  std::size_t estimate = 4096;
+  for (const RequestSeries& s : snapshot.requests) estimate += 24 * (128 + s.route.size());
+  out.reserve(out.size() + estimate);
+  // Each series' labels formatted once, for its 24 lines.
+  std::vector<std::string> labels;
+  labels.reserve(snapshot.requests.size());
+  for (const RequestSeries& s : snapshot.requests) labels.push_back(request_labels(s));
+  request_counter(out, snapshot, labels, "portico_requests_total",
+                  "Requests answered, by route pattern, method, status class, error label and "
+                  "canary fallback.",
+                  &RequestSeries::count);
+  constexpr std::string_view histogram = "portico_request_duration_seconds";
+  header(out, histogram, "histogram",
+         "Time from the request's first byte to the response's completion, as the reactor's "
+         "loop clock sees it.");
+  // ",le=\"0.0001\"} " for each bucket, formatted once.
+  static const std::array<std::string, kDurationBucketCount> kLe = [] {
+    std::array<std::string, kDurationBucketCount> le;
+    for (std::size_t b = 0; b < kDurationBucketCount; ++b) {
+      le[b] = b < kDurationBucketBounds.size()
+                  ? fmt::format(",le=\"{}\"}} ", kDurationBucketBounds[b])
+                  : std::string(",le=\"+Inf\"} ");
+    }
+    return le;
+  }();
+  for (std::size_t i = 0; i < snapshot.requests.size(); ++i) {
+    const RequestSeries& s = snapshot.requests[i];
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < kDurationBucketCount; ++b) {
+      cumulative += s.buckets[b];
+      out += histogram;
+      out += "_bucket{";
+      out += labels[i];
+      out += kLe[b];
+      append_number(out, cumulative);
+      out += '\n';
+    }
+    out += histogram;
+    out += "_sum{";
+    out += labels[i];
+    out += "} ";
+    append_double(out, static_cast<double>(s.duration_ns) / 1e9);
+    out += '\n';
+    out += histogram;
+    out += "_count{";
+    out += labels[i];
+    out += "} ";
+    append_number(out, s.count);
+    out += '\n';
+  }
+  request_counter(out, snapshot, labels, "portico_request_bytes_total",
+                  "Request body bytes received, by the labels of portico_requests_total.",
+                  &RequestSeries::bytes_in);
+  request_counter(out, snapshot, labels, "portico_response_bytes_total",
+                  "Response body bytes sent, by the labels of portico_requests_total.",
+                  &RequestSeries::bytes_out);
+
+  const ServerStats& s = snapshot.server;
+  server_counter(out, "portico_connections_open", "Client connections open now.",
+                 s.connections_open, "gauge");
+  server_counter(out, "portico_server_connections_accepted_total", "Client connections accepted.",
+                 s.connections_accepted);
+  server_counter(out, "portico_server_connections_rejected_total",
+                 "Client connections closed at once: past max_connections or out of buffers.",
+                 s.connections_rejected);
+  server_counter(out, "portico_server_requests_total",
+                 "Requests dispatched (ServerStats::requests).", s.requests);
+  header(out, "portico_server_responses_total", "counter",
+         "Responses with a 4xx or 5xx status (ServerStats::responses_4xx, responses_5xx).");
+  fmt::format_to(std::back_inserter(out),
+                 "portico_server_responses_total{{status_class=\"4xx\"}} {}\n"
+                 "portico_server_responses_total{{status_class=\"5xx\"}} {}\n",
+                 s.responses_4xx, s.responses_5xx);
+  server_counter(out, "portico_server_worker_queue_rejections_total",
+                 "Requests answered 503 because the worker queue was full.", s.rejected_503);
+  server_counter(out, "portico_server_timeouts_total", "Requests that timed out (408).",
+                 s.timeouts);
+  server_counter(out, "portico_server_bad_requests_total",
+                 "Requests refused as malformed or over a limit.", s.bad_requests);
+  server_counter(out, "portico_server_timer_arms_total", "Timers armed by the reactors.",
+                 s.timer_arms);
+  server_counter(out, "portico_server_route_tables_retired", "Replaced route tables not freed yet.",
+                 s.route_tables_retired, "gauge");
+  header(out, "portico_server_local_replies_total", "counter",
+         "Answers the server wrote itself rather than a handler, by error label (none: OPTIONS, "
+         "redirects, 100 Continue).");
+  for (std::size_t i = 0; i < kErrorLabelCount; ++i) {
+    fmt::format_to(std::back_inserter(out),
+                   "portico_server_local_replies_total{{error=\"{}\"}} {}\n",
+                   label_name(static_cast<ErrorLabel>(i)), s.replies_by_label[i]);
+  }
+  server_counter(out, "portico_metrics_series_dropped_total",
+                 "Request series a reactor could not create (its table full).",
+                 snapshot.series_dropped);
+}
+
+}  // namespace v0
+}  // namespace portico
