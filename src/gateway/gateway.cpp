@@ -396,6 +396,10 @@ class Gateway::Impl final : public detail::gateway::Runtime {
   // every reactor's pools, gauges from the shared health and breaker state.
   std::string metrics() const {
     std::string out;
+    // About the last scrape's size: one allocation rather than a doubling
+    // string's copies (a 120,000-route gateway's scrape can be megabytes).
+    const std::size_t last = last_metrics_bytes_.load(std::memory_order_relaxed);
+    out.reserve(last + last / 16);
     server_.append_metrics(out);
     std::shared_ptr<const Snapshot> snapshot;
     {
@@ -479,6 +483,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
                    "portico_reloads_total{{result=\"ok\"}} {}\n"
                    "portico_reloads_total{{result=\"failed\"}} {}\n",
                    reloads_ok_.load(relaxed), reloads_failed_.load(relaxed));
+    last_metrics_bytes_.store(out.size(), relaxed);
     return out;
   }
 
@@ -801,6 +806,10 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     admin.get("/clusters", [this](Request&, Response& res) { res.json(clusters_json()); });
     admin.get("/routes", [this](Request&, Response& res) { res.json(routes_json()); });
     admin.get("/metrics", [this](Request&, Response& res) {
+      // A big gateway's scrape is megabytes of text, freed once written on
+      // this otherwise idle thread, whose allocator would keep the pages:
+      // they go back before the next scrape builds its own.
+      release_free_memory();
       res.body(metrics(), "text/plain; version=0.0.4; charset=utf-8");
     });
     admin.post("/reload", [this](Request&, Response& res) { answer_reload(res); },
@@ -841,6 +850,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
   std::atomic<std::uint64_t> next_generation_{0};
   std::atomic<std::uint64_t> reloads_ok_{0};
   std::atomic<std::uint64_t> reloads_failed_{0};
+  mutable std::atomic<std::size_t> last_metrics_bytes_{0};  // the last scrape's text
 };
 
 Gateway::Gateway(GatewayConfig config) {
