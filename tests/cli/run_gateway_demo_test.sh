@@ -9,15 +9,11 @@ set -euo pipefail
 bin=$1
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-exec {out}< <(exec "$bin" --port 0 --admin-port 0 2>/dev/null)
-gateway=$!
+# shellcheck source=gateway_demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/gateway_demo.sh"
+start_gateway_demo "$bin"
+gateway=$demo_pid
 trap 'kill "$gateway" 2>/dev/null || true' EXIT
-IFS= read -r -t 30 -u "$out" line || fail "no listening line"
-[[ $line =~ ^listening\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "first line: $line"
-base="http://127.0.0.1:${BASH_REMATCH[1]}"
-IFS= read -r -t 30 -u "$out" line || fail "no admin line"
-[[ $line =~ ^admin\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "second line: $line"
-admin="http://127.0.0.1:${BASH_REMATCH[1]}"
 
 # expect URL STATUS BODY [curl args...]
 expect() {

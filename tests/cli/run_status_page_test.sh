@@ -23,16 +23,12 @@ if [[ -z $browser ]]; then
   exit 77
 fi
 
-exec {out}< <(exec "$bin" --port 0 --admin-port 0 2>/dev/null)
-gateway=$!
+# shellcheck source=gateway_demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/gateway_demo.sh"
+start_gateway_demo "$bin"
+gateway=$demo_pid
 profile=$(mktemp -d)
 trap 'kill "$gateway" 2>/dev/null || true; rm -rf "$profile"' EXIT
-IFS= read -r -t 30 -u "$out" line || fail "no listening line"
-[[ $line =~ ^listening\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "first line: $line"
-base="http://127.0.0.1:${BASH_REMATCH[1]}"
-IFS= read -r -t 30 -u "$out" line || fail "no admin line"
-[[ $line =~ ^admin\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "second line: $line"
-admin="http://127.0.0.1:${BASH_REMATCH[1]}"
 
 for i in 1 2; do
   [[ $(curl -sS --max-time 10 "$base/api/users/$i") == "users v1: user $i" ]] || fail "v1 request"

@@ -101,15 +101,11 @@ kill -TERM "$server"
 wait "$server" || fail "portico-hello exited with $?"
 
 # ---- portico-gateway's demo: the gateway's probes --------------------------------
-exec {out}< <(exec "$gateway" --port 0 --admin-port 0 2>/dev/null)
-gw=$!
+# shellcheck source=../cli/gateway_demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../cli/gateway_demo.sh"
+start_gateway_demo "$gateway"
+gw=$demo_pid
 pids+=("$gw")
-IFS= read -r -t 30 -u "$out" line || fail "no listening line from portico-gateway"
-[[ $line =~ ^listening\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "first line: $line"
-base="http://127.0.0.1:${BASH_REMATCH[1]}"
-IFS= read -r -t 30 -u "$out" line || fail "no admin line from portico-gateway"
-[[ $line =~ ^admin\ on\ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "second line: $line"
-admin="http://127.0.0.1:${BASH_REMATCH[1]}"
 trace "$gw" "$gateway" /ready
 # One connection: the 404 last is read only once the proxied ones are done.
 curl -sS --max-time 10 "$base/api/users/1" "$base/api/users/2" \
