@@ -44,18 +44,41 @@ struct RequestSeries {
   std::uint64_t bytes_out = 0;  // response body bytes
 };
 
+// The phases of a proxied exchange timed in portico_request_phase_seconds,
+// each from the request's first byte (GATEWAY.md's access log fields
+// upstream_connect_ms and upstream_first_byte_ms, as histograms).
+enum class RequestPhase : std::uint8_t {
+  kUpstreamConnect = 1,    // an upstream connection ready: made, or taken from the pool
+  kUpstreamFirstByte = 2,  // the upstream response's head received
+};
+// "upstream_connect", "upstream_first_byte".
+std::string_view phase_name(RequestPhase phase) noexcept;
+
+// One phase of the exchanges of one route pattern, summed over every reactor.
+struct PhaseSeries {
+  std::string_view route;  // the route's pattern
+  RequestPhase phase = RequestPhase::kUpstreamConnect;
+  std::uint64_t count = 0;        // exchanges that reached the phase
+  std::uint64_t duration_ns = 0;  // their times to it, summed
+  std::array<std::uint64_t, kDurationBucketCount> buckets{};  // as RequestSeries::buckets
+};
+
 // Everything Server::metrics() writes, merged over the reactors.
 struct MetricsSnapshot {
   ServerStats server;
   // Sorted by route (in the order patterns were first registered), method,
   // status class, error, fallback; one entry per distinct label set.
   std::vector<RequestSeries> requests;
+  // The gateway's exchanges by route pattern and phase, sorted likewise
+  // (empty for a server without the gateway).
+  std::vector<PhaseSeries> phases;
   // Series a reactor could not create (its table full: 262,144 series).
   std::uint64_t series_dropped = 0;
 };
 
 // Appends `snapshot` to `out` as Prometheus text format 0.0.4: portico_requests_total,
-// portico_request_duration_seconds (histogram), portico_request_bytes_total,
+// portico_request_duration_seconds (histogram), portico_request_phase_seconds
+// (histogram, when there are phases), portico_request_bytes_total,
 // portico_response_bytes_total, portico_connections_open and the
 // ServerStats counters (README, "Metrics").
 void append_prometheus(std::string& out, const MetricsSnapshot& snapshot);

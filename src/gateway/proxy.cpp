@@ -399,6 +399,7 @@ ProxyExchange::Dispatch ProxyExchange::dispatch() noexcept {
   balancer.request_started(endpoint);
   if (upgrade_sent_) upstream_->forbid_reuse();
   if (logging_ && upstream_->reused()) connect_ms_ = 0;  // taken from the pool
+  if (metering_ && upstream_->reused()) connected_at_ = reactor_.io.reactor.now();
   PORTICO_PROBE4_IF(upstream_->reused(), upstream_connect, client_.probe_id(), 1,
                     state.endpoints[endpoint].address.data(),
                     state.endpoints[endpoint].address.size());
@@ -732,6 +733,7 @@ void ProxyExchange::on_upstream_connected(UpstreamConnection& connection) noexce
     connect_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                             started_).count();
   }
+  if (metering_) connected_at_ = reactor_.io.reactor.now();
 }
 
 void ProxyExchange::on_upstream_connect_failed(UpstreamConnection& connection,
@@ -792,6 +794,7 @@ void ProxyExchange::on_upstream_head(UpstreamConnection& connection,
     first_byte_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
                                                                started_).count();
   }
+  if (metering_) first_byte_at_ = reactor_.io.reactor.now();
   if (head.status == 101) start_tunnel();
 }
 
@@ -1062,6 +1065,15 @@ void ProxyExchange::log_exchange() noexcept {
   }
 }
 
+void ProxyExchange::record_phase(RequestPhase phase,
+                                 std::chrono::steady_clock::time_point at) noexcept {
+  if (at == std::chrono::steady_clock::time_point{}) return;  // not reached
+  const auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(at - head_at_);
+  reactor_.shard.request_metrics.record(phase_key(series_route_, phase),
+                                        took.count() > 0 ? static_cast<std::uint64_t>(took.count()) : 0,
+                                        0, 0);
+}
+
 void ProxyExchange::recycle() noexcept {
   if (route_ != nullptr) {
     PORTICO_PROBE4(request_done, client_.probe_id(), status_, bytes_out_,
@@ -1078,7 +1090,10 @@ void ProxyExchange::recycle() noexcept {
     reactor_.shard.request_metrics.record(
         series_key(series_route_, series_method_, status_, label_, fallback_),
         took.count() > 0 ? static_cast<std::uint64_t>(took.count()) : 0, bytes_in_, bytes_out_);
+    record_phase(RequestPhase::kUpstreamConnect, connected_at_);
+    record_phase(RequestPhase::kUpstreamFirstByte, first_byte_at_);
   }
+  connected_at_ = first_byte_at_ = {};
   metering_ = false;
   if (logging_ && route_ != nullptr) log_exchange();
   logging_ = false;

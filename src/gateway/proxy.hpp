@@ -403,6 +403,11 @@ class ProxyExchange final : public StreamingExchange, public UpstreamHandler {
   std::uint8_t series_method_ = 0;
   std::uint32_t series_route_ = 0;
   std::chrono::steady_clock::time_point head_at_;
+  // When this exchange's upstream connection was ready and its response head
+  // came, by the loop clock (portico_request_phase_seconds); {}: not reached.
+  // A retry's later connection and response replace the first's.
+  std::chrono::steady_clock::time_point connected_at_, first_byte_at_;
+  void record_phase(RequestPhase phase, std::chrono::steady_clock::time_point at) noexcept;
 
   // For the access log (GATEWAY.md's fields), kept only while it is on.
   bool logging_ = false;

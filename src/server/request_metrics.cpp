@@ -139,7 +139,8 @@ void RequestMetrics::collect(std::vector<KeyedSeries>& out) const {
   }
 }
 
-void merge_series(std::vector<KeyedSeries>& collected, std::vector<RequestSeries>& out) {
+void merge_series(std::vector<KeyedSeries>& collected, std::vector<RequestSeries>& out,
+                  std::vector<PhaseSeries>& phases) {
   std::sort(collected.begin(), collected.end(),
             [](const KeyedSeries& a, const KeyedSeries& b) { return a.key < b.key; });
   for (std::size_t i = 0; i < collected.size();) {
@@ -153,6 +154,15 @@ void merge_series(std::vector<KeyedSeries>& collected, std::vector<RequestSeries
       merged.bytes_out += more.bytes_out;
       for (std::size_t b = 0; b < kDurationBucketCount; ++b) merged.buckets[b] += more.buckets[b];
     }
+    if ((key & kPhaseKeyBit) != 0) {
+      PhaseSeries& phase = phases.emplace_back();
+      phase.route = route_name(static_cast<std::uint32_t>(key >> 16));
+      phase.phase = static_cast<RequestPhase>((key >> 8) & 0xF);
+      phase.count = merged.count;
+      phase.duration_ns = merged.duration_ns;
+      phase.buckets = merged.buckets;
+      continue;
+    }
     merged.route = route_name(static_cast<std::uint32_t>(key >> 16));
     merged.method = method_label(static_cast<unsigned>(key >> 12) & 0xF);
     merged.status_class = static_cast<std::uint8_t>((key >> 8) & 0xF);
@@ -165,6 +175,16 @@ void merge_series(std::vector<KeyedSeries>& collected, std::vector<RequestSeries
 }  // namespace detail
 
 // ---- the text format ------------------------------------------------------------
+
+std::string_view phase_name(RequestPhase phase) noexcept {
+  switch (phase) {
+    case RequestPhase::kUpstreamConnect:
+      return "upstream_connect";
+    case RequestPhase::kUpstreamFirstByte:
+      return "upstream_first_byte";
+  }
+  return "unknown";
+}
 
 void append_label_value(std::string& out, std::string_view value) {
   for (const char c : value) {
@@ -292,6 +312,43 @@ void append_prometheus(std::string& out, const MetricsSnapshot& snapshot) {
     out += "} ";
     append_number(out, s.count);
     out += '\n';
+  }
+  if (!snapshot.phases.empty()) {
+    constexpr std::string_view phases = "portico_request_phase_seconds";
+    header(out, phases, "histogram",
+           "Time from the request's first byte to each phase of a proxied exchange "
+           "(upstream_connect: a connection ready, made or pooled; upstream_first_byte: the "
+           "response's head), by route pattern, as the reactor's loop clock sees it.");
+    std::string phase_labels;
+    for (const PhaseSeries& s : snapshot.phases) {
+      phase_labels = "route=\"";
+      append_label_value(phase_labels, s.route);
+      phase_labels += "\",phase=\"";
+      phase_labels += phase_name(s.phase);
+      phase_labels += '"';
+      std::uint64_t cumulative = 0;
+      for (std::size_t b = 0; b < kDurationBucketCount; ++b) {
+        cumulative += s.buckets[b];
+        out += phases;
+        out += "_bucket{";
+        out += phase_labels;
+        out += kLe[b];
+        append_number(out, cumulative);
+        out += '\n';
+      }
+      out += phases;
+      out += "_sum{";
+      out += phase_labels;
+      out += "} ";
+      append_double(out, static_cast<double>(s.duration_ns) / 1e9);
+      out += '\n';
+      out += phases;
+      out += "_count{";
+      out += phase_labels;
+      out += "} ";
+      append_number(out, s.count);
+      out += '\n';
+    }
   }
   request_counter(out, snapshot, labels, "portico_request_bytes_total",
                   "Request body bytes received, by the labels of portico_requests_total.",

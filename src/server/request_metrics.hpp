@@ -47,6 +47,13 @@ inline std::uint64_t series_key(std::uint32_t route, unsigned method, int status
          (std::uint64_t{static_cast<std::uint8_t>(label)} << 1) |
          static_cast<std::uint64_t>(fallback);
 }
+// A phase series' key: route id as above, the phase where the status class
+// is, bit 62 set (never set in a request series' key).
+inline constexpr std::uint64_t kPhaseKeyBit = std::uint64_t{1} << 62;
+inline std::uint64_t phase_key(std::uint32_t route, RequestPhase phase) noexcept {
+  return (std::uint64_t{1} << 63) | kPhaseKeyBit | (std::uint64_t{route} << 16) |
+         (std::uint64_t{static_cast<std::uint8_t>(phase)} << 8);
+}
 inline unsigned method_index(std::optional<Method> method) noexcept {
   return method ? static_cast<unsigned>(*method) : kOtherMethod;
 }
@@ -146,8 +153,10 @@ struct KeyedSeries {
 };
 
 // Merges the series collected from every reactor (same key: summed), sorted
-// by key, with their labels spelled out, into `out`.
-void merge_series(std::vector<KeyedSeries>& collected, std::vector<RequestSeries>& out);
+// by key, with their labels spelled out: request series into `out`, phase
+// series into `phases`.
+void merge_series(std::vector<KeyedSeries>& collected, std::vector<RequestSeries>& out,
+                  std::vector<PhaseSeries>& phases);
 
 }  // namespace detail
 }  // namespace v0

@@ -234,7 +234,7 @@ MetricsSnapshot ServerCore::metrics_snapshot() const {
     shard->request_metrics.collect(collected);
     snapshot.series_dropped += shard->request_metrics.dropped();
   }
-  merge_series(collected, snapshot.requests);
+  merge_series(collected, snapshot.requests, snapshot.phases);
   return snapshot;
 }
 

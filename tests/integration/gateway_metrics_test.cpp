@@ -127,6 +127,25 @@ TEST_F(GatewayMetricsTest, AThousandPathsOfOneRouteAreOneSeries) {
       text.find("portico_upstream_healthy{cluster=\"users\",endpoint=\"" + endpoint + "\"} 1\n"),
       std::string::npos);
   EXPECT_NE(text.find("portico_breaker_open{cluster=\"users\"} 0\n"), std::string::npos);
+
+  // Each exchange reached both phases, once, in at most its whole time.
+  ASSERT_EQ(snapshot.phases.size(), 2u) << text;
+  for (const PhaseSeries& phase : snapshot.phases) {
+    EXPECT_EQ(phase.route, "/api/users/:id");
+    EXPECT_EQ(phase.count, 1000u) << phase_name(phase.phase);
+    EXPECT_LE(phase.duration_ns, users->duration_ns) << phase_name(phase.phase);
+  }
+  EXPECT_EQ(snapshot.phases[0].phase, RequestPhase::kUpstreamConnect);
+  EXPECT_EQ(snapshot.phases[1].phase, RequestPhase::kUpstreamFirstByte);
+  EXPECT_LE(snapshot.phases[0].duration_ns, snapshot.phases[1].duration_ns);
+  EXPECT_NE(text.find("# TYPE portico_request_phase_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(text.find("portico_request_phase_seconds_count{route=\"/api/users/:id\","
+                      "phase=\"upstream_first_byte\"} 1000\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("portico_request_phase_seconds_bucket{route=\"/api/users/:id\","
+                      "phase=\"upstream_connect\",le=\"+Inf\"} 1000\n"),
+            std::string::npos);
 }
 
 TEST_F(GatewayMetricsTest, OnlyRoutesThatSawTrafficAppear) {
