@@ -165,13 +165,16 @@ int serve(portico::GatewayConfig config, const std::string& config_path, bool de
   std::fflush(stdout);
   if (demo) {
     const std::string base = http_url(listen.host, gateway->port());
+    const std::string admin = http_url(admin_host, gateway->admin_port());
     std::fprintf(stderr,
                  "--- portico-gateway demo: try, from another terminal:\n"
                  "  curl %s/api/users/42\n"
                  "  curl -H 'X-Release-Version: v2-beta' %s/api/users/42\n"
                  "  curl %s/clusters\n"
+                 "  curl %s/metrics\n"
+                 "and open %s/ in a browser: the status page.\n"
                  "Ctrl-C stops it (in-flight requests finish first).\n",
-                 base.c_str(), base.c_str(), http_url(admin_host, gateway->admin_port()).c_str());
+                 base.c_str(), base.c_str(), admin.c_str(), admin.c_str(), admin.c_str());
   }
   (void)gateway->run();
   return 0;
