@@ -1068,9 +1068,7 @@ void ProxyExchange::log_exchange() noexcept {
 void ProxyExchange::record_phase(RequestPhase phase,
                                  std::chrono::steady_clock::time_point at) noexcept {
   if (at == std::chrono::steady_clock::time_point{}) return;  // not reached
-  const auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(at - head_at_);
-  reactor_.shard.request_metrics.record(phase_key(series_route_, phase),
-                                        took.count() > 0 ? static_cast<std::uint64_t>(took.count()) : 0,
+  reactor_.shard.request_metrics.record(phase_key(series_route_, phase), elapsed_ns(head_at_, at),
                                         0, 0);
 }
 
@@ -1085,11 +1083,9 @@ void ProxyExchange::recycle() noexcept {
   }
   if (metering_ && route_ != nullptr && status_ != 0) {
     // A client gone before any answer (status 0) is in no series.
-    const auto took =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(reactor_.io.reactor.now() - head_at_);
     reactor_.shard.request_metrics.record(
         series_key(series_route_, series_method_, status_, label_, fallback_),
-        took.count() > 0 ? static_cast<std::uint64_t>(took.count()) : 0, bytes_in_, bytes_out_);
+        elapsed_ns(head_at_, reactor_.io.reactor.now()), bytes_in_, bytes_out_);
     record_phase(RequestPhase::kUpstreamConnect, connected_at_);
     record_phase(RequestPhase::kUpstreamFirstByte, first_byte_at_);
   }

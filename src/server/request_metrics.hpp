@@ -10,6 +10,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -53,6 +54,12 @@ inline constexpr std::uint64_t kPhaseKeyBit = std::uint64_t{1} << 62;
 inline std::uint64_t phase_key(std::uint32_t route, RequestPhase phase) noexcept {
   return (std::uint64_t{1} << 63) | kPhaseKeyBit | (std::uint64_t{route} << 16) |
          (std::uint64_t{static_cast<std::uint8_t>(phase)} << 8);
+}
+// The nanoseconds from `from` to `to` (loop-clock times), 0 if `to` is earlier.
+inline std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point from,
+                                std::chrono::steady_clock::time_point to) noexcept {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count();
+  return ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
 }
 inline unsigned method_index(std::optional<Method> method) noexcept {
   return method ? static_cast<unsigned>(*method) : kOtherMethod;

@@ -125,13 +125,10 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
   const ServerOptions& options = shard_.core.options();
   if (options.metrics && !ex.taken) {
     // The loop's clock (read once per iteration): no clock read per request.
-    const auto took =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(shard_.reactor.now() - ex.started);
     shard_.request_metrics.record(
         series_key(ex.route != nullptr ? ex.route->name_id() : 0, method_index(ex.request.method()),
                    status, ex.label, ex.fallback),
-        took.count() > 0 ? static_cast<std::uint64_t>(took.count()) : 0, ex.request.body().size(),
-        res.body_.size());
+        elapsed_ns(ex.started, shard_.reactor.now()), ex.request.body().size(), res.body_.size());
   }
   if (options.access_log != AccessLogFormat::kOff) {
     append_access_log(shard_.access_log, options.access_log, shard_.date_second, ex.request, status,
