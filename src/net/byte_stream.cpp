@@ -65,7 +65,8 @@ ssize_t ByteStream::receive(std::span<char> room) noexcept {
   return n >= 0 ? n : -errno;
 }
 
-WriteStatus ByteStream::write(std::string_view head, std::string_view tail) {
+WriteStatus ByteStream::write(std::string_view head, std::string_view tail,
+                              std::string* tail_owner) {
   ssize_t n;
   if (tail.empty()) {
     n = sys::send(fd_, head.data(), head.size());
@@ -76,7 +77,7 @@ WriteStatus ByteStream::write(std::string_view head, std::string_view tail) {
   }
   if (n == static_cast<ssize_t>(head.size() + tail.size())) return WriteStatus::kWritten;
   if (n < 0 && !would_block(errno)) return WriteStatus::kFailed;
-  keep_unwritten(head, tail, n > 0 ? static_cast<std::size_t>(n) : 0);
+  keep_unwritten(head, tail, n > 0 ? static_cast<std::size_t>(n) : 0, tail_owner);
   return n > 0 ? WriteStatus::kProgress : WriteStatus::kBlocked;
 }
 
@@ -86,7 +87,16 @@ void ByteStream::append_pending(std::string_view head, std::string_view tail) {
   pending_->bytes.append(tail);
 }
 
-void ByteStream::keep_unwritten(std::string_view head, std::string_view tail, std::size_t written) {
+void ByteStream::keep_unwritten(std::string_view head, std::string_view tail, std::size_t written,
+                                std::string* tail_owner) {
+  if (tail_owner != nullptr && written >= head.size() && pending_ == nullptr &&
+      tail.data() == tail_owner->data() && tail.size() == tail_owner->size()) {
+    // The rest lies within the owner's string: keep that string, not a copy.
+    pending_ = std::make_unique<Pending>();
+    pending_->bytes = std::move(*tail_owner);
+    pending_->offset = written - head.size();
+    return;
+  }
   if (written < head.size()) {
     head.remove_prefix(written);
   } else {

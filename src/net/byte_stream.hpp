@@ -120,7 +120,10 @@ class ByteStream {
 
   // Writes `head` then `tail` (one sendmsg when `tail` is not empty).
   // REQUIRES: !blocked(). kProgress/kBlocked keep the rest as pending.
-  WriteStatus write(std::string_view head, std::string_view tail = {});
+  // When `tail_owner` holds `tail` (a big body), a rest within it is kept by
+  // taking the string over instead of copying it.
+  WriteStatus write(std::string_view head, std::string_view tail = {},
+                    std::string* tail_owner = nullptr);
   // Puts `head` then `tail` behind the output not written yet.
   void append_pending(std::string_view head, std::string_view tail = {});
   // Writes what is pending. REQUIRES: has_pending() && !send_queued().
@@ -158,7 +161,8 @@ class ByteStream {
   WriteStatus take_short_send(std::string_view bytes, ssize_t result);
   // A write of `head` then `tail` took `written` bytes: keeps the rest,
   // ahead of anything already pending.
-  void keep_unwritten(std::string_view head, std::string_view tail, std::size_t written);
+  void keep_unwritten(std::string_view head, std::string_view tail, std::size_t written,
+                      std::string* tail_owner = nullptr);
 
   struct Pending {
     std::string bytes;

@@ -141,7 +141,8 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
 
   if (ex.stream_started || ex.head_request || body.empty()) return;
   if (body.size() >= kBigBody) {
-    flush_with(body);
+    // A rest the socket does not take keeps the response's own string.
+    flush_with(body, body.data() == res.body_.data() ? &ex.response.body_ : nullptr);
   } else {
     out.append(body);
   }

@@ -437,7 +437,7 @@ void ServerConnection::on_sent(WriteStatus status) noexcept {
   finish_entry();
 }
 
-void ServerConnection::flush_with(std::string_view body) noexcept {
+void ServerConnection::flush_with(std::string_view body, std::string* body_owner) noexcept {
   IoBatcher& batcher = shard_.batcher;
   if (stream_.closed()) {
     batcher.drop_own_output();
@@ -449,7 +449,7 @@ void ServerConnection::flush_with(std::string_view body) noexcept {
     batcher.drop_own_output();
     return;
   }
-  const WriteStatus status = stream_.write(own, body);
+  const WriteStatus status = stream_.write(own, body, body_owner);
   batcher.drop_own_output();
   if (status == WriteStatus::kFailed) {
     // The connection is broken; close once the current dispatch unwinds.

@@ -154,7 +154,10 @@ class ServerConnection final : public StreamHandler {
   // connection is idle; update epoll interest and the timer (unless a send
   // is queued, whose on_sent() does it).
   void settle() noexcept;
-  void flush_with(std::string_view body) noexcept;
+  // Writes the batcher's output for this connection, then `body` (a big
+  // one, not copied into it); a rest within `body_owner` (the string that
+  // holds `body`, if any) is kept by taking that string over.
+  void flush_with(std::string_view body, std::string* body_owner = nullptr) noexcept;
   // Writes the stream's pending output; once it is all out, lingers (close
   // after write) or serves the requests that waited.
   void write_pending() noexcept;

@@ -520,6 +520,38 @@ TEST_F(ServerHttpTest, PipelinedResponsesThatFillTheSocketArriveWholeInOrder) {
   EXPECT_EQ(server().stats().requests, static_cast<std::uint64_t>(kRequests));
 }
 
+// Bodies of 64 KiB and more are written straight from the response; the rest
+// a full socket leaves is kept by taking the response's string over (no
+// copy). Mixed with small responses that queue behind it, each byte must
+// still arrive where it belongs: the bodies' bytes depend on their position.
+TEST_F(ServerHttpTest, BigBodiesLeftOverByAFullSocketArriveWholeInOrder) {
+  constexpr int kRequests = 12;
+  constexpr std::size_t kBig = 3 * 1024 * 1024 + 17;
+  const auto body_of = [](int n) {
+    std::string body(n % 3 == 2 ? 5 : kBig, '\0');
+    for (std::size_t i = 0; i < body.size(); ++i)
+      body[i] = static_cast<char>('a' + (i / 7 + static_cast<std::size_t>(n)) % 26);
+    return body;
+  };
+  start_server({}, [&body_of](Server& s) {
+    s.get("/big/:n", [&body_of](Request& req, Response& res) {
+      res.body(body_of(std::stoi(std::string(req.param("n")))), "text/plain");
+    });
+  });
+  std::string pipeline;
+  for (int i = 0; i < kRequests; ++i) pipeline += request_bytes("GET", "/big/" + std::to_string(i));
+  TestClient client(port());
+  ASSERT_TRUE(client.send(pipeline));
+  for (int i = 0; i < kRequests; ++i) {
+    const ReadResult r = client.read_response();
+    ASSERT_RESPONSE(r, pipeline) << " (response " << i << ")";
+    ASSERT_EQ(r.response.status, 200);
+    ASSERT_TRUE(r.response.body == body_of(i))
+        << "response " << i << " is cut or its bytes are out of place (" << r.response.body.size()
+        << " bytes)";
+  }
+  EXPECT_TRUE(client.pending().empty()) << printable(client.pending());
+}
 TEST_F(ServerHttpTest, PipelineMixingMethodsAndStatuses) {
   start();
   const std::string pipeline = request_bytes("POST", "/echo", "", "abc") +
