@@ -20,7 +20,8 @@
 #            a route of that file while it is reloaded --big-reloads N (3)
 #            times, spaced over the run; each reload is waited for before
 #            the next. Failed requests: non-200 answers (counted by a wrk Lua
-#            response() hook) plus wrk's socket errors (goal: 0).
+#            response() hook) plus wrk's socket errors (goal: 0). Then
+#            VmRSS once settled again (goal: 64 MiB, as after the start).
 #   flip     a two-route config, wrk -t1 -c --connections for --duration S
 #            (30) while it is reloaded --reloads N (100) times, spaced over
 #            the run, alternating between two files that route the same URL
@@ -320,11 +321,13 @@ say "big: $routes routes served; start to \`listening on\` $start_ms ms;" \
 # --- big-reload: reloading it under load -----------------------------------------
 under_load "http://127.0.0.1:$gw_port$big_url_path" "$big_duration" "$big_reloads"
 settle
+rss=$(vm VmRSS)
 say "big-reload: wrk -t1 -c$connections ${big_duration}s, $reloads_done of $big_reloads reloads" \
     "of the $routes-route file: $requests requests, failed $failed (non-200 $non200," \
-    "socket errors $socket_errors; goal 0); VmRSS $(mib "$(vm VmRSS)") MiB," \
-    "VmHWM $(mib "$(vm VmHWM)") MiB after"
-((failed == 0 && reloads_done == big_reloads && count_a > 0)) || missed=$((missed + 1))
+    "socket errors $socket_errors; goal 0); VmRSS $(mib "$rss") MiB once settled after them" \
+    "(goal: 64 MiB), VmHWM $(mib "$(vm VmHWM)") MiB"
+((failed == 0 && reloads_done == big_reloads && count_a > 0 && rss <= 65536)) ||
+  missed=$((missed + 1))
 stop_gateway
 
 # --- flip: 100 reloads between two upstreams ---------------------------------------

@@ -294,7 +294,13 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     server_.routes(std::move(routes), RouteRetention::kFrozenOnly);
     reloads_ok_.fetch_add(1, std::memory_order_relaxed);
     release_free_memory();
+    collect_due_.store(true, std::memory_order_relaxed);
     return {};
+  }
+
+  bool take_collect_due() noexcept {
+    return collect_due_.load(std::memory_order_relaxed) &&
+           collect_due_.exchange(false, std::memory_order_relaxed);
   }
 
   ConfigResult reload_file() {
@@ -849,6 +855,10 @@ class Gateway::Impl final : public detail::gateway::Runtime {
   std::atomic<bool> ready_{false};
   std::atomic<std::uint64_t> next_generation_{0};
   std::atomic<std::uint64_t> reloads_ok_{0};
+  // Set by a reload: the config it replaced may have been allocated by
+  // another thread (the first, by the one that made the Gateway), whose
+  // allocator pages are only given back by a collect on that thread.
+  std::atomic<bool> collect_due_{false};
   std::atomic<std::uint64_t> reloads_failed_{0};
   mutable std::atomic<std::size_t> last_metrics_bytes_{0};  // the last scrape's text
 };
@@ -887,6 +897,9 @@ std::error_code Gateway::run() {
   while (impl_->server().running()) {
     const timespec tick{0, 100 * 1000 * 1000};
     const int signal_number = sigtimedwait(&signals, nullptr, &tick);
+    // This thread loaded the first config: what a reload freed of it comes
+    // back to the system only through this thread's own collect.
+    if (impl_->take_collect_due()) release_free_memory();
     if (signal_number == SIGINT || signal_number == SIGTERM) {
       stop();
     } else if (signal_number == SIGHUP) {

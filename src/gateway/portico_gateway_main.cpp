@@ -184,11 +184,13 @@ int serve(portico::GatewayConfig config, const std::string& config_path, bool de
 
 int main(int argc, char** argv) {
 #if defined(PORTICO_HAVE_MIMALLOC)
-  // mimalloc extends a decommit's delay (decommit_extend_delay): with the
-  // extension, about half the starts of a 120,000-route file kept 10 MiB of
-  // the parse's freed memory committed for good; without it, about one in
-  // ten (bench/README.md; not fully explained). This program frees big
-  // configs on load and reload and allocates nothing per request.
+  // mimalloc gives freed memory back to the system after a delay, checked
+  // only when the freeing thread allocates again. This program's threads
+  // free big configs (load, reload) and scrapes and then sit idle: they
+  // would keep that memory for good. It allocates nothing per request, so
+  // giving memory back at once costs it only on load and reload.
+  mi_option_set(mi_option_decommit_delay, 0);
+  mi_option_set(mi_option_segment_decommit_delay, 0);
   mi_option_set(mi_option_decommit_extend_delay, 0);
 #endif
   CommandLine line;

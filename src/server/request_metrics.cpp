@@ -265,6 +265,7 @@ void append_prometheus(std::string& out, const MetricsSnapshot& snapshot) {
   // growing by doubling would copy it a dozen times.
   std::size_t estimate = 4096;
   for (const RequestSeries& s : snapshot.requests) estimate += 24 * (128 + s.route.size());
+  for (const PhaseSeries& s : snapshot.phases) estimate += 24 * (96 + s.route.size());
   out.reserve(out.size() + estimate);
   // Each series' labels formatted once, for its 24 lines.
   std::vector<std::string> labels;
