@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "portico/detail/unique_function.hpp"
 #include "portico/router.hpp"
 
 namespace portico {
@@ -158,6 +159,22 @@ class Response {
   Completion defer() noexcept;
   bool deferred() const noexcept { return deferred_; }
 
+  // The body comes from `source`, a piece at a time, as the client takes
+  // it: once the handler returned (for a deferred response, once done()
+  // ran), the reactor calls source(out) to append the next piece to `out`;
+  // it returns false with the last piece. Pieces under 16 KiB are gathered
+  // (`out` then holds the ones before, unsent) into one write; the calls
+  // after a write come only once the socket has taken it, so a body of any
+  // size is never held whole (a metrics scrape, an export). Sent
+  // chunked (to an HTTP/1.0 client: close-delimited), or with
+  // Content-Length when the first call is also the last. Not called for
+  // HEAD. Runs on the reactor thread: a piece should be quick to make (tens
+  // of KiB). A throw before the first piece is sent answers 500; after it,
+  // the connection closes with the body cut (no last chunk). Replaces the
+  // body set so far. REQUIRES: no Completion::write() for this response.
+  using BodySource = detail::UniqueFunction<bool(std::string& out)>;
+  Response& body_source(BodySource source, std::string_view content_type = {});
+
   // Sends the body with Transfer-Encoding: chunked instead of Content-Length
   // (to an HTTP/1.0 client: unframed, then the connection closes). Implied by
   // Completion::write().
@@ -177,6 +194,7 @@ class Response {
   friend struct detail::ServerExchange;
   friend class detail::ServerCore;
   friend struct detail::LocalReplies;
+  friend struct detail::ReactorShard;
   friend class Completion;
 
   void reset() noexcept;
@@ -194,6 +212,7 @@ class Response {
   std::string_view static_type_;
   std::string content_type_;
   std::string body_;
+  BodySource source_;  // body_source(): the body still to come
   detail::ServerExchange* exchange_ = nullptr;
 };
 

@@ -287,12 +287,84 @@ void ServerConnection::run_handler() noexcept {
 void ServerConnection::finish_response() noexcept {
   ServerExchange& ex = *exchange_;
   Response& res = ex.response;
+  if (res.source_) {
+    // While pumping, the connection is as a deferred one: it reads nothing
+    // and neither lingers nor closes when its output drains.
+    const Phase before = phase_;
+    phase_ = Phase::kDeferred;
+    ex.pumping = true;
+    if (!pump_source(ex)) {
+      // The socket is full: the exchange waits for it (or the peer left,
+      // and close() released it).
+      if (!stream_.closed() && ex.route_ref != nullptr && !ex.route_hold)
+        ex.route_hold = *ex.route_ref;
+      return;
+    }
+    ex.pumping = false;
+    phase_ = before;
+  }
   if (!ex.stream_started) run_afters(ex);
   if (res.status_ < 100 || res.status_ > 999) LocalReplies::invalid_status(ex);
   if (ex.local_reply) shard_.counters.count_reply(ex.label);
   if (res.close_ || shard_.shutting_down) ex.keep_alive = false;
   if (!ex.keep_alive) close_after_write_ = true;
   serialize(ex, res.body_);
+}
+
+namespace {
+constexpr std::size_t kSourceGather = 16 * 1024;  // a body source's bytes per write, at least
+}  // namespace
+
+bool ServerConnection::pump_source(ServerExchange& ex) noexcept {
+  Response& res = ex.response;
+  if (ex.head_request) {
+    // The head a GET would get, without the body.
+    res.source_.reset();
+    res.chunked_ = true;
+    return true;
+  }
+  std::string& piece = shard_.source_piece;
+  while (!stream_.closed()) {
+    if (stream_.blocked()) return false;
+    // Small pieces are gathered into one chunk and one write.
+    piece.clear();
+    bool more = true;
+    try {
+      while (more && piece.size() < kSourceGather) more = res.source_(piece);
+    } catch (...) {
+      res.source_.reset();
+      if (!ex.stream_started) {
+        LocalReplies::internal_error(ex);
+        return true;
+      }
+      close();  // the body is cut: the client sees no last chunk
+      return false;
+    }
+    if (!more) {
+      res.source_.reset();
+      res.body_.append(piece);
+      return true;
+    }
+    if (!piece.empty()) {
+      if (!ex.stream_started && (res.close_ || shard_.shutting_down)) ex.keep_alive = false;
+      on_stream_write(&ex, piece);
+    }
+  }
+  return false;
+}
+
+bool ServerConnection::source_due() const noexcept {
+  return phase_ == Phase::kDeferred && exchange_ != nullptr && exchange_->pumping &&
+         !stream_.blocked();
+}
+
+void ServerConnection::continue_source() noexcept {
+  if (!pump_source(*exchange_)) return;  // the socket is full again, or closed
+  phase_ = Phase::kHead;
+  finish_response();
+  complete_exchange();
+  process_input();  // requests pipelined behind it
+  flush();
 }
 
 void ServerConnection::run_afters(ServerExchange& ex) noexcept {

@@ -115,7 +115,15 @@ Response& Response::body(std::string&& bytes, std::string_view type) {
   return *this;
 }
 
+Response& Response::body_source(BodySource source, std::string_view type) {
+  body_.clear();
+  source_ = std::move(source);
+  if (!type.empty()) content_type(type);
+  return *this;
+}
+
 void Response::reset() noexcept {
+  source_.reset();
   status_ = 200;
   deferred_ = false;
   close_ = false;

@@ -80,6 +80,8 @@ void ServerExchange::reset() noexcept {
   tunnel_eof = false;
   tunnel_shut_due = false;
   answered_early = false;
+  pumping = false;
+  streamed_bytes = 0;
   route = nullptr;
   route_ref = nullptr;
   route_hold.reset();
@@ -98,6 +100,9 @@ void ServerExchange::reset() noexcept {
 
 void ReactorShard::release_exchange(ServerExchange* ex) noexcept {
   ex->route_hold.reset();
+  // A body source left unfinished (its client gone) may hold much: not
+  // until the exchange is reused.
+  ex->response.source_.reset();
   ex->connection = nullptr;
   // Keep a bounded reserve: a burst of slow requests must not pin its peak.
   if (free_exchange_count >= kExchangeReserve) {

@@ -80,6 +80,8 @@ struct ReactorShard {
   std::string ok_head;
   std::time_t date_second = 0;
   std::string access_log;
+  // A body source's piece (Response::body_source), its capacity kept.
+  std::string source_piece;
 
   ServerExchange* free_exchanges = nullptr;
   std::size_t free_exchange_count = 0;

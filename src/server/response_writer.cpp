@@ -91,6 +91,7 @@ void ServerConnection::on_stream_write(ServerExchange* ex, std::string_view byte
     ex->stream_started = true;
   }
   append_chunk(*ex, bytes);
+  if (!ex->head_request) ex->streamed_bytes += bytes.size();
   flush();
   if (!stream_.closed()) {
     update_interest();
@@ -123,20 +124,22 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
   }
 
   const ServerOptions& options = shard_.core.options();
+  // What went out streamed before this last piece, and the last piece.
+  const std::uint64_t body_bytes = ex.streamed_bytes + (ex.head_request ? 0 : res.body_.size());
   if (options.metrics && !ex.taken) {
     // The loop's clock (read once per iteration): no clock read per request.
     shard_.request_metrics.record(
         series_key(ex.route != nullptr ? ex.route->name_id() : 0, method_index(ex.request.method()),
                    status, ex.label, ex.fallback),
-        elapsed_ns(ex.started, shard_.reactor.now()), ex.request.body().size(), res.body_.size());
+        elapsed_ns(ex.started, shard_.reactor.now()), ex.request.body().size(), body_bytes);
   }
   if (options.access_log != AccessLogFormat::kOff) {
     append_access_log(shard_.access_log, options.access_log, shard_.date_second, ex.request, status,
-                      res.body_.size());
+                      body_bytes);
   }
 
   // A taken exchange's taker fires request_done (it knows what it sent).
-  PORTICO_PROBE4_IF(phase_ != Phase::kTaken, request_done, probe_id(this), status, res.body_.size(),
+  PORTICO_PROBE4_IF(phase_ != Phase::kTaken, request_done, probe_id(this), status, body_bytes,
                     static_cast<unsigned>(ex.label));
 
   if (ex.stream_started || ex.head_request || body.empty()) return;

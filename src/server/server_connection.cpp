@@ -336,8 +336,11 @@ void ServerConnection::on_completion(ServerExchange* exchange) noexcept {
   }
   phase_ = Phase::kHead;
   finish_response();
-  complete_exchange();
-  process_input();  // requests pipelined behind the deferred one
+  // Unless its body source waits for the socket (or the peer left meanwhile).
+  if (phase_ != Phase::kDeferred && !stream_.closed()) {
+    complete_exchange();
+    process_input();  // requests pipelined behind the deferred one
+  }
   flush();
   if (!stream_.closed()) {
     update_interest();
@@ -419,6 +422,8 @@ void ServerConnection::on_sent(WriteStatus status) noexcept {
         // Output flushed while this send was queued waits as pending.
         if (stream_.has_pending()) {
           write_pending();
+        } else if (source_due()) {
+          continue_source();
         } else {
           shutdown_if_due();
         }
@@ -474,6 +479,10 @@ void ServerConnection::write_pending() noexcept {
     case WriteStatus::kWritten:
       last_active_ = now_ticks();
       break;
+  }
+  if (source_due()) {
+    continue_source();
+    return;
   }
   if (close_after_write_) {
     start_linger();
@@ -661,7 +670,9 @@ void ServerConnection::close() noexcept {
     // The client is gone: the taker abandons the exchange.
     std::exchange(exchange_->streaming, nullptr)->on_client_gone();
   }
-  if (exchange_ != nullptr && phase_ != Phase::kDeferred) {
+  // A deferred exchange belongs to its Completion until done(), unless its
+  // body source was pumping (the Completion is done, or there was none).
+  if (exchange_ != nullptr && (phase_ != Phase::kDeferred || exchange_->pumping)) {
     shard_.release_exchange(exchange_);
     exchange_ = nullptr;
   }

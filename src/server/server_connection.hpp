@@ -128,6 +128,16 @@ class ServerConnection final : public StreamHandler {
   MethodSet advertised(MethodSet routed) const noexcept;
   void run_handler() noexcept;
   void finish_response() noexcept;
+  // Makes and writes the body source's pieces while the socket takes them.
+  // True once the source is done (its last piece is the body), false while
+  // the socket is full (write_pending() or on_sent() calls continue_source())
+  // or once the connection closed.
+  bool pump_source(ServerExchange& exchange) noexcept;
+  // Resumes a body source that waited for the socket; finishes the exchange
+  // once it is done.
+  void continue_source() noexcept;
+  // A body source waits and the socket has taken all before it.
+  bool source_due() const noexcept;
   void complete_exchange() noexcept;
   // Local replies (local_replies.cpp). fail(): refuses the request being
   // read with `status` and closes after the answer.

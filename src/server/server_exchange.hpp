@@ -53,6 +53,9 @@ struct ServerExchange {
   // Answered before its body came (no 100 Continue was sent): the connection
   // closes after the answer.
   bool answered_early = false;
+  // The response's body source waits for the socket to take its pieces
+  // (phase kDeferred, no Completion out): the connection owns the exchange.
+  bool pumping = false;
 
   // Dispatch state.
   const RouteEntry* route = nullptr;
@@ -73,6 +76,9 @@ struct ServerExchange {
   // When its first byte was read, by the reactor's loop clock: the start of
   // its duration in the request metrics (nginx's $request_time starts there too).
   std::chrono::steady_clock::time_point started{};
+  // Body bytes streamed before the last piece (Completion::write(), a body
+  // source): the metrics and the access log count them with it.
+  std::uint64_t streamed_bytes = 0;
 
   // Ready for the next request on the connection (reactor_shard.cpp).
   void reset() noexcept;

@@ -90,18 +90,6 @@ void standard_routes(Server& server) {
   });
 }
 
-// Polls `predicate` (a condition the test cannot be woken on, such as a stats
-// counter) every millisecond until it holds or `bound` passes.
-template <class Predicate>
-bool wait_until(Predicate predicate, std::chrono::milliseconds bound = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!predicate()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 // Completions handed from handlers to the test thread.
 struct Deferred {
   Completion completion;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -146,6 +147,18 @@ std::string describe_open_fds();
 // the reactor threads accept connections — no sleeps are needed. TearDown
 // stops and destroys it and checks that every fd the test opened (server and
 // clients) is closed again.
+// Polls `predicate` (a condition the test cannot be woken on, such as a stats
+// counter) every millisecond until it holds or `bound` passes.
+template <class Predicate>
+bool wait_until(Predicate predicate, std::chrono::milliseconds bound = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
 class ServerFixture : public ::testing::Test {
  protected:
   void SetUp() override;
