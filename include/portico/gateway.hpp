@@ -74,6 +74,9 @@ class Gateway {
   // GET /metrics: Prometheus text format 0.0.4, the traffic server's
   // request series (Server::metrics()) and the upstream series.
   std::string metrics() const;
+  // The same a piece at a time, for Response::body_source() (what the admin
+  // listener serves): never held whole, however many routes saw traffic.
+  Response::BodySource metrics_source() const;
 
   class Impl;
 

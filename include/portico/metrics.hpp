@@ -76,6 +76,28 @@ struct MetricsSnapshot {
   std::uint64_t series_dropped = 0;
 };
 
+// Writes a snapshot as Prometheus text format 0.0.4 a part at a time, so a
+// scrape of thousands of series is never held whole: Server::metrics_source()
+// hands one to Response::body_source(). Movable; owns its snapshot.
+class PrometheusWriter {
+ public:
+  // A body source's piece: big enough that a piece's calls cost little,
+  // small enough to stay in cache.
+  static constexpr std::size_t kPiece = 64 * 1024;
+
+  explicit PrometheusWriter(MetricsSnapshot snapshot);
+  // Appends the next part, whole lines, stopping once it wrote `budget`
+  // bytes or more; false once the text is complete (with this part).
+  bool next(std::string& out, std::size_t budget);
+
+ private:
+  enum class Section : std::uint8_t { kRequests, kDurations, kPhases, kBytesIn, kBytesOut, kServer };
+  MetricsSnapshot snapshot_;
+  std::vector<std::string> labels_;  // each request series' labels, formatted once
+  Section section_ = Section::kRequests;
+  std::size_t index_ = 0;  // the next series of the section
+};
+
 // Appends `snapshot` to `out` as Prometheus text format 0.0.4: portico_requests_total,
 // portico_request_duration_seconds (histogram), portico_request_phase_seconds
 // (histogram, when there are phases), portico_request_bytes_total,

@@ -312,6 +312,13 @@ class Server {
   // a reactor waits on.
   std::string metrics() const;
   void append_metrics(std::string& out) const;
+  // The same text a piece at a time, for Response::body_source(): a scrape
+  // of thousands of series is written as the client reads it, never held
+  // whole. The snapshot is taken now.
+  //   s.get("/metrics", [&s](Request&, Response& res) {
+  //     res.body_source(s.metrics_source(), "text/plain; version=0.0.4; charset=utf-8");
+  //   });
+  Response::BodySource metrics_source() const;
   const ServerOptions& config() const noexcept { return options_; }
 
  private:

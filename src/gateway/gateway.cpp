@@ -402,11 +402,26 @@ class Gateway::Impl final : public detail::gateway::Runtime {
   // every reactor's pools, gauges from the shared health and breaker state.
   std::string metrics() const {
     std::string out;
-    // About the last scrape's size: one allocation rather than a doubling
-    // string's copies (a 120,000-route gateway's scrape can be megabytes).
-    const std::size_t last = last_metrics_bytes_.load(std::memory_order_relaxed);
-    out.reserve(last + last / 16);
     server_.append_metrics(out);
+    append_upstream_metrics(out);
+    return out;
+  }
+
+  // The same, written a piece at a time as the client reads it: a gateway
+  // with thousands of routes that saw traffic scrapes megabytes, never held
+  // whole. Both snapshots are taken now.
+  Response::BodySource metrics_source() const {
+    std::string upstream;
+    append_upstream_metrics(upstream);
+    return [request = server_.metrics_source(), upstream = std::move(upstream)](
+               std::string& out) mutable {
+      if (request(out)) return true;
+      out += upstream;
+      return false;
+    };
+  }
+
+  void append_upstream_metrics(std::string& out) const {
     std::shared_ptr<const Snapshot> snapshot;
     {
       std::lock_guard lock(mutex_);
@@ -489,8 +504,6 @@ class Gateway::Impl final : public detail::gateway::Runtime {
                    "portico_reloads_total{{result=\"ok\"}} {}\n"
                    "portico_reloads_total{{result=\"failed\"}} {}\n",
                    reloads_ok_.load(relaxed), reloads_failed_.load(relaxed));
-    last_metrics_bytes_.store(out.size(), relaxed);
-    return out;
   }
 
   std::string routes_json() const {
@@ -812,11 +825,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
     admin.get("/clusters", [this](Request&, Response& res) { res.json(clusters_json()); });
     admin.get("/routes", [this](Request&, Response& res) { res.json(routes_json()); });
     admin.get("/metrics", [this](Request&, Response& res) {
-      // A big gateway's scrape is megabytes of text, freed once written on
-      // this otherwise idle thread, whose allocator would keep the pages:
-      // they go back before the next scrape builds its own.
-      release_free_memory();
-      res.body(metrics(), "text/plain; version=0.0.4; charset=utf-8");
+      res.body_source(metrics_source(), "text/plain; version=0.0.4; charset=utf-8");
     });
     admin.post("/reload", [this](Request&, Response& res) { answer_reload(res); },
                RouteOptions{.blocking = true});
@@ -860,7 +869,6 @@ class Gateway::Impl final : public detail::gateway::Runtime {
   // allocator pages are only given back by a collect on that thread.
   std::atomic<bool> collect_due_{false};
   std::atomic<std::uint64_t> reloads_failed_{0};
-  mutable std::atomic<std::size_t> last_metrics_bytes_{0};  // the last scrape's text
 };
 
 Gateway::Gateway(GatewayConfig config) {
@@ -956,6 +964,10 @@ std::string Gateway::routes_json() const {
 }
 std::string Gateway::metrics() const {
   return impl_->metrics();
+}
+
+Response::BodySource Gateway::metrics_source() const {
+  return impl_->metrics_source();
 }
 
 }  // namespace v0

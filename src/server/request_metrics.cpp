@@ -6,10 +6,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 namespace portico {
 inline namespace v0 {
@@ -243,14 +245,6 @@ void sample(std::string& out, std::string_view name, std::string_view labels, st
   out += '\n';
 }
 
-void request_counter(std::string& out, const MetricsSnapshot& snapshot,
-                     const std::vector<std::string>& labels, std::string_view name,
-                     std::string_view help, std::uint64_t RequestSeries::*field) {
-  header(out, name, "counter", help);
-  for (std::size_t i = 0; i < snapshot.requests.size(); ++i)
-    sample(out, name, labels[i], snapshot.requests[i].*field);
-}
-
 void server_counter(std::string& out, std::string_view name, std::string_view help,
                     std::uint64_t value, std::string_view type = "counter") {
   header(out, name, type, help);
@@ -259,26 +253,13 @@ void server_counter(std::string& out, std::string_view name, std::string_view he
 
 }  // namespace
 
-void append_prometheus(std::string& out, const MetricsSnapshot& snapshot) {
-  // Room for all of it at once (a series writes 24 lines of about 120 bytes
-  // and its route): a scrape of thousands of series is megabytes, and
-  // growing by doubling would copy it a dozen times.
-  std::size_t estimate = 4096;
-  for (const RequestSeries& s : snapshot.requests) estimate += 24 * (128 + s.route.size());
-  for (const PhaseSeries& s : snapshot.phases) estimate += 24 * (96 + s.route.size());
-  out.reserve(out.size() + estimate);
-  // Each series' labels formatted once, for its 24 lines.
-  std::vector<std::string> labels;
-  labels.reserve(snapshot.requests.size());
-  for (const RequestSeries& s : snapshot.requests) labels.push_back(request_labels(s));
-  request_counter(out, snapshot, labels, "portico_requests_total",
-                  "Requests answered, by route pattern, method, status class, error label and "
-                  "canary fallback.",
-                  &RequestSeries::count);
-  constexpr std::string_view histogram = "portico_request_duration_seconds";
-  header(out, histogram, "histogram",
-         "Time from the request's first byte to the response's completion, as the reactor's "
-         "loop clock sees it.");
+namespace {
+
+// One histogram series' 24 lines: NAME_bucket{LABELS,le="..."} N for each
+// bucket (cumulative), NAME_sum{LABELS} S, NAME_count{LABELS} N.
+void histogram_lines(std::string& out, std::string_view name, std::string_view labels,
+                     const std::array<std::uint64_t, kDurationBucketCount>& buckets,
+                     std::uint64_t duration_ns, std::uint64_t count) {
   // ",le=\"0.0001\"} " for each bucket, formatted once.
   static const std::array<std::string, kDurationBucketCount> kLe = [] {
     std::array<std::string, kDurationBucketCount> le;
@@ -289,75 +270,37 @@ void append_prometheus(std::string& out, const MetricsSnapshot& snapshot) {
     }
     return le;
   }();
-  for (std::size_t i = 0; i < snapshot.requests.size(); ++i) {
-    const RequestSeries& s = snapshot.requests[i];
-    std::uint64_t cumulative = 0;
-    for (std::size_t b = 0; b < kDurationBucketCount; ++b) {
-      cumulative += s.buckets[b];
-      out += histogram;
-      out += "_bucket{";
-      out += labels[i];
-      out += kLe[b];
-      append_number(out, cumulative);
-      out += '\n';
-    }
-    out += histogram;
-    out += "_sum{";
-    out += labels[i];
-    out += "} ";
-    append_double(out, static_cast<double>(s.duration_ns) / 1e9);
-    out += '\n';
-    out += histogram;
-    out += "_count{";
-    out += labels[i];
-    out += "} ";
-    append_number(out, s.count);
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < kDurationBucketCount; ++b) {
+    cumulative += buckets[b];
+    out += name;
+    out += "_bucket{";
+    out += labels;
+    out += kLe[b];
+    append_number(out, cumulative);
     out += '\n';
   }
-  if (!snapshot.phases.empty()) {
-    constexpr std::string_view phases = "portico_request_phase_seconds";
-    header(out, phases, "histogram",
-           "Time from the request's first byte to each phase of a proxied exchange "
-           "(upstream_connect: a connection ready, made or pooled; upstream_first_byte: the "
-           "response's head), by route pattern, as the reactor's loop clock sees it.");
-    std::string phase_labels;
-    for (const PhaseSeries& s : snapshot.phases) {
-      phase_labels = "route=\"";
-      append_label_value(phase_labels, s.route);
-      phase_labels += "\",phase=\"";
-      phase_labels += phase_name(s.phase);
-      phase_labels += '"';
-      std::uint64_t cumulative = 0;
-      for (std::size_t b = 0; b < kDurationBucketCount; ++b) {
-        cumulative += s.buckets[b];
-        out += phases;
-        out += "_bucket{";
-        out += phase_labels;
-        out += kLe[b];
-        append_number(out, cumulative);
-        out += '\n';
-      }
-      out += phases;
-      out += "_sum{";
-      out += phase_labels;
-      out += "} ";
-      append_double(out, static_cast<double>(s.duration_ns) / 1e9);
-      out += '\n';
-      out += phases;
-      out += "_count{";
-      out += phase_labels;
-      out += "} ";
-      append_number(out, s.count);
-      out += '\n';
-    }
-  }
-  request_counter(out, snapshot, labels, "portico_request_bytes_total",
-                  "Request body bytes received, by the labels of portico_requests_total.",
-                  &RequestSeries::bytes_in);
-  request_counter(out, snapshot, labels, "portico_response_bytes_total",
-                  "Response body bytes sent, by the labels of portico_requests_total.",
-                  &RequestSeries::bytes_out);
+  out += name;
+  out += "_sum{";
+  out += labels;
+  out += "} ";
+  append_double(out, static_cast<double>(duration_ns) / 1e9);
+  out += '\n';
+  out += name;
+  out += "_count{";
+  out += labels;
+  out += "} ";
+  append_number(out, count);
+  out += '\n';
+}
 
+constexpr std::string_view kRequestsName = "portico_requests_total";
+constexpr std::string_view kDurationName = "portico_request_duration_seconds";
+constexpr std::string_view kPhaseName = "portico_request_phase_seconds";
+constexpr std::string_view kBytesInName = "portico_request_bytes_total";
+constexpr std::string_view kBytesOutName = "portico_response_bytes_total";
+
+void server_counters(std::string& out, const MetricsSnapshot& snapshot) {
   const ServerStats& s = snapshot.server;
   server_counter(out, "portico_connections_open", "Client connections open now.",
                  s.connections_open, "gauge");
@@ -395,6 +338,108 @@ void append_prometheus(std::string& out, const MetricsSnapshot& snapshot) {
   server_counter(out, "portico_metrics_series_dropped_total",
                  "Request series a reactor could not create (its table full).",
                  snapshot.series_dropped);
+}
+
+}  // namespace
+
+PrometheusWriter::PrometheusWriter(MetricsSnapshot snapshot) : snapshot_(std::move(snapshot)) {}
+
+bool PrometheusWriter::next(std::string& out, std::size_t budget) {
+  const std::size_t stop = out.size() + budget;
+  const std::vector<RequestSeries>& requests = snapshot_.requests;
+  const std::vector<PhaseSeries>& phases = snapshot_.phases;
+  // Each section: its header at its first series, then series until the
+  // budget is spent; the next call goes on from there.
+  while (out.size() < stop) {
+    switch (section_) {
+      case Section::kRequests:
+        if (index_ == 0) {
+          header(out, kRequestsName, "counter",
+                 "Requests answered, by route pattern, method, status class, error label and "
+                 "canary fallback.");
+          labels_.reserve(requests.size());
+        }
+        // At least one series a call (after the header), so each call moves on.
+        while (index_ < requests.size()) {
+          // Each series' labels formatted once, for its 28 lines.
+          labels_.push_back(request_labels(requests[index_]));
+          sample(out, kRequestsName, labels_[index_], requests[index_].count);
+          ++index_;
+          if (out.size() >= stop) break;
+        }
+        break;
+      case Section::kDurations:
+        if (index_ == 0)
+          header(out, kDurationName, "histogram",
+                 "Time from the request's first byte to the response's completion, as the "
+                 "reactor's loop clock sees it.");
+        while (index_ < requests.size()) {
+          const RequestSeries& s = requests[index_];
+          histogram_lines(out, kDurationName, labels_[index_], s.buckets, s.duration_ns, s.count);
+          ++index_;
+          if (out.size() >= stop) break;
+        }
+        break;
+      case Section::kPhases: {
+        if (index_ == 0 && !phases.empty())
+          header(out, kPhaseName, "histogram",
+                 "Time from the request's first byte to each phase of a proxied exchange "
+                 "(upstream_connect: a connection ready, made or pooled; upstream_first_byte: "
+                 "the response's head), by route pattern, as the reactor's loop clock sees it.");
+        std::string phase_labels;
+        while (index_ < phases.size()) {
+          const PhaseSeries& s = phases[index_];
+          phase_labels = "route=\"";
+          append_label_value(phase_labels, s.route);
+          phase_labels += "\",phase=\"";
+          phase_labels += phase_name(s.phase);
+          phase_labels += '"';
+          histogram_lines(out, kPhaseName, phase_labels, s.buckets, s.duration_ns, s.count);
+          ++index_;
+          if (out.size() >= stop) break;
+        }
+        break;
+      }
+      case Section::kBytesIn:
+      case Section::kBytesOut: {
+        const bool in = section_ == Section::kBytesIn;
+        const std::string_view name = in ? kBytesInName : kBytesOutName;
+        if (index_ == 0)
+          header(out, name, "counter",
+                 in ? "Request body bytes received, by the labels of portico_requests_total."
+                    : "Response body bytes sent, by the labels of portico_requests_total.");
+        while (index_ < requests.size()) {
+          const RequestSeries& s = requests[index_];
+          sample(out, name, labels_[index_], in ? s.bytes_in : s.bytes_out);
+          ++index_;
+          if (out.size() >= stop) break;
+        }
+        break;
+      }
+      case Section::kServer:
+        server_counters(out, snapshot_);
+        return false;
+    }
+    const std::size_t section_size =
+        section_ == Section::kPhases ? phases.size() : requests.size();
+    if (index_ < section_size) return true;  // the budget ran out within it
+    section_ = static_cast<Section>(static_cast<unsigned>(section_) + 1);
+    index_ = 0;
+  }
+  return true;
+}
+
+void append_prometheus(std::string& out, const MetricsSnapshot& snapshot) {
+  // Room for all of it at once (a series writes 28 lines of about 120 bytes
+  // and its route): a scrape of thousands of series is megabytes, and
+  // growing by doubling would copy it a dozen times.
+  std::size_t estimate = 4096;
+  for (const RequestSeries& s : snapshot.requests) estimate += 28 * (128 + s.route.size());
+  for (const PhaseSeries& s : snapshot.phases) estimate += 24 * (96 + s.route.size());
+  out.reserve(out.size() + estimate);
+  PrometheusWriter writer(snapshot);
+  while (writer.next(out, std::numeric_limits<std::size_t>::max() - out.size())) {
+  }
 }
 
 }  // namespace v0

@@ -201,6 +201,12 @@ void Server::append_metrics(std::string& out) const {
   append_prometheus(out, metrics_snapshot());
 }
 
+Response::BodySource Server::metrics_source() const {
+  return [writer = PrometheusWriter(metrics_snapshot())](std::string& out) mutable {
+    return writer.next(out, PrometheusWriter::kPiece);
+  };
+}
+
 ServerStats Server::stats() const noexcept {
   return core_->stats();
 }

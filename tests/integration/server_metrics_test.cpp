@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -176,8 +177,9 @@ TEST_F(ServerMetricsTest, AHostServesTheTextFromItsOwnRoute) {
   ServerOptions options;
   start_server(std::move(options), [](Server& server) {
     metric_routes(server);
+    // Written a piece at a time as curl reads it (metrics_source()).
     server.get("/metrics", [&server](Request&, Response& res) {
-      res.body(server.metrics(), "text/plain; version=0.0.4; charset=utf-8");
+      res.body_source(server.metrics_source(), "text/plain; version=0.0.4; charset=utf-8");
     });
   });
   int exit_code = -1;
@@ -232,6 +234,52 @@ TEST(MetricsTextTest, HistogramBucketsAreCumulativeAndLabelsEscaped) {
             std::string::npos)
       << text;
   check_with_promtool(text);
+}
+
+TEST(MetricsTextTest, PiecesOfAnyBudgetMakeTheSameText) {
+  MetricsSnapshot snapshot;
+  std::deque<std::string> routes;  // the snapshot views them: they must not move
+  for (int i = 0; i < 300; ++i) {
+    routes.push_back("/route/" + std::to_string(i) + "/:id");
+    RequestSeries& series = snapshot.requests.emplace_back();
+    series.route = routes.back();
+    series.method = i % 2 != 0 ? "GET" : "POST";
+    series.status_class = static_cast<std::uint8_t>(2 + i % 4);
+    series.buckets[static_cast<std::size_t>(i) % kDurationBucketCount] = 3;
+    series.count = 3;
+    series.duration_ns = 1000u * static_cast<std::uint64_t>(i);
+    series.bytes_in = static_cast<std::uint64_t>(i);
+    series.bytes_out = 2u * static_cast<std::uint64_t>(i);
+    if (i % 3 == 0) {
+      PhaseSeries& phase = snapshot.phases.emplace_back();
+      phase.route = routes.back();
+      phase.phase = RequestPhase::kUpstreamFirstByte;
+      phase.count = 3;
+      phase.buckets[2] = 3;
+    }
+  }
+  snapshot.server.requests = 900;
+  std::string whole;
+  append_prometheus(whole, snapshot);
+  EXPECT_GT(whole.size(), 300u * 28 * 100);
+  for (const std::size_t budget : {std::size_t{1}, std::size_t{100}, std::size_t{4096},
+                                   PrometheusWriter::kPiece, std::size_t{1} << 30}) {
+    PrometheusWriter writer(snapshot);
+    std::string pieced;
+    std::string piece;
+    std::size_t pieces = 0;
+    for (bool more = true; more;) {
+      piece.clear();
+      more = writer.next(piece, budget);
+      ASSERT_TRUE(piece.empty() || piece.back() == '\n') << "a piece ends within a line";
+      pieced += piece;
+      ASSERT_LT(++pieces, 1'000'000u);
+    }
+    EXPECT_TRUE(pieced == whole) << "budget " << budget;
+    if (budget == PrometheusWriter::kPiece) {
+      EXPECT_GE(pieces, whole.size() / PrometheusWriter::kPiece);
+    }
+  }
 }
 
 }  // namespace
