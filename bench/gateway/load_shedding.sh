@@ -122,7 +122,7 @@ EOF
 taskset -c "$gateway_cpu" "$gateway" --config "$tmp/gateway.yaml" >"$tmp/gateway.out" 2>&1 &
 gw_pid=$!
 wait_for "http://127.0.0.1:$gw_port/work"
-vm() { awk -v f="$1:" '$1 == f {print $2}' "/proc/$gw_pid/status"; }
+vm() { vm_kib "$gw_pid" "$1"; }
 
 # run NAME RATE: h2load at RATE requests/s in all; prints a table row.
 run() {

@@ -94,23 +94,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-vm() { awk -v f="$1:" '$1 == f {print $2}' "/proc/$gw_pid/status"; }
-mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
-# settle: waits until VmRSS has not moved for a second (10 s at most).
-settle() {
-  local last=-1 now
-  for _ in $(seq 20); do
-    now=$(vm VmRSS)
-    [[ $now == "$last" ]] && return 0
-    last=$now
-    sleep 0.5
-  done
-}
+vm() { vm_kib "$gw_pid" "$1"; }
 summary=()
 say() { summary+=("$*"); log "$*"; }
 # rss_step NAME: VmRSS once settled, said and checked against 64 MiB.
 rss_step() {
-  settle
+  settle_rss "$gw_pid"
   local rss
   rss=$(vm VmRSS)
   say "VmRSS $(mib "$rss") MiB $1 (goal: 64 MiB)"

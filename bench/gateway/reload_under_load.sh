@@ -200,19 +200,8 @@ stop_gateway() {
 }
 
 # vm FIELD: FIELD (VmRSS, VmHWM) of the gateway, KiB.
-vm() { awk -v f="$1:" '$1 == f {print $2}' "/proc/$gw_pid/status"; }
-mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
-
-# settle: waits until VmRSS has not moved for a second (10 s at most).
-settle() {
-  local last=-1 now i
-  for i in $(seq 20); do
-    now=$(vm VmRSS)
-    [[ $now == "$last" ]] && return 0
-    last=$now
-    sleep 0.5
-  done
-}
+vm() { vm_kib "$gw_pid" "$1"; }
+settle() { settle_rss "$gw_pid"; }
 
 # reload: one reload of the gateway's file, waited for (30 s at most); fails
 # when it did not succeed.

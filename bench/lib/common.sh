@@ -63,6 +63,22 @@ hwm_kib() {
   echo "$total"
 }
 
+# vm_kib PID FIELD: FIELD (VmRSS, VmHWM, ...) of PID alone, KiB.
+vm_kib() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
+# mib KIB: KiB as MiB with one decimal.
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+# settle_rss PID: waits until PID's VmRSS has not moved for a second (10 s
+# at most).
+settle_rss() {
+  local last=-1 now
+  for _ in $(seq 20); do
+    now=$(vm_kib "$1" VmRSS)
+    [[ $now == "$last" ]] && return 0
+    last=$now
+    sleep 0.5
+  done
+}
+
 # stop_tree PID: SIGTERM to PID's process tree, up to 5 s to exit, then
 # SIGKILL; reaps PID when it is the caller's child.
 stop_tree() {
