@@ -621,12 +621,7 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
       if (!self->stream_.has_pending() && !self->exchange_->stream_started) {
         // The body stalled before any response: the taker lets go, 408.
         std::exchange(self->exchange_->streaming, nullptr)->on_client_gone();
-        self->fail(408);
-        self->flush();
-        if (!self->stream_.closed()) {
-          self->update_interest();
-          self->update_timer();
-        }
+        self->answer_timeout();
         break;
       }
       bump(self->shard_.counters.timeouts);
@@ -635,12 +630,7 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
     case Phase::kHead:
     case Phase::kBody:
       if (!self->stream_.has_pending()) {
-        self->fail(408);
-        self->flush();
-        if (!self->stream_.closed()) {
-          self->update_interest();
-          self->update_timer();
-        }
+        self->answer_timeout();
         break;
       }
       [[fallthrough]];
@@ -655,6 +645,15 @@ void ServerConnection::on_timer(Timer& timer, void* context) noexcept {
       break;
   }
   self->finish_entry();
+}
+
+void ServerConnection::answer_timeout() noexcept {
+  fail(408);
+  flush();
+  if (!stream_.closed()) {
+    update_interest();
+    update_timer();
+  }
 }
 
 void ServerConnection::close() noexcept {

@@ -78,6 +78,8 @@ class ServerConnection final : public StreamHandler {
   enum class Phase : std::uint8_t { kIdle, kHead, kBody, kDeferred, kTaken, kTunnel, kLinger };
 
   static void on_timer(Timer& timer, void* context) noexcept;
+  // A request that stalled before its answer: 408, then on as after a write.
+  void answer_timeout() noexcept;
   // `events`: what epoll reported (EPOLLRDHUP: the peer's FIN is queued).
   // Reads from round `first_round` on (on_received() did round 0).
   void read_input(std::uint32_t events, int first_round = 0) noexcept;
