@@ -26,10 +26,10 @@ namespace detail {
 namespace gateway {
 namespace {
 
-std::int64_t steady_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+// A loop-clock time (Reactor::now(): the steady clock, read once per loop
+// iteration) in nanoseconds: the error-rate breaker's clock, no read per request.
+std::int64_t ns_of(std::chrono::steady_clock::time_point at) noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
 }
 
 // Response bytes gathered for the client past this go out at once.
@@ -327,7 +327,7 @@ ProxyExchange::Room ProxyExchange::admit() noexcept {
   ClusterShared& shared = *state.resilience.health;
   const CircuitBreaker& breaker = state.resilience.breaker;
   if (breaker.error_rate) {
-    switch (shared.error_rate.admit(*breaker.error_rate, steady_ns())) {
+    switch (shared.error_rate.admit(ns_of(reactor_.io.reactor.now()))) {
       case ErrorRateState::Admit::kNo:
         return Room::kOpen;
       case ErrorRateState::Admit::kProbe:
@@ -997,7 +997,8 @@ void ProxyExchange::record_outcome(bool error) noexcept {
   if (std::exchange(reported_, true)) return;
   const ClusterResilience& shared = cluster_state().resilience;
   if (!shared.breaker.error_rate) return;
-  shared.health->error_rate.record(*shared.breaker.error_rate, steady_ns(), error, probe_);
+  shared.health->error_rate.record(*shared.breaker.error_rate, ns_of(reactor_.io.reactor.now()),
+                                   error, probe_);
   probe_ = false;
 }
 

@@ -259,9 +259,7 @@ void Resilience::refresh(ClusterShared& cluster, EndpointHealth& endpoint) noexc
 
 // ---- the error_rate breaker ------------------------------------------------------------
 
-ErrorRateState::Admit ErrorRateState::admit(const ErrorRateBreaker& settings,
-                                            std::int64_t now) noexcept {
-  (void)settings;
+ErrorRateState::Admit ErrorRateState::admit(std::int64_t now) noexcept {
   State state = state_.load(std::memory_order_acquire);
   if (state == State::kClosed) return Admit::kYes;
   if (state == State::kOpen) {

@@ -63,7 +63,7 @@ class ErrorRateState {
   static constexpr std::uint32_t kProbes = 3;
 
   // Whether a request may go now (`now`: steady clock nanoseconds).
-  Admit admit(const ErrorRateBreaker& settings, std::int64_t now) noexcept;
+  Admit admit(std::int64_t now) noexcept;
   // A request admitted by admit() ended: an error (5xx, reset, timeout,
   // connect failure) or not.
   void record(const ErrorRateBreaker& settings, std::int64_t now, bool error, bool probe) noexcept;
