@@ -168,10 +168,12 @@ class Response {
   // size is never held whole (a metrics scrape, an export). Sent
   // chunked (to an HTTP/1.0 client: close-delimited), or with
   // Content-Length when the first call is also the last. Not called for
-  // HEAD. Runs on the reactor thread: a piece should be quick to make (tens
-  // of KiB). A throw before the first piece is sent answers 500; after it,
-  // the connection closes with the body cut (no last chunk). Replaces the
-  // body set so far. REQUIRES: no Completion::write() for this response.
+  // HEAD, nor for a status without a body (1xx, 204, 304). Runs on the
+  // reactor thread: a piece should be quick to make (tens of KiB). A throw
+  // before the first piece is sent answers 500; after it, the connection
+  // closes with the body cut (no last chunk). Replaces the body set so far.
+  // REQUIRES: a call that returns true appends something (or the reactor
+  // spins); no Completion::write() for this response.
   using BodySource = detail::UniqueFunction<bool(std::string& out)>;
   Response& body_source(BodySource source, std::string_view content_type = {});
 

@@ -317,6 +317,11 @@ constexpr std::size_t kSourceGather = 16 * 1024;  // a body source's bytes per w
 
 bool ServerConnection::pump_source(ServerExchange& ex) noexcept {
   Response& res = ex.response;
+  const int status = res.status_;
+  if (status < 200 || status == 204 || status == 304) {
+    res.source_.reset();  // a status that has no body
+    return true;
+  }
   if (ex.head_request) {
     // The head a GET would get, without the body.
     res.source_.reset();

@@ -285,6 +285,23 @@ TEST_F(BodySourceTest, HeadGetsTheHeadWithoutCallingTheSource) {
   EXPECT_EQ(next.response.body, expected_body(300));
 }
 
+TEST_F(BodySourceTest, AStatusWithoutABodyNeverCallsTheSource) {
+  start_server({}, [this](Server& s) {
+    s.get("/gone", [this](Request&, Response& res) {
+      res.status(204).body_source(counted_source(100, 3, made, destroyed));
+    });
+  });
+  TestClient client(port());
+  for (int round = 0; round < 2; ++round) {
+    const ReadResult r = client.request(request_bytes("GET", "/gone"));
+    ASSERT_TRUE(r.ok()) << to_string(r.outcome);
+    EXPECT_EQ(r.response.status, 204);
+    EXPECT_TRUE(r.response.body.empty());
+  }
+  EXPECT_EQ(made.load(), 0u);
+  EXPECT_TRUE(client.pending().empty()) << printable(client.pending());
+}
+
 TEST_F(BodySourceTest, Http10ClientGetsTheBodyCloseDelimited) {
   start_server({}, [this](Server& s) {
     s.get("/export", [this](Request&, Response& res) {
