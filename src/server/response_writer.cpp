@@ -60,9 +60,15 @@ void ServerConnection::write_head(ServerExchange& ex, Framing framing,
 
 // How the body of `ex` is framed: a chunked response to an HTTP/1.0 client is
 // delimited by closing the connection instead.
+namespace {
+bool status_has_body(int status) noexcept {
+  return status >= 200 && status != 204 && status != 304;
+}
+}  // namespace
+
 http1::Framing ServerConnection::framing_of(ServerExchange& ex) noexcept {
   const int status = ex.response.status_;
-  if (status < 200 || status == 204 || status == 304) return Framing::kNone;
+  if (!status_has_body(status)) return Framing::kNone;
   if (!ex.response.chunked_) return Framing::kLength;
   if (ex.parser.version_minor() >= 1) return Framing::kChunked;
   ex.keep_alive = false;
@@ -71,7 +77,8 @@ http1::Framing ServerConnection::framing_of(ServerExchange& ex) noexcept {
 }
 
 void ServerConnection::append_chunk(ServerExchange& ex, std::string_view bytes) noexcept {
-  if (bytes.empty() || ex.head_request) return;
+  // Completion::write() of a 204 or 304: its bytes have nowhere to go.
+  if (bytes.empty() || ex.head_request || !status_has_body(ex.response.status_)) return;
   OutputBuffer& out = shard_.batcher.out;
   if (ex.parser.version_minor() == 0) {  // close-delimited
     out.append(bytes);
@@ -91,7 +98,8 @@ void ServerConnection::on_stream_write(ServerExchange* ex, std::string_view byte
     ex->stream_started = true;
   }
   append_chunk(*ex, bytes);
-  if (!ex->head_request) ex->streamed_bytes += bytes.size();
+  if (!ex->head_request && status_has_body(ex->response.status_))
+    ex->streamed_bytes += bytes.size();
   flush();
   if (!stream_.closed()) {
     update_interest();
@@ -107,7 +115,8 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
     // Streamed: the head went out with the first write(); the rest of the
     // body is the last chunk, then the terminator.
     append_chunk(ex, body);
-    if (ex.parser.version_minor() >= 1 && !ex.head_request) http1::write_last_chunk(out);
+    if (ex.parser.version_minor() >= 1 && !ex.head_request && status_has_body(status))
+      http1::write_last_chunk(out);
   } else {
     const Framing framing = framing_of(ex);
     write_head(ex, framing, body.size());
@@ -115,7 +124,7 @@ void ServerConnection::serialize(ServerExchange& ex, std::string_view body) noex
       append_chunk(ex, body);
       if (!ex.head_request) http1::write_last_chunk(out);
       body = {};
-    } else if (framing == Framing::kNone && status >= 200 && status != 204 && status != 304) {
+    } else if (framing == Framing::kNone && status_has_body(status)) {
       append_chunk(ex, body);  // close-delimited
       body = {};
     } else if (framing == Framing::kNone) {

@@ -97,6 +97,26 @@ TEST_F(ServerStreamTest, Http10ClientGetsACloseDelimitedBody) {
   EXPECT_EQ(received.substr(received.size() - 17), "first,second,last") << received;
 }
 
+TEST_F(ServerStreamTest, AStreamed304SendsNoBodyBytes) {
+  start_server({}, [](Server& s) {
+    s.get("/cached", [](Request&, Response& res) {
+      res.status(304);
+      std::thread([done = res.defer()]() mutable {
+        done.write("not for a 304");
+        done.done();
+      }).detach();
+    });
+  });
+  TestClient client(port());
+  for (int round = 0; round < 2; ++round) {
+    const ReadResult r = client.request(request_bytes("GET", "/cached"));
+    ASSERT_TRUE(r.ok()) << to_string(r.outcome);
+    EXPECT_EQ(r.response.status, 304);
+    EXPECT_TRUE(r.response.body.empty());
+    EXPECT_TRUE(client.pending().empty()) << "bytes after a 304: " << printable(client.pending());
+  }
+}
+
 TEST_F(ServerStreamTest, HeadOfAChunkedRouteHasNoBody) {
   start();
   TestClient client(port());
