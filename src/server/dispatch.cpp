@@ -317,9 +317,8 @@ constexpr std::size_t kSourceGather = 16 * 1024;  // a body source's bytes per w
 
 bool ServerConnection::pump_source(ServerExchange& ex) noexcept {
   Response& res = ex.response;
-  const int status = res.status_;
-  if (status < 200 || status == 204 || status == 304) {
-    res.source_.reset();  // a status that has no body
+  if (!status_has_body(res.status_)) {
+    res.source_.reset();
     return true;
   }
   if (ex.head_request) {
@@ -365,6 +364,7 @@ bool ServerConnection::source_due() const noexcept {
 
 void ServerConnection::continue_source() noexcept {
   if (!pump_source(*exchange_)) return;  // the socket is full again, or closed
+  exchange_->pumping = false;
   phase_ = Phase::kHead;
   finish_response();
   complete_exchange();

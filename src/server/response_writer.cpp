@@ -60,12 +60,6 @@ void ServerConnection::write_head(ServerExchange& ex, Framing framing,
 
 // How the body of `ex` is framed: a chunked response to an HTTP/1.0 client is
 // delimited by closing the connection instead.
-namespace {
-bool status_has_body(int status) noexcept {
-  return status >= 200 && status != 204 && status != 304;
-}
-}  // namespace
-
 http1::Framing ServerConnection::framing_of(ServerExchange& ex) noexcept {
   const int status = ex.response.status_;
   if (!status_has_body(status)) return Framing::kNone;

@@ -32,6 +32,11 @@ namespace detail {
 
 struct ServerExchange;
 
+// Whether a response of `status` carries a body (not 1xx, 204 or 304).
+inline bool status_has_body(int status) noexcept {
+  return status >= 200 && status != 204 && status != 304;
+}
+
 // Shape of one connection (all on its reactor's thread): read into a pooled
 // block -> llhttp (paused at each message end) -> route + middleware +
 // handler -> serialise into the shard's output -> after the whole read batch,
