@@ -299,8 +299,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
   }
 
   bool take_collect_due() noexcept {
-    return collect_due_.load(std::memory_order_relaxed) &&
-           collect_due_.exchange(false, std::memory_order_relaxed);
+    return collect_due_.exchange(false, std::memory_order_relaxed);
   }
 
   ConfigResult reload_file() {
@@ -356,9 +355,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
       bool first = true;
       for (std::size_t e = 0; e < cluster.endpoints.size(); ++e) {
         const EndpointState& endpoint = cluster.endpoints[e];
-        std::size_t active = 0;
-        std::size_t pooled = 0;
-        pool_counts(cluster.name, endpoint.address, active, pooled);
+        const UpstreamTotals pools = upstream_totals(cluster.name, endpoint.address);
         const detail::gateway::EndpointHealth& health = *cluster.resilience.endpoints[e];
         const std::int64_t until = health.ejected_until_ms.load(std::memory_order_relaxed);
         endpoints += fmt::format(
@@ -367,7 +364,7 @@ class Gateway::Impl final : public detail::gateway::Runtime {
             first ? "" : ", ", json_string(endpoint.address), endpoint.weight,
             health.healthy.load(std::memory_order_relaxed),
             until == 0 ? std::string("null") : std::to_string((until + 999) / 1000),
-            health.ejections.load(std::memory_order_relaxed), active, pooled);
+            health.ejections.load(std::memory_order_relaxed), pools.active, pools.pooled);
         first = false;
       }
       const detail::gateway::ClusterShared& shared = *cluster.resilience.health;
@@ -431,16 +428,13 @@ class Gateway::Impl final : public detail::gateway::Runtime {
       const ClusterState* cluster;
       const EndpointState* endpoint;
       const detail::gateway::EndpointHealth* health;
-      detail::gateway::Runtime::UpstreamTotals totals;
-      std::size_t active = 0, pooled = 0;
+      UpstreamTotals totals;
     };
     std::vector<Row> rows;
     for (const ClusterState& cluster : snapshot->clusters) {
       for (std::size_t e = 0; e < cluster.endpoints.size(); ++e) {
-        Row& row = rows.emplace_back(
-            Row{&cluster, &cluster.endpoints[e], cluster.resilience.endpoints[e].get(), {}});
-        upstream_totals(cluster.name, row.endpoint->address, row.totals);
-        pool_counts(cluster.name, row.endpoint->address, row.active, row.pooled);
+        rows.push_back({&cluster, &cluster.endpoints[e], cluster.resilience.endpoints[e].get(),
+                        upstream_totals(cluster.name, cluster.endpoints[e].address)});
       }
     }
     const auto labels = [&out](const Row& row) {
@@ -476,7 +470,8 @@ class Gateway::Impl final : public detail::gateway::Runtime {
         out += "portico_upstream_connections";
         labels(row);
         fmt::format_to(std::back_inserter(out), ",state=\"{}\"}} {}\n",
-                       active ? "active" : "pooled", active ? row.active : row.pooled);
+                       active ? "active" : "pooled",
+                       active ? row.totals.active : row.totals.pooled);
       }
     }
     family("portico_upstream_healthy", "gauge",

@@ -1156,28 +1156,21 @@ void Runtime::unregister_pool(const UpstreamPool* pool) noexcept {
   std::erase_if(pools_, [pool](const PoolEntry& entry) { return entry.pool == pool; });
 }
 
-void Runtime::pool_counts(std::string_view cluster, std::string_view address,
-                          std::size_t& active, std::size_t& pooled) const {
-  std::lock_guard lock(pools_mutex_);
-  for (const PoolEntry& entry : pools_) {
-    if (entry.cluster == cluster && entry.address == address) {
-      active += entry.pool->active();
-      pooled += entry.pool->pooled();
-    }
-  }
-}
-
-void Runtime::upstream_totals(std::string_view cluster, std::string_view address,
-                              UpstreamTotals& totals) const {
+Runtime::UpstreamTotals Runtime::upstream_totals(std::string_view cluster,
+                                                 std::string_view address) const {
   constexpr auto relaxed = std::memory_order_relaxed;
+  UpstreamTotals totals;
   std::lock_guard lock(pools_mutex_);
   for (const PoolEntry& entry : pools_) {
     if (entry.cluster == cluster && entry.address == address) {
+      totals.active += entry.pool->active();
+      totals.pooled += entry.pool->pooled();
       totals.requests += entry.pool->counters.requests.load(relaxed);
       totals.connect_failures += entry.pool->counters.connect_failures.load(relaxed);
       totals.retries += entry.pool->counters.retries.load(relaxed);
     }
   }
+  return totals;
 }
 
 }  // namespace gateway

@@ -437,16 +437,14 @@ class Runtime {
   void register_pool(const std::string& cluster, const std::string& address,
                      const UpstreamPool* pool);
   void unregister_pool(const UpstreamPool* pool) noexcept;
-  // Connections handed out and pooled to `address` of `cluster`, all reactors.
-  void pool_counts(std::string_view cluster, std::string_view address, std::size_t& active,
-                   std::size_t& pooled) const;
-  // The upstream metrics of `address` of `cluster`, all reactors (pools
-  // dropped with an endpoint a reload removed no longer count).
+  // What the pools to `address` of `cluster` hold and counted, all reactors
+  // (pools dropped with an endpoint a reload removed no longer count):
+  // connections handed out and pooled now, and the upstream metrics.
   struct UpstreamTotals {
+    std::size_t active = 0, pooled = 0;
     std::uint64_t requests = 0, connect_failures = 0, retries = 0;
   };
-  void upstream_totals(std::string_view cluster, std::string_view address,
-                       UpstreamTotals& totals) const;
+  UpstreamTotals upstream_totals(std::string_view cluster, std::string_view address) const;
 
  private:
   struct PoolEntry {

@@ -235,11 +235,19 @@ void append_number(std::string& out, std::uint64_t value) {
   out.append(text.data(), text.size());
 }
 
-// NAME{LABELS} VALUE
-void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t value) {
+// NAME SUFFIX{LABELS (the line's start; the caller closes the braces).
+void open_sample(std::string& out, std::string_view name, std::string_view suffix,
+                 std::string_view labels) {
   out += name;
+  out += suffix;
   out += '{';
   out += labels;
+}
+
+// NAME SUFFIX{LABELS} VALUE
+void sample(std::string& out, std::string_view name, std::string_view suffix,
+            std::string_view labels, std::uint64_t value) {
+  open_sample(out, name, suffix, labels);
   out += "} ";
   append_number(out, value);
   out += '\n';
@@ -250,10 +258,6 @@ void server_counter(std::string& out, std::string_view name, std::string_view he
   header(out, name, type, help);
   fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
 }
-
-}  // namespace
-
-namespace {
 
 // One histogram series' 24 lines: NAME_bucket{LABELS,le="..."} N for each
 // bucket (cumulative), NAME_sum{LABELS} S, NAME_count{LABELS} N.
@@ -273,25 +277,16 @@ void histogram_lines(std::string& out, std::string_view name, std::string_view l
   std::uint64_t cumulative = 0;
   for (std::size_t b = 0; b < kDurationBucketCount; ++b) {
     cumulative += buckets[b];
-    out += name;
-    out += "_bucket{";
-    out += labels;
+    open_sample(out, name, "_bucket", labels);
     out += kLe[b];
     append_number(out, cumulative);
     out += '\n';
   }
-  out += name;
-  out += "_sum{";
-  out += labels;
+  open_sample(out, name, "_sum", labels);
   out += "} ";
   append_double(out, static_cast<double>(duration_ns) / 1e9);
   out += '\n';
-  out += name;
-  out += "_count{";
-  out += labels;
-  out += "} ";
-  append_number(out, count);
-  out += '\n';
+  sample(out, name, "_count", labels, count);
 }
 
 constexpr std::string_view kRequestsName = "portico_requests_total";
@@ -363,7 +358,7 @@ bool PrometheusWriter::next(std::string& out, std::size_t budget) {
         while (index_ < requests.size()) {
           // Each series' labels formatted once, for its 28 lines.
           labels_.push_back(request_labels(requests[index_]));
-          sample(out, kRequestsName, labels_[index_], requests[index_].count);
+          sample(out, kRequestsName, {}, labels_[index_], requests[index_].count);
           ++index_;
           if (out.size() >= stop) break;
         }
@@ -410,7 +405,7 @@ bool PrometheusWriter::next(std::string& out, std::size_t budget) {
                     : "Response body bytes sent, by the labels of portico_requests_total.");
         while (index_ < requests.size()) {
           const RequestSeries& s = requests[index_];
-          sample(out, name, labels_[index_], in ? s.bytes_in : s.bytes_out);
+          sample(out, name, {}, labels_[index_], in ? s.bytes_in : s.bytes_out);
           ++index_;
           if (out.size() >= stop) break;
         }

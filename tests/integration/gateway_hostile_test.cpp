@@ -22,6 +22,7 @@
 #include <string_view>
 #include <thread>
 
+#include "gateway_test_support.hpp"
 #include "metrics_checks.hpp"
 #include "portico/gateway.hpp"
 #include "raw_upstream.hpp"
@@ -29,12 +30,6 @@
 
 namespace portico::testing {
 namespace {
-
-GatewayConfig parse_config(const std::string& yaml) {
-  ConfigResult result = GatewayConfig::parse(yaml, "hostile.yaml");
-  for (const ConfigDiagnostic& error : result.errors) ADD_FAILURE() << error.to_string();
-  return result.ok() ? std::move(*result.config) : GatewayConfig{};
-}
 
 // One cluster `raw` at `upstream_port`, routed from /r/*rest with the
 // route timeout `timeout`; /healthz answered by the gateway itself.

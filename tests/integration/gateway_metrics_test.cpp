@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway_test_support.hpp"
 #include "metrics_checks.hpp"
 #include "portico/gateway.hpp"
 #include "portico/metrics.hpp"
@@ -19,50 +20,6 @@
 
 namespace portico::testing {
 namespace {
-
-struct Upstream {
-  std::unique_ptr<Server> server;
-  std::uint16_t port = 0;
-  Upstream() {
-    ServerOptions options;
-    options.port = 0;
-    options.handle_signals = false;
-    options.worker_threads = 1;
-    server = std::make_unique<Server>(options);
-    server->get("/users/:id", [](Request& req, Response& res) {
-      res.text("user " + std::string(req.param("id")));
-    });
-    EXPECT_FALSE(server->start()) << server->setup_error();
-    port = server->port();
-  }
-  ~Upstream() {
-    server->stop();
-    server->wait();
-  }
-};
-
-std::string config_yaml(std::uint16_t upstream, unsigned threads) {
-  return "listen: {host: 127.0.0.1, port: 0, threads: " + std::to_string(threads) +
-         "}\n"
-         "admin: {host: 127.0.0.1, port: 0}\n"
-         "clusters:\n"
-         "  users:\n"
-         "    endpoints: [{address: \"127.0.0.1:" +
-         std::to_string(upstream) +
-         "\"}]\n"
-         "routes:\n"
-         "  - path: /api/users/:id\n"
-         "    cluster: users\n"
-         "    strip_prefix: /api\n"
-         "  - path: /healthz\n"
-         "    respond: {status: 200, body: \"ok\\n\", content_type: text/plain}\n";
-}
-
-GatewayConfig parse(const std::string& yaml) {
-  ConfigResult result = GatewayConfig::parse(yaml, "metrics.yaml");
-  for (const ConfigDiagnostic& error : result.errors) ADD_FAILURE() << error.to_string();
-  return result.ok() ? std::move(*result.config) : GatewayConfig{};
-}
 
 std::string body_of(const std::string& curl_output) {
   const std::size_t end = curl_output.find("\r\n\r\n");
@@ -78,7 +35,8 @@ class GatewayMetricsTest : public ::testing::Test {
     }
   }
   Gateway& start(unsigned threads = 1) {
-    gateway_ = std::make_unique<Gateway>(parse(config_yaml(upstream_.port, threads)));
+    gateway_ =
+        std::make_unique<Gateway>(parse_config(users_gateway_yaml(upstream_.port, threads, true)));
     EXPECT_FALSE(gateway_->start()) << gateway_->setup_error();
     return *gateway_;
   }
@@ -156,7 +114,7 @@ TEST_F(GatewayMetricsTest, OnlyRoutesThatSawTrafficAppear) {
   for (int i = 0; i < 2000; ++i)
     yaml += "  - {path: /s" + std::to_string(i) + "/users/:id, cluster: users, strip_prefix: /s" +
             std::to_string(i) + "}\n";
-  gateway_ = std::make_unique<Gateway>(parse(yaml));
+  gateway_ = std::make_unique<Gateway>(parse_config(yaml));
   ASSERT_FALSE(gateway_->start()) << gateway_->setup_error();
   TestClient client(gateway_->port());
   for (const int route : {7, 1999, 7, 300}) {
@@ -205,7 +163,7 @@ TEST_F(GatewayMetricsTest, AdminServesMetricsThatPromtoolAcceptsUnderLoad) {
   (void)run_curl(url(gateway.port(), "/healthz"), &exit_code);
   EXPECT_EQ(exit_code, 0);
   // One reload that works, one that fails (a file that is not a config).
-  EXPECT_TRUE(gateway.reload(parse(config_yaml(upstream_.port, 2))).empty());
+  EXPECT_TRUE(gateway.reload(parse_config(users_gateway_yaml(upstream_.port, 2, true))).empty());
   const std::string bad = ::testing::TempDir() + "gateway_metrics_bad.yaml";
   std::FILE* file = std::fopen(bad.c_str(), "w");
   ASSERT_NE(file, nullptr);

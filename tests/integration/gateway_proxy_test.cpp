@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "gateway_test_support.hpp"
 #include "portico/gateway.hpp"
 #include "raw_upstream.hpp"
 #include "test_client.hpp"
@@ -102,12 +103,6 @@ std::string config_yaml(std::uint16_t v1, std::uint16_t v2, std::string_view ext
          "    cluster: users\n"
          "  - path: /healthz\n"
          "    respond: {status: 200, body: \"ok\\n\", content_type: text/plain}\n";
-}
-
-GatewayConfig parse_config(const std::string& yaml) {
-  ConfigResult result = GatewayConfig::parse(yaml, "test.yaml");
-  for (const ConfigDiagnostic& error : result.errors) ADD_FAILURE() << error.to_string();
-  return result.ok() ? std::move(*result.config) : GatewayConfig{};
 }
 
 class GatewayProxyTest : public ::testing::Test {

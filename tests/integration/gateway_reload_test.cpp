@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway_test_support.hpp"
 #include "portico/gateway.hpp"
 #include "test_client.hpp"
 
@@ -22,53 +23,6 @@ namespace {
 
 constexpr int kClients = 8;
 constexpr int kReloads = 100;
-
-// An upstream service: a portico Server on a free port answering
-// "<name>: user <id>".
-struct Upstream {
-  std::unique_ptr<Server> server;
-  std::uint16_t port = 0;
-
-  explicit Upstream(const std::string& name) {
-    ServerOptions options;
-    options.port = 0;
-    options.handle_signals = false;
-    options.worker_threads = 1;
-    server = std::make_unique<Server>(options);
-    server->get("/users/:id", [name](Request& req, Response& res) {
-      res.text(name + ": user " + std::string(req.param("id")));
-    });
-    EXPECT_FALSE(server->start()) << server->setup_error();
-    port = server->port();
-  }
-  ~Upstream() {
-    server->stop();
-    server->wait();
-  }
-};
-
-// The same routes, their cluster's one endpoint on `port`. Two reactors, so
-// the new table reaches more than one reader.
-std::string config_yaml(std::uint16_t port) {
-  return "listen: {host: 127.0.0.1, port: 0, threads: 2}\n"
-         "clusters:\n"
-         "  users:\n"
-         "    endpoints: [{address: \"127.0.0.1:" +
-         std::to_string(port) +
-         "\"}]\n"
-         "routes:\n"
-         "  - path: /api/users/:id\n"
-         "    cluster: users\n"
-         "    strip_prefix: /api\n"
-         "  - path: /healthz\n"
-         "    respond: {status: 200, body: \"ok\\n\", content_type: text/plain}\n";
-}
-
-GatewayConfig parse_config(const std::string& yaml, const std::string& name) {
-  ConfigResult result = GatewayConfig::parse(yaml, name);
-  for (const ConfigDiagnostic& error : result.errors) ADD_FAILURE() << error.to_string();
-  return result.ok() ? std::move(*result.config) : GatewayConfig{};
-}
 
 // What the clients and the reloading thread share.
 struct Shared {
@@ -164,10 +118,11 @@ void run_client(int index, std::uint16_t port, Shared& shared, const std::string
 }
 
 TEST(GatewayReloadTest, HundredReloadsUnderLoadFailNoRequest) {
-  Upstream a("upstream a");
-  Upstream b("upstream b");
-  const std::string yaml_a = config_yaml(a.port);
-  const std::string yaml_b = config_yaml(b.port);
+  Upstream a("upstream a: ");
+  Upstream b("upstream b: ");
+  // Two reactors, so the new table reaches more than one reader.
+  const std::string yaml_a = users_gateway_yaml(a.port, 2, false);
+  const std::string yaml_b = users_gateway_yaml(b.port, 2, false);
 
   Gateway gateway(parse_config(yaml_a, "reload-a.yaml"));
   ASSERT_FALSE(gateway.start()) << gateway.setup_error();

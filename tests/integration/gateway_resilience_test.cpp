@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "gateway_test_support.hpp"
 #include "metrics_checks.hpp"
 #include "portico/gateway.hpp"
 #include "raw_upstream.hpp"
@@ -124,12 +125,6 @@ std::string endpoint_json(const std::string& clusters, const std::string& addres
   const std::size_t at = clusters.find("\"address\": \"" + address + "\"");
   if (at == std::string::npos) return "<absent>";
   return clusters.substr(at, clusters.find('}', at) - at);
-}
-
-GatewayConfig parse_config(const std::string& yaml) {
-  ConfigResult result = GatewayConfig::parse(yaml, "test.yaml");
-  for (const ConfigDiagnostic& error : result.errors) ADD_FAILURE() << error.to_string();
-  return result.ok() ? std::move(*result.config) : GatewayConfig{};
 }
 
 // A port on 127.0.0.1 nothing listens on (bound, its number taken, closed).

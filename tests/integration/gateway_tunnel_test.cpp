@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway_test_support.hpp"
 #include "portico/gateway.hpp"
 #include "raw_upstream.hpp"
 #include "test_client.hpp"
@@ -32,12 +33,6 @@ namespace portico::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-GatewayConfig parse_config(const std::string& yaml) {
-  ConfigResult result = GatewayConfig::parse(yaml, "tunnel.yaml");
-  for (const ConfigDiagnostic& error : result.errors) ADD_FAILURE() << error.to_string();
-  return result.ok() ? std::move(*result.config) : GatewayConfig{};
-}
 
 // One cluster `raw` at `upstream_port`, routed from /r/*rest.
 std::string config_yaml(std::uint16_t upstream_port, std::string_view timeout,
