@@ -238,10 +238,12 @@ TEST_F(ResilienceTest, AnEjectionEndsByItselfAndTheNextLastsLonger) {
   ASSERT_TRUE(wait_until([&] { return has(endpoint(*a_), "\"ejected_until\": null"); }));
   EXPECT_GE(std::chrono::steady_clock::now() - first, 200ms);
   // Back in rotation: within two requests a gets one, fails, and is out again
-  // for twice as long.
+  // for twice as long. Timed, like the first, from before the request that
+  // ejects it: a time taken after it would be later than the ejection's
+  // start, and an ejection of exactly 400 ms would look shorter.
+  const auto second = std::chrono::steady_clock::now();
   EXPECT_EQ(get() + get(), 700);
   EXPECT_EQ(a_->work_requests.load(), 2);
-  const auto second = std::chrono::steady_clock::now();
   ASSERT_TRUE(has(endpoint(*a_), "\"ejections\": 2")) << endpoint(*a_);
   ASSERT_TRUE(wait_until([&] { return has(endpoint(*a_), "\"ejected_until\": null"); }));
   EXPECT_GE(std::chrono::steady_clock::now() - second, 400ms);
